@@ -1,0 +1,175 @@
+package event
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Artifact formats (contract §3).
+const (
+	FormatCSV        = "csv"
+	FormatHTML       = "html"
+	FormatOCSF       = "json-ocsf"
+	FormatASFF       = "json-asff"
+	FormatCompliance = "compliance"
+)
+
+// Formats lists every artifact format.
+var Formats = []string{FormatCSV, FormatHTML, FormatOCSF, FormatASFF, FormatCompliance}
+
+var frameworkPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// ScanCompleted is the payload of prowler.scans.completed.<tenant>.<provider>.
+type ScanCompleted struct {
+	ScanID      string     `json:"scan_id"`
+	TenantID    string     `json:"tenant_id"`
+	Provider    Provider   `json:"provider"`
+	StartedAt   time.Time  `json:"started_at"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	Artifacts   []Artifact `json:"artifacts"`
+}
+
+// Provider is the scanned cloud account.
+type Provider struct {
+	ID   string `json:"id"`
+	Type string `json:"type,omitempty"`
+	UID  string `json:"uid"`
+}
+
+// Artifact is one output file of a scan.
+type Artifact struct {
+	Format    string `json:"format"`
+	Framework string `json:"framework,omitempty"`
+	Source    string `json:"source"`
+	SHA256    string `json:"sha256,omitempty"`
+	Size      *int64 `json:"size,omitempty"`
+}
+
+// Name identifies the artifact within its scan: the format, and the framework
+// for compliance files ("compliance/cis_5.0_aws").
+func (a Artifact) Name() string {
+	if a.Format == FormatCompliance {
+		return a.Format + "/" + a.Framework
+	}
+	return a.Format
+}
+
+// MalformedError says why an incoming payload can't be used. Such an event is
+// dead-lettered, never retried.
+type MalformedError struct {
+	Reason string
+}
+
+func (e *MalformedError) Error() string { return "malformed event: " + e.Reason }
+
+func malformed(format string, args ...any) error {
+	return &MalformedError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsMalformed reports whether err is a *MalformedError.
+func IsMalformed(err error) bool {
+	var m *MalformedError
+	return errors.As(err, &m)
+}
+
+// DecodeScan decodes and validates a scan-completed payload received on
+// subject. The subject's tenant and provider tokens are authoritative.
+func DecodeScan(prefix, subject string, data []byte) (*ScanCompleted, error) {
+	toks, err := SubjectTokens(subject, prefix, ScansCompleted, 2)
+	if err != nil {
+		return nil, malformed("%v", err)
+	}
+	var s ScanCompleted
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&s); err != nil {
+		return nil, malformed("invalid JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, malformed("invalid JSON: trailing data after the object")
+	}
+	if err := s.validate(toks[0], toks[1]); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *ScanCompleted) validate(subjTenant, subjProvider string) error {
+	switch {
+	case s.ScanID == "":
+		return malformed("missing scan_id")
+	case s.TenantID == "":
+		return malformed("missing tenant_id")
+	case s.Provider.ID == "":
+		return malformed("missing provider.id")
+	case s.Provider.UID == "":
+		return malformed("missing provider.uid")
+	case s.StartedAt.IsZero():
+		return malformed("missing started_at")
+	}
+	for name, v := range map[string]string{"scan_id": s.ScanID, "tenant_id": s.TenantID, "provider.id": s.Provider.ID} {
+		if !ValidID(v) {
+			return malformed("%s %q: only letters, digits, '_', '=' and '-' are allowed (1-128 characters)", name, v)
+		}
+	}
+	if s.TenantID != subjTenant {
+		return malformed("tenant_id %q differs from the subject's tenant %q", s.TenantID, subjTenant)
+	}
+	if s.Provider.ID != subjProvider {
+		return malformed("provider.id %q differs from the subject's provider %q", s.Provider.ID, subjProvider)
+	}
+	if len(s.Artifacts) == 0 {
+		return malformed("artifacts: at least one artifact is required")
+	}
+	seen := make(map[string]bool, len(s.Artifacts))
+	for i, a := range s.Artifacts {
+		if err := a.validate(); err != nil {
+			return malformed("artifacts[%d]: %s", i, err.(*MalformedError).Reason)
+		}
+		if seen[a.Name()] {
+			return malformed("artifacts[%d]: %s appears more than once", i, a.Name())
+		}
+		seen[a.Name()] = true
+	}
+	return nil
+}
+
+func (a Artifact) validate() error {
+	switch a.Format {
+	case "":
+		return malformed("missing format")
+	case FormatCSV, FormatHTML, FormatOCSF, FormatASFF:
+		if a.Framework != "" {
+			return malformed("framework is only allowed for the compliance format")
+		}
+	case FormatCompliance:
+		if a.Framework == "" {
+			return malformed("missing framework (required for compliance)")
+		}
+		if !frameworkPattern.MatchString(a.Framework) || strings.Trim(a.Framework, ".") == "" {
+			return malformed("framework %q must match [A-Za-z0-9_.-]+", a.Framework)
+		}
+	default:
+		return malformed("unknown format %q (want one of %s)", a.Format, strings.Join(Formats, ", "))
+	}
+	if a.Source == "" {
+		return malformed("missing source")
+	}
+	if _, err := ParseSource(a.Source); err != nil {
+		return malformed("%v", err)
+	}
+	if a.SHA256 != "" {
+		if b, err := hex.DecodeString(a.SHA256); err != nil || len(b) != 32 {
+			return malformed("sha256 must be 64 hexadecimal characters")
+		}
+	}
+	if a.Size != nil && *a.Size < 0 {
+		return malformed("size must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package event
+
+import "time"
+
+// Export states (contract §6).
+const (
+	StateSucceeded = "succeeded"
+	StateRetrying  = "retrying"
+	StateFailed    = "failed"
+)
+
+// ExportStatus is published on prowler.exports.status.<tenant>.<integration>
+// once per (scan, integration) outcome.
+type ExportStatus struct {
+	TenantID      string         `json:"tenant_id"`
+	IntegrationID string         `json:"integration_id"`
+	ScanID        string         `json:"scan_id"`
+	ProviderID    string         `json:"provider_id"`
+	State         string         `json:"state"`
+	Attempt       int            `json:"attempt"`
+	Objects       []ObjectRecord `json:"objects"`
+	Errors        []ExportError  `json:"errors"`
+	StartedAt     time.Time      `json:"started_at"`
+	FinishedAt    time.Time      `json:"finished_at"`
+}
+
+// ObjectRecord is one object written to the bucket.
+type ObjectRecord struct {
+	Format    string `json:"format"`
+	Framework string `json:"framework"`
+	Key       string `json:"key"`
+	Size      int64  `json:"size"`
+	ETag      string `json:"etag"`
+}
+
+// ExportError is one artifact that could not be written.
+type ExportError struct {
+	Format    string `json:"format"`
+	Framework string `json:"framework,omitempty"`
+	Key       string `json:"key"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+// ConnectionStatus is published on
+// prowler.integrations.status.<tenant>.<integration>.
+type ConnectionStatus struct {
+	TenantID      string     `json:"tenant_id"`
+	IntegrationID string     `json:"integration_id"`
+	Connected     bool       `json:"connected"`
+	LastCheckedAt time.Time  `json:"last_checked_at"`
+	BucketRegion  string     `json:"bucket_region"`
+	Error         *ErrorBody `json:"error"`
+}
+
+// ErrorBody is a coded error in a reply or status event.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Dead-letter headers (contract §6).
+const (
+	HeaderDLQReason       = "Prowler-Dlq-Reason"
+	HeaderOriginalSubject = "Prowler-Original-Subject"
+)

@@ -1,0 +1,303 @@
+// Package exporter writes a scan's artifacts to the S3 buckets of the selected
+// integrations. It knows nothing of NATS messages: it takes a decoded scan and
+// the integrations to serve, and returns what happened to each artifact of
+// each integration, every failure classified as an *errcode.Error.
+package exporter
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"go.uber.org/zap"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/source"
+)
+
+// Opener opens a scan's artifact for reading.
+type Opener interface {
+	Open(ctx context.Context, scan *event.ScanCompleted, a event.Artifact) (*source.Opened, error)
+}
+
+// Options tunes uploads.
+type Options struct {
+	// Concurrency caps the artifact uploads running at once, across scans.
+	Concurrency int
+	// PartSize is the multipart part size in bytes (>= 5 MiB).
+	PartSize int64
+	// MultipartThreshold is the size from which multipart upload is used.
+	MultipartThreshold int64
+	// PartConcurrency is how many parts of one object upload at once.
+	PartConcurrency int
+	// UploadTimeout bounds one artifact upload attempt.
+	UploadTimeout time.Duration
+	// Retries is how many times a retryable failure is tried again at once,
+	// with jittered exponential backoff from RetryBaseDelay.
+	Retries        int
+	RetryBaseDelay time.Duration
+	// InFlight, when set, is told of uploads starting (+1) and ending (-1).
+	InFlight func(delta float64)
+}
+
+// Exporter uploads artifacts.
+type Exporter struct {
+	clients *Clients
+	opener  Opener
+	opts    Options
+	sem     chan struct{}
+	log     *zap.Logger
+}
+
+// New returns an Exporter.
+func New(clients *Clients, opener Opener, opts Options, log *zap.Logger) *Exporter {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 16
+	}
+	if opts.PartConcurrency <= 0 {
+		opts.PartConcurrency = 3
+	}
+	if opts.PartSize < 5<<20 {
+		opts.PartSize = 8 << 20
+	}
+	if opts.MultipartThreshold < opts.PartSize {
+		opts.MultipartThreshold = opts.PartSize
+	}
+	if opts.UploadTimeout <= 0 {
+		opts.UploadTimeout = 30 * time.Minute
+	}
+	if opts.RetryBaseDelay <= 0 {
+		opts.RetryBaseDelay = 200 * time.Millisecond
+	}
+	if opts.InFlight == nil {
+		opts.InFlight = func(float64) {}
+	}
+	return &Exporter{clients: clients, opener: opener, opts: opts, sem: make(chan struct{}, opts.Concurrency), log: log}
+}
+
+// Clients returns the exporter's client cache.
+func (e *Exporter) Clients() *Clients { return e.clients }
+
+// Job is one integration to export a scan to.
+type Job struct {
+	Integration *integration.Integration
+	// Done lists the artifacts (by Artifact.Name) already in the bucket, as
+	// the ledger says; they are not uploaded again.
+	Done map[string]event.ObjectRecord
+}
+
+// ArtifactResult is what happened to one artifact for one integration.
+type ArtifactResult struct {
+	Artifact event.Artifact
+	Key      string
+	// Object is set when the artifact is in the bucket.
+	Object *event.ObjectRecord
+	// Skipped is set when the ledger already had it.
+	Skipped bool
+	// Err is set when it is not.
+	Err *errcode.Error
+	// Retried holds the codes of the failures retried in process.
+	Retried  []errcode.Code
+	Duration time.Duration
+}
+
+// Result is what happened to every artifact of a scan for one integration.
+type Result struct {
+	Integration *integration.Integration
+	Region      string
+	Artifacts   []ArtifactResult
+}
+
+// Failed returns the artifacts that are not in the bucket.
+func (r Result) Failed() []ArtifactResult {
+	var out []ArtifactResult
+	for _, a := range r.Artifacts {
+		if a.Err != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Export uploads every artifact of scan for every job, concurrently under the
+// global cap. It never stops early: each artifact's outcome is in the result.
+func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs []Job) []Result {
+	results := make([]Result, len(jobs))
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		ig := job.Integration
+		results[i] = Result{Integration: ig, Artifacts: make([]ArtifactResult, len(scan.Artifacts))}
+		for j, a := range scan.Artifacts {
+			key := ObjectKey(ig.OutputDirectory, a, scan.Provider.UID, scan.StartedAt)
+			results[i].Artifacts[j] = ArtifactResult{Artifact: a, Key: key}
+			if rec, ok := job.Done[a.Name()]; ok && rec.Key == key {
+				rec := rec
+				results[i].Artifacts[j].Object = &rec
+				results[i].Artifacts[j].Skipped = true
+			}
+		}
+		if allSkipped(results[i].Artifacts) {
+			continue
+		}
+		_, region, err := e.clients.Client(ctx, ig)
+		results[i].Region = region
+		if err != nil {
+			ce := classify("finding the bucket region", err)
+			for j := range results[i].Artifacts {
+				if !results[i].Artifacts[j].Skipped {
+					results[i].Artifacts[j].Err = ce
+				}
+			}
+			continue
+		}
+		for j := range results[i].Artifacts {
+			ar := &results[i].Artifacts[j]
+			if ar.Skipped {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.uploadWithRetry(ctx, scan, ig, ar)
+			}()
+		}
+	}
+	wg.Wait()
+	return results
+}
+
+func allSkipped(ars []ArtifactResult) bool {
+	for _, a := range ars {
+		if !a.Skipped {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult) {
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		ar.Err = classify("waiting for an upload slot", ctx.Err())
+		return
+	}
+	defer func() { <-e.sem }()
+	e.opts.InFlight(1)
+	defer e.opts.InFlight(-1)
+
+	start := time.Now()
+	defer func() { ar.Duration = time.Since(start) }()
+	log := e.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
+		zap.String("integration_id", ig.ID), zap.String("format", ar.Artifact.Format), zap.String("key", ar.Key))
+	var lastMsg string
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			ar.Err = classify("upload", err)
+			return
+		}
+		rec, err := e.upload(ctx, scan, ig, ar.Artifact, ar.Key)
+		if err == nil {
+			ar.Object, ar.Err = rec, nil
+			return
+		}
+		ar.Err = err
+		if !err.Retryable || attempt >= e.opts.Retries {
+			return
+		}
+		if err.Code == errcode.S3InvalidBucketRegion {
+			e.clients.ForgetRegion(ig)
+		}
+		ar.Retried = append(ar.Retried, err.Code)
+		if msg := err.Error(); msg != lastMsg { // log only when the error changes
+			log.Info("upload failed, retrying", zap.String("code", string(err.Code)), zap.Int("attempt", attempt+1), zap.Error(err))
+			lastMsg = msg
+		}
+		d := e.opts.RetryBaseDelay << attempt
+		d = d/2 + rand.N(d/2+1) // jitter
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// upload streams one artifact to one bucket.
+func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, a event.Artifact, key string) (*event.ObjectRecord, *errcode.Error) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.UploadTimeout)
+	defer cancel()
+	cl, _, err := e.clients.Client(ctx, ig)
+	if err != nil {
+		return nil, classify("finding the bucket region", err)
+	}
+	src, err := e.opener.Open(ctx, scan, a)
+	if err != nil {
+		return nil, errcode.From(err)
+	}
+	defer src.Close()
+	body := &countingReader{r: src}
+	in := &tm.UploadObjectInput{
+		Bucket:      aws.String(ig.Bucket),
+		Key:         aws.String(key),
+		Body:        body,
+		ContentType: aws.String(ContentType(a.Format)),
+	}
+	if src.Size >= 0 {
+		in.ContentLength = aws.Int64(src.Size)
+	}
+	if ig.SSE != "" {
+		in.ServerSideEncryption = tmtypes.ServerSideEncryption(ig.SSE)
+	}
+	if ig.KMSKeyID != "" {
+		in.SSEKMSKeyID = aws.String(ig.KMSKeyID)
+	}
+	if ig.StorageClass != "" {
+		in.StorageClass = tmtypes.StorageClass(ig.StorageClass)
+	}
+	if ig.BucketOwnerFullControl {
+		in.ACL = tmtypes.ObjectCannedACLBucketOwnerFullControl
+	}
+	up := tm.New(cl, func(o *tm.Options) {
+		o.PartSizeBytes = e.opts.PartSize
+		o.MultipartUploadThreshold = e.opts.MultipartThreshold
+		o.Concurrency = e.opts.PartConcurrency
+		// Abort a failed multipart upload even when ctx is canceled, so no
+		// parts are left behind.
+		o.FailTimeout = 30 * time.Second
+	})
+	out, err := up.UploadObject(ctx, in)
+	if err != nil {
+		return nil, classify("PutObject "+key, err)
+	}
+	return &event.ObjectRecord{
+		Format: a.Format, Framework: a.Framework, Key: key,
+		Size: body.n, ETag: trimQuotes(aws.ToString(out.ETag)),
+	}, nil
+}
+
+func trimQuotes(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,209 @@
+package integration
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prowler-cloud/s3-exporter/event"
+)
+
+// Cache holds the current integrations, indexed by tenant and provider so that
+// selecting the integrations of a scan does not scan the whole cache. It also
+// remembers the integrations stream sequence it has applied, so the scan path
+// can wait for the cache to catch up (read-your-writes, contract §3), and the
+// last connection status of each integration.
+//
+// Cache is safe for concurrent use.
+type Cache struct {
+	mu      sync.RWMutex
+	byKey   map[string]*Integration                       // "<tenant>/<id>"
+	byTP    map[string]map[string]map[string]*Integration // tenant -> provider -> id
+	status  map[string]event.ConnectionStatus             // "<tenant>/<id>"
+	applied uint64
+	changed chan struct{} // closed and replaced whenever applied moves
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache {
+	return &Cache{
+		byKey:   map[string]*Integration{},
+		byTP:    map[string]map[string]map[string]*Integration{},
+		status:  map[string]event.ConnectionStatus{},
+		changed: make(chan struct{}),
+	}
+}
+
+func key(tenant, id string) string { return tenant + "/" + id }
+
+// Put stores (or replaces) an integration.
+func (c *Cache) Put(ig *Integration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(ig.TenantID, ig.ID)
+	k := ig.Key()
+	c.byKey[k] = ig
+	tp := c.byTP[ig.TenantID]
+	if tp == nil {
+		tp = map[string]map[string]*Integration{}
+		c.byTP[ig.TenantID] = tp
+	}
+	for _, p := range ig.Providers {
+		ids := tp[p]
+		if ids == nil {
+			ids = map[string]*Integration{}
+			tp[p] = ids
+		}
+		ids[ig.ID] = ig
+	}
+}
+
+// Delete drops an integration and its connection status; it reports whether
+// there was one.
+func (c *Cache) Delete(tenant, id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.status, key(tenant, id))
+	return c.removeLocked(tenant, id)
+}
+
+func (c *Cache) removeLocked(tenant, id string) bool {
+	k := key(tenant, id)
+	old, ok := c.byKey[k]
+	if !ok {
+		return false
+	}
+	delete(c.byKey, k)
+	tp := c.byTP[tenant]
+	for _, p := range old.Providers {
+		delete(tp[p], id)
+		if len(tp[p]) == 0 {
+			delete(tp, p)
+		}
+	}
+	if len(tp) == 0 {
+		delete(c.byTP, tenant)
+	}
+	return true
+}
+
+// Get returns one integration, enabled or not.
+func (c *Cache) Get(tenant, id string) (*Integration, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ig, ok := c.byKey[key(tenant, id)]
+	return ig, ok
+}
+
+// Select returns the enabled integrations of tenant that export scans of
+// provider, in a stable order (by id).
+func (c *Cache) Select(tenant, provider string) []*Integration {
+	c.mu.RLock()
+	ids := c.byTP[tenant][provider]
+	out := make([]*Integration, 0, len(ids))
+	for _, ig := range ids {
+		if ig.Enabled {
+			out = append(out, ig)
+		}
+	}
+	c.mu.RUnlock()
+	sortByID(out)
+	return out
+}
+
+func sortByID(igs []*Integration) {
+	for i := 1; i < len(igs); i++ { // insertion sort: the lists are tiny
+		for j := i; j > 0 && igs[j].ID < igs[j-1].ID; j-- {
+			igs[j], igs[j-1] = igs[j-1], igs[j]
+		}
+	}
+}
+
+// Len returns the number of cached integrations.
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.byKey)
+}
+
+// Counts returns how many integrations are enabled and disabled, split by
+// their last connection state ("true", "false" or "unknown").
+func (c *Cache) Counts() map[[2]string]int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[[2]string]int{}
+	for k, ig := range c.byKey {
+		enabled := "false"
+		if ig.Enabled {
+			enabled = "true"
+		}
+		conn := "unknown"
+		if st, ok := c.status[k]; ok {
+			conn = "false"
+			if st.Connected {
+				conn = "true"
+			}
+		}
+		out[[2]string{enabled, conn}]++
+	}
+	return out
+}
+
+// SetStatus records the last connection status of a cached integration.
+func (c *Cache) SetStatus(st event.ConnectionStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byKey[key(st.TenantID, st.IntegrationID)]; ok {
+		c.status[key(st.TenantID, st.IntegrationID)] = st
+	}
+}
+
+// Status returns the last connection status of an integration.
+func (c *Cache) Status(tenant, id string) (event.ConnectionStatus, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	st, ok := c.status[key(tenant, id)]
+	return st, ok
+}
+
+// MarkApplied records that every integrations-stream message up to seq has
+// been applied.
+func (c *Cache) MarkApplied(seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq <= c.applied {
+		return
+	}
+	c.applied = seq
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// Applied returns the last applied integrations-stream sequence.
+func (c *Cache) Applied() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.applied
+}
+
+// WaitApplied blocks until the cache has applied seq, the context ends, or
+// timeout passes; it reports whether seq was reached.
+func (c *Cache) WaitApplied(ctx context.Context, seq uint64, timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		c.mu.RLock()
+		applied, ch := c.applied, c.changed
+		c.mu.RUnlock()
+		if applied >= seq {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}

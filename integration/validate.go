@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+)
+
+// DefaultOutputDirectory is used when an integration leaves output_directory blank.
+const DefaultOutputDirectory = "output"
+
+// MaxOutputDirectoryLen is the longest normalised output directory accepted.
+const MaxOutputDirectoryLen = 900
+
+var bucketChars = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`)
+
+// NormalizeBucketName strips a leading s3:// and checks the S3 bucket naming
+// rules. A bad name is a permanent S3InvalidBucketName error.
+func NormalizeBucketName(name string) (string, error) {
+	name = strings.TrimPrefix(strings.TrimSpace(name), "s3://")
+	bad := func(why string) (string, error) {
+		return "", errcode.Permanentf(errcode.S3InvalidBucketName, "bucket name %q: %s", name, why)
+	}
+	switch {
+	case name == "":
+		return bad("is empty")
+	case len(name) < 3 || len(name) > 63:
+		return bad("must be 3 to 63 characters long")
+	case !bucketChars.MatchString(name):
+		return bad("may hold only lowercase letters, digits, '.' and '-', and must start and end with a letter or digit")
+	case strings.Contains(name, ".."):
+		return bad("must not contain two adjacent periods")
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return bad("must not be formatted as an IP address")
+	}
+	return name, nil
+}
+
+// NormalizeOutputDirectory trims and normalises an output directory the way
+// Prowler App does: blank means "output", "//a//b///" becomes "a/b".
+func NormalizeOutputDirectory(dir string) (string, error) {
+	dir = strings.TrimSpace(dir)
+	if dir == "" {
+		return DefaultOutputDirectory, nil
+	}
+	bad := func(why string) (string, error) {
+		return "", errcode.Permanentf(errcode.InvalidConfiguration, "output_directory %q: %s", dir, why)
+	}
+	if i := strings.IndexAny(dir, `<>:"|?*`); i >= 0 {
+		return bad(fmt.Sprintf("must not contain %q", dir[i]))
+	}
+	if strings.ContainsFunc(dir, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return bad("must not contain control characters")
+	}
+	for _, seg := range strings.Split(dir, "/") {
+		if seg == ".." {
+			return bad("must not contain a '..' segment")
+		}
+	}
+	clean := strings.TrimPrefix(path.Clean("/"+dir), "/")
+	if clean == "" || clean == "." {
+		return bad("is empty after normalisation")
+	}
+	if len(clean) > MaxOutputDirectoryLen {
+		return bad(fmt.Sprintf("is longer than %d characters", MaxOutputDirectoryLen))
+	}
+	return clean, nil
+}
+
+var roleARNPattern = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc):iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+
+var sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+
+// ValidateRoleARN checks that arn names an IAM role and, when pattern is not
+// empty, matches that glob.
+func ValidateRoleARN(arn, pattern string) error {
+	if !roleARNPattern.MatchString(arn) {
+		return errcode.Permanentf(errcode.InvalidConfiguration,
+			"role_arn %q is not an IAM role ARN (arn:<partition>:iam::<12 digits>:role/<name>)", arn)
+	}
+	if pattern != "" {
+		ok, err := path.Match(pattern, arn)
+		if err != nil {
+			return errcode.Permanentf(errcode.InvalidConfiguration, "role ARN pattern %q is malformed: %v", pattern, err)
+		}
+		if !ok {
+			return errcode.Permanentf(errcode.InvalidConfiguration,
+				"role_arn %q is not allowed by this exporter (S3EXPORTER_ROLE_ARN_PATTERN %q)", arn, pattern)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+// Package source opens a scan's artifacts: objects in a JetStream object store
+// (nats-os://) and files under allowed roots (file://). Every refusal and
+// failure is classified here, where it is first seen, as an *errcode.Error.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
+)
+
+// Opened is an artifact ready to be streamed.
+type Opened struct {
+	io.ReadCloser
+	// Size is the artifact's size in bytes, or -1 when unknown.
+	Size int64
+}
+
+// Opener opens the artifacts of scans.
+type Opener struct {
+	js    jetstream.JetStream
+	roots []string // cleaned, symlinks resolved
+}
+
+// NewOpener returns an Opener reading object stores through js and files under
+// roots (none: file sources are off). Roots that do not exist are an error.
+func NewOpener(js jetstream.JetStream, roots []string) (*Opener, error) {
+	o := &Opener{js: js}
+	for _, r := range roots {
+		if !filepath.IsAbs(r) {
+			return nil, fmt.Errorf("file source root %q is not absolute", r)
+		}
+		real, err := filepath.EvalSymlinks(r)
+		if err != nil {
+			return nil, fmt.Errorf("file source root %q: %w", r, err)
+		}
+		o.roots = append(o.roots, filepath.Clean(real))
+	}
+	return o, nil
+}
+
+// Open opens artifact a of scan. The returned reader verifies the artifact's
+// sha256 and size, when the event gives them, while it is read: a mismatch
+// is a permanent ChecksumMismatch error from Read, before the final EOF.
+func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Artifact) (*Opened, error) {
+	src, err := event.ParseSource(a.Source)
+	if err != nil {
+		return nil, errcode.Permanent(errcode.SourceRefused, err)
+	}
+	var op *Opened
+	switch src.Scheme {
+	case event.SchemeObjectStore:
+		op, err = o.openObject(ctx, scan, src)
+	case event.SchemeFile:
+		op, err = o.openFile(src)
+	default:
+		err = errcode.Permanentf(errcode.SourceRefused, "source %s: unsupported scheme", src)
+	}
+	if err != nil {
+		return nil, err
+	}
+	want := a.Size
+	if want == nil && op.Size >= 0 {
+		// Trust the store's size only to detect truncation; the event's size
+		// (if any) is what is verified.
+		s := op.Size
+		want = &s
+	}
+	if a.Size != nil && op.Size >= 0 && *a.Size != op.Size {
+		op.Close()
+		return nil, errcode.Permanentf(errcode.ChecksumMismatch,
+			"source %s: the event says %d bytes but the source holds %d", src, *a.Size, op.Size)
+	}
+	op.ReadCloser = newVerifier(op.ReadCloser, src.String(), a.SHA256, want)
+	return op, nil
+}
+
+func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src event.Source) (*Opened, error) {
+	prefix := scan.TenantID + "/" + scan.ScanID + "/"
+	if !event.CleanObjectName(src.Object) || !strings.HasPrefix(src.Object, prefix) {
+		return nil, errcode.Permanentf(errcode.SourceRefused,
+			"source %s: object names must start with %q (the event's tenant and scan) and be clean paths", src, prefix)
+	}
+	if o.js == nil {
+		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: no object store connection", src)
+	}
+	store, err := o.js.ObjectStore(ctx, src.Bucket)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: object store %q not found", src, src.Bucket)
+		}
+		return nil, errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %w", src, err))
+	}
+	res, err := store.Get(ctx, src.Object)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: object not found", src)
+		}
+		return nil, errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %w", src, err))
+	}
+	info, err := res.Info()
+	if err != nil {
+		res.Close()
+		return nil, errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %w", src, err))
+	}
+	return &Opened{ReadCloser: &objectReader{res: res, src: src.String()}, Size: int64(info.Size)}, nil
+}
+
+// objectReader classifies read errors of an object-store object (a digest
+// mismatch reported by the store, a lost connection) as retryable.
+type objectReader struct {
+	res jetstream.ObjectResult
+	src string
+}
+
+func (r *objectReader) Read(p []byte) (int, error) {
+	n, err := r.res.Read(p)
+	if err != nil && err != io.EOF {
+		err = errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", r.src, err))
+	}
+	return n, err
+}
+
+func (r *objectReader) Close() error { return r.res.Close() }
+
+func (o *Opener) openFile(src event.Source) (*Opened, error) {
+	if len(o.roots) == 0 {
+		return nil, errcode.Permanentf(errcode.SourceRefused,
+			"source %s: file sources are off (S3EXPORTER_FILE_SOURCE_ROOTS is empty)", src)
+	}
+	real, err := filepath.EvalSymlinks(src.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Refuse before saying "not found", so nothing is revealed of
+			// paths outside the roots.
+			if !o.underRoot(src.Path) {
+				return nil, o.refuse(src)
+			}
+			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: no such file", src)
+		}
+		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: %v", src, err)
+	}
+	if !o.underRoot(real) {
+		return nil, o.refuse(src)
+	}
+	f, err := os.Open(real)
+	if err != nil {
+		return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: %v", src, err)
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: not a regular file", src)
+	}
+	return &Opened{ReadCloser: f, Size: st.Size()}, nil
+}
+
+func (o *Opener) refuse(src event.Source) error {
+	return errcode.Permanentf(errcode.SourceRefused,
+		"source %s: the path (symlinks resolved) is outside S3EXPORTER_FILE_SOURCE_ROOTS", src)
+}
+
+func (o *Opener) underRoot(p string) bool {
+	for _, r := range o.roots {
+		if p == r || strings.HasPrefix(p, r+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
