@@ -6,6 +6,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -91,6 +92,9 @@ type Job struct {
 	// Done lists the artifacts (by Artifact.Name) already in the bucket, as
 	// the ledger says; they are not uploaded again.
 	Done map[string]event.ObjectRecord
+	// Failed lists the artifacts (by Artifact.Name) that failed permanently
+	// in an earlier delivery; they are reported, not tried again.
+	Failed map[string]event.ExportError
 }
 
 // ArtifactResult is what happened to one artifact for one integration.
@@ -140,6 +144,9 @@ func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs [
 			if rec, ok := job.Done[a.Name()]; ok && rec.Key == key {
 				rec := rec
 				results[i].Artifacts[j].Object = &rec
+				results[i].Artifacts[j].Skipped = true
+			} else if fe, ok := job.Failed[a.Name()]; ok {
+				results[i].Artifacts[j].Err = &errcode.Error{Code: errcode.Code(fe.Code), Err: errors.New(fe.Message)}
 				results[i].Artifacts[j].Skipped = true
 			}
 		}

@@ -47,7 +47,9 @@ type Integration struct {
 func (i *Integration) Key() string { return i.TenantID + "/" + i.ID }
 
 // HasProvider reports whether the integration exports scans of provider.
-func (i *Integration) HasProvider(provider string) bool { return slices.Contains(i.Providers, provider) }
+func (i *Integration) HasProvider(provider string) bool {
+	return slices.Contains(i.Providers, provider)
+}
 
 // MarshalLogObject logs the integration without secrets.
 func (i *Integration) MarshalLogObject(enc zapcore.ObjectEncoder) error {

@@ -1,0 +1,240 @@
+// Package config reads the exporter's settings from the environment.
+//
+// Every variable starts with S3EXPORTER_ (see contract §8); Usage prints them
+// all with their defaults. Load reads and validates them; a problem is reported
+// as an error that names the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"go.uber.org/zap/zapcore"
+)
+
+// Prefix starts the name of every variable.
+const Prefix = "S3EXPORTER"
+
+// Config holds every setting. The envconfig tags carry the full variable names
+// (and Load processes them with an empty prefix) so that envconfig never falls
+// back to an unprefixed variable such as LOG_LEVEL.
+type Config struct {
+	// NATS connection.
+	NATSURL      string `envconfig:"S3EXPORTER_NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS servers, comma-separated (nats://, tls://, ws:// or wss:// URLs)"`
+	NATSCreds    string `envconfig:"S3EXPORTER_NATS_CREDS" desc:"NATS user credentials (.creds) file"`
+	NATSNKeySeed string `envconfig:"S3EXPORTER_NATS_NKEY_SEED" desc:"file holding an NKey seed for NATS authentication"`
+	NATSTLSCert  string `envconfig:"S3EXPORTER_NATS_TLS_CERT" desc:"client certificate (PEM) for NATS TLS; needs S3EXPORTER_NATS_TLS_KEY"`
+	NATSTLSKey   string `envconfig:"S3EXPORTER_NATS_TLS_KEY" desc:"client private key (PEM) for NATS TLS; needs S3EXPORTER_NATS_TLS_CERT"`
+	NATSTLSCA    string `envconfig:"S3EXPORTER_NATS_TLS_CA" desc:"CA bundle (PEM) to verify the NATS servers"`
+
+	// Subjects and streams.
+	SubjectPrefix  string        `envconfig:"S3EXPORTER_SUBJECT_PREFIX" default:"prowler" desc:"first token of every subject; upper-cased it prefixes the streams and the key-value bucket"`
+	ManageStreams  bool          `envconfig:"S3EXPORTER_MANAGE_STREAMS" default:"true" desc:"create missing streams and the key-value bucket at start (false: only check they exist)"`
+	StreamReplicas int           `envconfig:"S3EXPORTER_STREAM_REPLICAS" default:"1" desc:"replicas of the streams and bucket created (1 to 5)"`
+	ScanMaxAge     time.Duration `envconfig:"S3EXPORTER_SCAN_MAX_AGE" default:"168h" desc:"max age of messages in the scans stream"`
+
+	// AWS.
+	S3Endpoint       string `envconfig:"S3EXPORTER_S3_ENDPOINT" desc:"S3-compatible endpoint (http or https URL) used for every integration instead of AWS"`
+	S3ForcePathStyle bool   `envconfig:"S3EXPORTER_S3_FORCE_PATH_STYLE" default:"false" desc:"use path-style S3 addressing"`
+	STSEndpoint      string `envconfig:"S3EXPORTER_STS_ENDPOINT" desc:"STS endpoint (http or https URL) used to assume roles instead of AWS"`
+	DefaultRegion    string `envconfig:"S3EXPORTER_DEFAULT_REGION" default:"us-east-1" desc:"AWS region used before a bucket's region is known"`
+
+	// HTTP.
+	MetricsAddr string `envconfig:"S3EXPORTER_METRICS_ADDR" default:":9090" desc:"listen address of /metrics, /healthz and /readyz"`
+
+	// Integrations.
+	CredentialsKey            Secret   `envconfig:"S3EXPORTER_CREDENTIALS_KEY" desc:"Fernet key (url-safe base64 of 32 bytes) that decrypts encrypted_credentials"`
+	AllowPlaintextCredentials bool     `envconfig:"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS" default:"false" desc:"accept plaintext credentials in integration events"`
+	FileSourceRoots           []string `envconfig:"S3EXPORTER_FILE_SOURCE_ROOTS" desc:"absolute directories allowed for file:// sources, comma-separated (empty: file sources off)"`
+	RoleARNPattern            string   `envconfig:"S3EXPORTER_ROLE_ARN_PATTERN" desc:"glob every role_arn must match, e.g. arn:aws:iam::*:role/Prowler*"`
+
+	// Logging.
+	LogLevel string `envconfig:"S3EXPORTER_LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error (logs are JSON)"`
+
+	// Work and retries.
+	Concurrency           int             `envconfig:"S3EXPORTER_CONCURRENCY" default:"16" desc:"most artifact uploads running at once in this replica"`
+	MaxInFlightScans      int             `envconfig:"S3EXPORTER_MAX_INFLIGHT_SCANS" default:"8" desc:"most scans processed at once in this replica"`
+	PartSize              int64           `envconfig:"S3EXPORTER_PART_SIZE" default:"8388608" desc:"multipart upload part size in bytes (5 MiB to 5 GiB)"`
+	MultipartThreshold    int64           `envconfig:"S3EXPORTER_MULTIPART_THRESHOLD" default:"16777216" desc:"artifacts of at least this many bytes use a multipart upload (5 MiB to 5 GiB)"`
+	UploadTimeout         time.Duration   `envconfig:"S3EXPORTER_UPLOAD_TIMEOUT" default:"30m" desc:"time limit of one artifact upload"`
+	AckWait               time.Duration   `envconfig:"S3EXPORTER_ACK_WAIT" default:"60s" desc:"JetStream ack wait of the scans consumer (progress is signalled while uploads run)"`
+	MaxDeliver            int             `envconfig:"S3EXPORTER_MAX_DELIVER" default:"10" desc:"deliveries of a scan event before it is dead-lettered"`
+	Backoff               []time.Duration `envconfig:"S3EXPORTER_BACKOFF" default:"5s,30s,2m,10m,30m" desc:"delays before redelivering a failed scan event, comma-separated; the last one repeats"`
+	InProcessRetries      int             `envconfig:"S3EXPORTER_INPROCESS_RETRIES" default:"3" desc:"quick retries of a failed upload within one delivery (0 to 20)"`
+	RetryBaseDelay        time.Duration   `envconfig:"S3EXPORTER_RETRY_BASE_DELAY" default:"200ms" desc:"base of the jittered exponential delay between quick retries"`
+	ShutdownGrace         time.Duration   `envconfig:"S3EXPORTER_SHUTDOWN_GRACE" default:"25s" desc:"time in-flight work gets to finish on shutdown"`
+	ConsumerName          string          `envconfig:"S3EXPORTER_CONSUMER_NAME" default:"s3-exporter" desc:"durable consumer name shared by all replicas"`
+	ConnectionTestTimeout time.Duration   `envconfig:"S3EXPORTER_CONNECTION_TEST_TIMEOUT" default:"20s" desc:"time limit of one connection test"`
+}
+
+// Default returns the configuration with every default and no environment.
+// Tests build on it; TestDefaultMatchesTags keeps it equal to the tags.
+func Default() *Config {
+	return &Config{
+		NATSURL:               "nats://127.0.0.1:4222",
+		SubjectPrefix:         "prowler",
+		ManageStreams:         true,
+		StreamReplicas:        1,
+		ScanMaxAge:            168 * time.Hour,
+		DefaultRegion:         "us-east-1",
+		MetricsAddr:           ":9090",
+		LogLevel:              "info",
+		Concurrency:           16,
+		MaxInFlightScans:      8,
+		PartSize:              8 << 20,
+		MultipartThreshold:    16 << 20,
+		UploadTimeout:         30 * time.Minute,
+		AckWait:               60 * time.Second,
+		MaxDeliver:            10,
+		Backoff:               []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute},
+		InProcessRetries:      3,
+		RetryBaseDelay:        200 * time.Millisecond,
+		ShutdownGrace:         25 * time.Second,
+		ConsumerName:          "s3-exporter",
+		ConnectionTestTimeout: 20 * time.Second,
+	}
+}
+
+// Load reads the configuration from the environment and validates it. An
+// unset variable takes its default; a variable set to the empty string is
+// empty (which some settings reject).
+func Load() (*Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return nil, parseError(err)
+	}
+	c.normalize()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// normalize tidies what an operator may reasonably write loosely.
+func (c *Config) normalize() {
+	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
+	roots := c.FileSourceRoots[:0]
+	for _, r := range c.FileSourceRoots {
+		if r = strings.TrimSpace(r); r != "" {
+			roots = append(roots, filepath.Clean(r))
+		}
+	}
+	if len(roots) == 0 {
+		roots = nil
+	}
+	c.FileSourceRoots = roots
+}
+
+// parseError turns envconfig's error (which quotes the raw value and the Go
+// field) into one that names the variable and says what it expects.
+func parseError(err error) error {
+	var pe *envconfig.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("config: %w", err)
+	}
+	value := fmt.Sprintf(" %q", pe.Value)
+	if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.FieldName); ok && f.Type == reflect.TypeOf(Secret("")) {
+		value = ""
+	}
+	return &FieldError{Var: pe.KeyName, Reason: fmt.Sprintf("invalid value%s: want %s", value, expected(pe.TypeName))}
+}
+
+func expected(typeName string) string {
+	switch typeName {
+	case "bool":
+		return "true or false"
+	case "int", "int64":
+		return "an integer"
+	case "time.Duration":
+		return "a duration such as 90s, 10m or 1h30m"
+	case "[]time.Duration":
+		return "comma-separated durations such as 5s,30s,2m"
+	default:
+		return "a " + typeName
+	}
+}
+
+// Usage writes a table of every variable, its default and its meaning.
+func Usage(w io.Writer) error {
+	const format = "VARIABLE\tDEFAULT\tMEANING\n" +
+		"{{range .}}{{usage_key .}}\t{{with usage_default .}}{{.}}{{else}}-{{end}}\t{{usage_description .}}\n{{end}}"
+	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
+	if err := envconfig.Usagef("", &Config{}, tw, format); err != nil {
+		return fmt.Errorf("config: usage: %w", err)
+	}
+	return tw.Flush()
+}
+
+// StreamName returns the name of a stream (or key-value bucket) of the given
+// kind: StreamName("SCANS") is "PROWLER_SCANS" with the default prefix.
+func (c *Config) StreamName(kind string) string {
+	return strings.ToUpper(c.SubjectPrefix) + "_" + strings.ToUpper(kind)
+}
+
+// Subject returns the prefix and parts joined by dots:
+// Subject("scans", "completed", ">") is "prowler.scans.completed.>".
+func (c *Config) Subject(parts ...string) string {
+	return strings.Join(append([]string{c.SubjectPrefix}, parts...), ".")
+}
+
+// BackoffFor returns the delay to ask for (NakWithDelay) after delivery number
+// deliveryAttempt (1-based, as jetstream's MsgMetadata.NumDelivered) failed:
+// Backoff[deliveryAttempt-1], the last entry once the list runs out, and the
+// first for an attempt below 1. It is 0 when Backoff is empty.
+func (c *Config) BackoffFor(deliveryAttempt int) time.Duration {
+	if len(c.Backoff) == 0 {
+		return 0
+	}
+	i := min(max(deliveryAttempt-1, 0), len(c.Backoff)-1)
+	return c.Backoff[i]
+}
+
+// ZapLevel returns LogLevel as a zap level (info when it does not parse; Validate
+// rejects such a level).
+func (c *Config) ZapLevel() zapcore.Level {
+	l, err := zapcore.ParseLevel(c.LogLevel)
+	if err != nil {
+		return zapcore.InfoLevel
+	}
+	return l
+}
+
+// MarshalLogObject implements zapcore.ObjectMarshaler, so the whole
+// configuration can be logged with zap.Object("config", cfg). Keys are the
+// variable names without the prefix, lower-cased; the credentials key is
+// redacted and so is any password in the NATS URL.
+func (c *Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := strings.ToLower(strings.TrimPrefix(f.Tag.Get("envconfig"), Prefix+"_"))
+		switch x := v.Field(i).Interface().(type) {
+		case Secret:
+			enc.AddString(key, x.String())
+		case string:
+			if f.Name == "NATSURL" {
+				x = redactURLs(x)
+			}
+			enc.AddString(key, x)
+		case bool:
+			enc.AddBool(key, x)
+		case int:
+			enc.AddInt(key, x)
+		case int64:
+			enc.AddInt64(key, x)
+		case time.Duration:
+			enc.AddString(key, x.String())
+		default:
+			enc.AddString(key, fmt.Sprint(x))
+		}
+	}
+	return nil
+}

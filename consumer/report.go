@@ -1,0 +1,188 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/ledger"
+	"github.com/prowler-cloud/s3-exporter/metrics"
+)
+
+// Reporter writes the consequences of an outcome — ledger entry, status
+// events, metrics, dead letters — in one place, so they never disagree.
+type Reporter struct {
+	js      jetstream.JetStream
+	topo    Topology
+	ledger  *ledger.Ledger
+	metrics *metrics.Metrics
+	cache   *integration.Cache
+	log     *zap.Logger
+}
+
+// NewReporter returns a Reporter.
+func NewReporter(js jetstream.JetStream, topo Topology, l *ledger.Ledger, m *metrics.Metrics, cache *integration.Cache, log *zap.Logger) *Reporter {
+	return &Reporter{js: js, topo: topo, ledger: l, metrics: m, cache: cache, log: log}
+}
+
+// Outcome is what became of one scan for one integration in one delivery.
+type Outcome struct {
+	Scan    *event.ScanCompleted
+	Result  exporter.Result
+	State   string
+	Attempt int
+	Started time.Time
+	// Entry is the ledger entry to write (objects so far).
+	Entry ledger.Entry
+}
+
+// Export records an outcome: ledger, export status, connection status and
+// metrics.
+func (r *Reporter) Export(ctx context.Context, o Outcome) {
+	scan, ig := o.Scan, o.Result.Integration
+	finished := time.Now().UTC()
+	st := event.ExportStatus{
+		TenantID: scan.TenantID, IntegrationID: ig.ID, ScanID: scan.ScanID, ProviderID: scan.Provider.ID,
+		State: o.State, Attempt: o.Attempt, Objects: []event.ObjectRecord{}, Errors: []event.ExportError{},
+		StartedAt: o.Started.UTC(), FinishedAt: finished,
+	}
+	var connErr *errcode.Error
+	uploaded := false
+	for _, a := range o.Result.Artifacts {
+		for _, c := range a.Retried {
+			r.metrics.Retries.WithLabelValues(string(c)).Inc()
+		}
+		switch {
+		case a.Object != nil:
+			st.Objects = append(st.Objects, *a.Object)
+			if !a.Skipped {
+				uploaded = true
+				r.metrics.Uploads.WithLabelValues(a.Artifact.Format, metrics.UploadSuccess).Inc()
+				r.metrics.UploadedBytes.WithLabelValues(a.Artifact.Format).Add(float64(a.Object.Size))
+				r.metrics.UploadDuration.WithLabelValues(a.Artifact.Format).Observe(a.Duration.Seconds())
+			}
+		case a.Err != nil:
+			st.Errors = append(st.Errors, event.ExportError{
+				Format: a.Artifact.Format, Framework: a.Artifact.Framework, Key: a.Key,
+				Code: string(a.Err.Code), Message: a.Err.Message(), Retryable: a.Err.Retryable,
+			})
+			if !a.Skipped {
+				r.metrics.Uploads.WithLabelValues(a.Artifact.Format, metrics.UploadFailure).Inc()
+				r.metrics.UploadFailures.WithLabelValues(string(a.Err.Code)).Inc()
+			}
+			if reachability(a.Err.Code) && connErr == nil {
+				connErr = a.Err
+			}
+		}
+	}
+	if o.State == event.StateRetrying {
+		for _, e := range st.Errors {
+			if e.Retryable {
+				r.metrics.Retries.WithLabelValues(e.Code).Inc()
+				break
+			}
+		}
+	}
+	r.metrics.Exports.WithLabelValues(o.State).Inc()
+	r.metrics.ExportDuration.Observe(finished.Sub(o.Started).Seconds())
+
+	o.Entry.State, o.Entry.Attempt, o.Entry.UpdatedAt = o.State, o.Attempt, finished
+	if err := r.ledger.Put(ctx, scan.TenantID, scan.ScanID, ig.ID, o.Entry); err != nil {
+		r.log.Error("ledger write failed", zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
+			zap.String("integration_id", ig.ID), zap.Error(err))
+	}
+	r.publish(ctx, r.topo.Subject(event.ExportsStatus, scan.TenantID, ig.ID), st)
+
+	log := r.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
+		zap.String("integration_id", ig.ID), zap.Int("attempt", o.Attempt), zap.String("state", o.State))
+	if len(st.Errors) == 0 {
+		log.Info("export finished", zap.Int("objects", len(st.Objects)))
+	} else {
+		log.Warn("export incomplete", zap.Int("objects", len(st.Objects)), zap.Int("errors", len(st.Errors)),
+			zap.String("code", st.Errors[0].Code), zap.String("key", st.Errors[0].Key), zap.String("message", st.Errors[0].Message))
+	}
+
+	// An export shows whether the integration is reachable.
+	switch {
+	case connErr != nil:
+		r.Connection(ctx, event.ConnectionStatus{
+			TenantID: scan.TenantID, IntegrationID: ig.ID, Connected: false, LastCheckedAt: finished,
+			BucketRegion: o.Result.Region, Error: &event.ErrorBody{Code: string(connErr.Code), Message: connErr.Message()},
+		})
+	case uploaded:
+		r.Connection(ctx, event.ConnectionStatus{
+			TenantID: scan.TenantID, IntegrationID: ig.ID, Connected: true, LastCheckedAt: finished,
+			BucketRegion: o.Result.Region,
+		})
+	}
+}
+
+// reachability reports whether a failure says the integration can't be
+// reached with its credentials (as opposed to a problem of one artifact).
+func reachability(c errcode.Code) bool {
+	switch c {
+	case errcode.S3BucketNotFound, errcode.S3BucketAccessDenied, errcode.AWSInvalidCredentials,
+		errcode.AWSNoCredentials, errcode.AWSAssumeRoleError, errcode.S3InvalidBucketRegion:
+		return true
+	}
+	return false
+}
+
+// Connection publishes a connection status and remembers it.
+func (r *Reporter) Connection(ctx context.Context, st event.ConnectionStatus) {
+	r.cache.SetStatus(st)
+	r.publish(ctx, r.topo.Subject(event.IntegrationsStatus, st.TenantID, st.IntegrationID), st)
+	r.RefreshIntegrations()
+}
+
+// RefreshIntegrations sets the integrations gauge from the cache.
+func (r *Reporter) RefreshIntegrations() {
+	counts := map[metrics.IntegrationState]int{}
+	for k, n := range r.cache.Counts() {
+		counts[metrics.IntegrationState{Enabled: k[0] == "true", Connected: k[1]}] = n
+	}
+	r.metrics.SetIntegrations(counts)
+}
+
+func (r *Reporter) publish(ctx context.Context, subject string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		r.log.Error("encoding status", zap.String("subject", subject), zap.Error(err))
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := r.js.Publish(pctx, subject, b); err != nil {
+		r.log.Error("publishing status", zap.String("subject", subject), zap.Error(err))
+	}
+}
+
+// DeadLetter publishes a scan event to prowler.dlq.scans.<tenant> with the
+// reason headers. The caller terminates the original only if this succeeds.
+func (r *Reporter) DeadLetter(ctx context.Context, tenant, originalSubject string, data []byte, code, reason string) error {
+	if tenant == "" {
+		tenant = "unknown"
+	}
+	msg := nats.NewMsg(r.topo.Subject(event.DLQScans, tenant))
+	msg.Data = data
+	msg.Header.Set(event.HeaderDLQReason, fmt.Sprintf("%s: %s", code, reason))
+	msg.Header.Set(event.HeaderOriginalSubject, originalSubject)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := r.js.PublishMsg(pctx, msg); err != nil {
+		return fmt.Errorf("publishing dead letter: %w", err)
+	}
+	r.metrics.DeadLetters.WithLabelValues(code).Inc()
+	r.log.Warn("scan event dead-lettered", zap.String("tenant_id", tenant), zap.String("code", code),
+		zap.String("subject", originalSubject), zap.String("reason", reason))
+	return nil
+}

@@ -1,0 +1,126 @@
+// Package consumer connects the exporter to JetStream: it creates or checks
+// the streams, follows the integrations stream into the cache, and consumes
+// scan-completed events from the durable consumer that replicas share. It owns
+// every message and decides its fate (ack, nak with delay, term) from one
+// outcome value; nothing below it acks.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/prowler-cloud/s3-exporter/event"
+)
+
+// Topology names the streams and subjects of one subject prefix.
+type Topology struct {
+	Prefix     string
+	Replicas   int
+	ScanMaxAge time.Duration
+}
+
+func (t Topology) stream(kind string) string { return strings.ToUpper(t.Prefix) + "_" + kind }
+
+// ScansStream is PROWLER_SCANS for the prefix "prowler".
+func (t Topology) ScansStream() string { return t.stream("SCANS") }
+
+// IntegrationsStream is PROWLER_INTEGRATIONS.
+func (t Topology) IntegrationsStream() string { return t.stream("INTEGRATIONS") }
+
+// StatusStream is PROWLER_STATUS.
+func (t Topology) StatusStream() string { return t.stream("STATUS") }
+
+// DLQStream is PROWLER_DLQ.
+func (t Topology) DLQStream() string { return t.stream("DLQ") }
+
+// LedgerBucket is the PROWLER_EXPORTS key-value bucket.
+func (t Topology) LedgerBucket() string { return t.stream("EXPORTS") }
+
+// Subject builds prefix.kind.tokens….
+func (t Topology) Subject(kind string, tokens ...string) string {
+	return event.Subject(t.Prefix, kind, tokens...)
+}
+
+const day = 24 * time.Hour
+
+// StreamConfigs returns the streams of contract §1.
+func (t Topology) StreamConfigs() []jetstream.StreamConfig {
+	r := max(t.Replicas, 1)
+	maxAge := t.ScanMaxAge
+	if maxAge <= 0 {
+		maxAge = 7 * day
+	}
+	return []jetstream.StreamConfig{
+		{
+			Name: t.ScansStream(), Subjects: []string{t.Subject(event.ScansCompleted, ">")},
+			Retention: jetstream.LimitsPolicy, MaxAge: maxAge, Storage: jetstream.FileStorage,
+			Duplicates: 2 * time.Minute, Replicas: r,
+			Description: "scan-completed events from scan engines",
+		},
+		{
+			Name: t.IntegrationsStream(), Subjects: []string{t.Subject(event.IntegrationsChanged, ">")},
+			Retention: jetstream.LimitsPolicy, MaxMsgsPerSubject: 1, Storage: jetstream.FileStorage, Replicas: r,
+			Description: "the last state of each integration",
+		},
+		{
+			Name:      t.StatusStream(),
+			Subjects:  []string{t.Subject(event.ExportsStatus, ">"), t.Subject(event.IntegrationsStatus, ">")},
+			Retention: jetstream.LimitsPolicy, MaxAge: 30 * day, Storage: jetstream.FileStorage, Replicas: r,
+			Description: "export and connection status events",
+		},
+		{
+			Name: t.DLQStream(), Subjects: []string{t.Prefix + ".dlq.>"},
+			Retention: jetstream.LimitsPolicy, MaxAge: 30 * day, Storage: jetstream.FileStorage, Replicas: r,
+			Description: "dead-lettered scan events",
+		},
+	}
+}
+
+// LedgerConfig is the PROWLER_EXPORTS bucket. Entries live a day longer than
+// scans do: past that no redelivery or replay can ask for them.
+func (t Topology) LedgerConfig() jetstream.KeyValueConfig {
+	maxAge := t.ScanMaxAge
+	if maxAge <= 0 {
+		maxAge = 7 * day
+	}
+	return jetstream.KeyValueConfig{
+		Bucket: t.LedgerBucket(), Description: "export progress per tenant.scan.integration",
+		History: 1, TTL: maxAge + day, Storage: jetstream.FileStorage, Replicas: max(t.Replicas, 1),
+	}
+}
+
+// EnsureStreams creates or updates the streams and the ledger bucket when
+// manage is true; otherwise it checks that they exist.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology, manage bool) (jetstream.KeyValue, error) {
+	for _, sc := range t.StreamConfigs() {
+		if manage {
+			if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+				return nil, fmt.Errorf("creating stream %s: %w", sc.Name, err)
+			}
+			continue
+		}
+		if _, err := js.Stream(ctx, sc.Name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, fmt.Errorf("stream %s does not exist (S3EXPORTER_MANAGE_STREAMS=false: create it first)", sc.Name)
+			}
+			return nil, fmt.Errorf("checking stream %s: %w", sc.Name, err)
+		}
+	}
+	if manage {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, t.LedgerConfig())
+		if err != nil {
+			return nil, fmt.Errorf("creating key-value bucket %s: %w", t.LedgerBucket(), err)
+		}
+		return kv, nil
+	}
+	kv, err := js.KeyValue(ctx, t.LedgerBucket())
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", t.LedgerBucket(), err)
+	}
+	return kv, nil
+}
