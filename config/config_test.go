@@ -123,21 +123,21 @@ func TestLoadFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{
-		"S3EXPORTER_NATS_URL":                   "nats://a:4222, tls://b:4222",
-		"S3EXPORTER_NATS_CREDS":                 creds,
-		"S3EXPORTER_SUBJECT_PREFIX":             "acme-prod",
-		"S3EXPORTER_MANAGE_STREAMS":             "false",
-		"S3EXPORTER_STREAM_REPLICAS":            "3",
-		"S3EXPORTER_S3_ENDPOINT":                "http://127.0.0.1:7070",
-		"S3EXPORTER_S3_FORCE_PATH_STYLE":        "true",
-		"S3EXPORTER_CREDENTIALS_KEY":            testKey,
+		"S3EXPORTER_NATS_URL":                    "nats://a:4222, tls://b:4222",
+		"S3EXPORTER_NATS_CREDS":                  creds,
+		"S3EXPORTER_SUBJECT_PREFIX":              "acme-prod",
+		"S3EXPORTER_MANAGE_STREAMS":              "false",
+		"S3EXPORTER_STREAM_REPLICAS":             "3",
+		"S3EXPORTER_S3_ENDPOINT":                 "http://127.0.0.1:7070",
+		"S3EXPORTER_S3_FORCE_PATH_STYLE":         "true",
+		"S3EXPORTER_CREDENTIALS_KEY":             testKey,
 		"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS": "1",
-		"S3EXPORTER_FILE_SOURCE_ROOTS":          " /var/lib/prowler/out/ ,/srv//outputs,",
-		"S3EXPORTER_ROLE_ARN_PATTERN":           "arn:aws:iam::*:role/Prowler*",
-		"S3EXPORTER_LOG_LEVEL":                  "DEBUG",
-		"S3EXPORTER_PART_SIZE":                  "16777216",
-		"S3EXPORTER_BACKOFF":                    "1s,2s",
-		"S3EXPORTER_ACK_WAIT":                   "2m30s",
+		"S3EXPORTER_FILE_SOURCE_ROOTS":           " /var/lib/prowler/out/ ,/srv//outputs,",
+		"S3EXPORTER_ROLE_ARN_PATTERN":            "arn:aws:iam::*:role/Prowler*",
+		"S3EXPORTER_LOG_LEVEL":                   "DEBUG",
+		"S3EXPORTER_PART_SIZE":                   "16777216",
+		"S3EXPORTER_BACKOFF":                     "1s,2s",
+		"S3EXPORTER_ACK_WAIT":                    "2m30s",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -420,11 +420,9 @@ func TestSecretNeverPrinted(t *testing.T) {
 			t.Errorf("secret printed: %s", out)
 		}
 	}
-	// The password in the NATS URL is hidden by the zap marshaller.
-	if strings.Contains(zbuf.String(), "hunter2") && !strings.Contains(zbuf.String(), "REDACTED@127.0.0.1") {
-		t.Errorf("NATS password logged")
-	}
-	if strings.Contains(strings.SplitN(zbuf.String(), `"reflected"`, 2)[0], "hunter2") {
-		t.Errorf("zap.Object logs the NATS password: %s", zbuf.String())
+	// zap.Object hides the password of the NATS URL.
+	object := strings.SplitN(zbuf.String(), `"reflected"`, 2)[0]
+	if strings.Contains(object, "hunter2") || !strings.Contains(object, `"nats_url":"nats://REDACTED@127.0.0.1:4222"`) {
+		t.Errorf("zap.Object logs the NATS URL as: %s", object)
 	}
 }

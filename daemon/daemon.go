@@ -47,6 +47,7 @@ type Daemon struct {
 	ledger   *ledger.Ledger
 	http     *metrics.Server
 	control  []*nats.Subscription
+	changes  *consumer.ChangeConsumer
 
 	cacheReady atomic.Bool
 	bound      atomic.Bool
@@ -145,7 +146,6 @@ func (d *Daemon) start(ctx context.Context) error {
 	}, d.log)
 
 	d.follower = consumer.NewFollower(js, d.topo, d.cache, d.parser, d.log)
-	d.follower.OnChange = d.onIntegrationChange
 	if err := d.follower.Start(ctx); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.metrics.CacheReady.Set(1)
 	d.reporter.RefreshIntegrations()
 
-	if err := d.startControl(); err != nil {
+	if err := d.startControl(ctx); err != nil {
 		return err
 	}
 
@@ -280,6 +280,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if d.follower != nil {
 		d.follower.Stop()
 	}
+	d.changes.Stop()
 	d.closeAll()
 	if d.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"time"
@@ -90,7 +91,9 @@ func DecodeScan(prefix, subject string, data []byte) (*ScanCompleted, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, malformed("invalid JSON: %v", err)
 	}
-	if dec.More() {
+	// Only white space may follow the object. (dec.More would let a stray
+	// '}' or ']' through.)
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, malformed("invalid JSON: trailing data after the object")
 	}
 	if err := s.validate(toks[0], toks[1]); err != nil {

@@ -2,10 +2,10 @@ package integration
 
 import (
 	"fmt"
-	"net/netip"
 	"path"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 )
@@ -17,6 +17,10 @@ const DefaultOutputDirectory = "output"
 const MaxOutputDirectoryLen = 900
 
 var bucketChars = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`)
+
+// ipShaped matches names formatted like an IPv4 address, including ones that
+// are not valid addresses ("192.168.05.4", "999.1.1.1").
+var ipShaped = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$`)
 
 // NormalizeBucketName strips a leading s3:// and checks the S3 bucket naming
 // rules. A bad name is a permanent S3InvalidBucketName error.
@@ -35,7 +39,7 @@ func NormalizeBucketName(name string) (string, error) {
 	case strings.Contains(name, ".."):
 		return bad("must not contain two adjacent periods")
 	}
-	if _, err := netip.ParseAddr(name); err == nil {
+	if ipShaped.MatchString(name) {
 		return bad("must not be formatted as an IP address")
 	}
 	return name, nil
@@ -54,15 +58,25 @@ func NormalizeOutputDirectory(dir string) (string, error) {
 	if i := strings.IndexAny(dir, `<>:"|?*`); i >= 0 {
 		return bad(fmt.Sprintf("must not contain %q", dir[i]))
 	}
-	if strings.ContainsFunc(dir, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if strings.ContainsFunc(dir, unicode.IsControl) {
 		return bad("must not contain control characters")
 	}
-	for _, seg := range strings.Split(dir, "/") {
-		if seg == ".." {
-			return bad("must not contain a '..' segment")
+	// Cleaning can leave white space at either end ("a/ /" -> "a/ ") and
+	// trimming it can leave something to clean ("a/. /" -> "a/."), so repeat
+	// until neither changes anything: the result then normalises to itself.
+	clean := dir
+	for {
+		for _, seg := range strings.Split(clean, "/") {
+			if seg == ".." {
+				return bad("must not contain a '..' segment")
+			}
 		}
+		next := strings.TrimSpace(strings.TrimPrefix(path.Clean("/"+clean), "/"))
+		if next == clean {
+			break
+		}
+		clean = next
 	}
-	clean := strings.TrimPrefix(path.Clean("/"+dir), "/")
 	if clean == "" || clean == "." {
 		return bad("is empty after normalisation")
 	}

@@ -73,3 +73,31 @@ func (l *Ledger) Delete(ctx context.Context, tenant, scan, integration string) e
 	}
 	return nil
 }
+
+// fingerprintKey holds the fingerprint of the last connection-tested
+// configuration of an integration.
+func fingerprintKey(tenant, integration string) string { return "_conn." + tenant + "." + integration }
+
+// SwapFingerprint stores fp as the integration's tested-configuration
+// fingerprint and reports whether it differs from the one stored before.
+func (l *Ledger) SwapFingerprint(ctx context.Context, tenant, integration, fp string) (bool, error) {
+	k := fingerprintKey(tenant, integration)
+	old, err := l.kv.Get(ctx, k)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, err
+	}
+	if err == nil && string(old.Value()) == fp {
+		return false, nil
+	}
+	_, err = l.kv.Put(ctx, k, []byte(fp))
+	return true, err
+}
+
+// ForgetFingerprint drops the fingerprint of a deleted integration.
+func (l *Ledger) ForgetFingerprint(ctx context.Context, tenant, integration string) error {
+	err := l.kv.Delete(ctx, fingerprintKey(tenant, integration))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+#
+# Prowler S3 exporter: a static, non-root image with CA certificates.
+#
+#   docker build \
+#     --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg REVISION=$(git rev-parse HEAD) \
+#     -t prowlercloud/s3-exporter .
+
+FROM golang:1.26 AS build
+WORKDIR /src
+
+# Dependencies first, so source changes reuse this layer.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod \
+    go mod download
+
+COPY . .
+
+ARG VERSION=dev
+ARG REVISION=unknown
+ENV CGO_ENABLED=0
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath \
+      -ldflags "-s -w -X github.com/prowler-cloud/s3-exporter/metrics.Version=${VERSION} -X github.com/prowler-cloud/s3-exporter/metrics.Revision=${REVISION}" \
+      -o /out/ ./cmd/s3-exporter ./cmd/exporterctl
+
+# distroless static: no shell, no package manager; CA certificates, tzdata
+# and the nonroot user (uid/gid 65532).
+FROM gcr.io/distroless/static-debian12:nonroot
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="s3-exporter" \
+      org.opencontainers.image.description="Exports Prowler scan outputs from NATS JetStream to Amazon S3" \
+      org.opencontainers.image.source="https://github.com/prowler-cloud/s3-exporter" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+COPY --from=build /out/s3-exporter /out/exporterctl /usr/local/bin/
+# Numeric, so Kubernetes can verify runAsNonRoot.
+USER 65532:65532
+EXPOSE 9090
+ENTRYPOINT ["/usr/local/bin/s3-exporter"]

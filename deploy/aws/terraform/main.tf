@@ -1,0 +1,157 @@
+# IAM role that the Prowler S3 exporter assumes (with an external ID) to write
+# scan outputs to an S3 bucket, and the S3 integration policy: exactly
+# s3:PutObject on the bucket's objects, s3:DeleteObject on the connection-test
+# beacon and s3:GetBucketLocation on the bucket, only in the bucket's account.
+#
+# For a bucket in another account, list the writing accounts in
+# bucket_policy_source_account_ids and apply the bucket_policy_json output
+# to the bucket (in its own account). See docs/operations.md.
+
+terraform {
+  required_version = ">= 1.3"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0"
+    }
+  }
+}
+
+data "aws_partition" "current" {}
+
+locals {
+  bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${var.s3_integration_bucket_name}"
+
+  source_role_arns = [
+    for id in var.bucket_policy_source_account_ids :
+    "arn:${data.aws_partition.current.partition}:iam::${id}:role/${var.bucket_policy_source_role_name}"
+  ]
+}
+
+data "aws_iam_policy_document" "trust" {
+  statement {
+    sid     = "AssumeWithExternalId"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [var.trusted_principal_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = [var.external_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "exporter" {
+  name                 = var.role_name
+  description          = "Assumed by the Prowler S3 exporter to write scan outputs to S3."
+  assume_role_policy   = data.aws_iam_policy_document.trust.json
+  max_session_duration = var.max_session_duration
+  tags                 = merge({ Service = "prowler-s3-exporter" }, var.tags)
+}
+
+data "aws_iam_policy_document" "s3_integration" {
+  count = var.enable_s3_integration ? 1 : 0
+
+  statement {
+    sid       = "PutScanOutputs"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3:ResourceAccount"
+      values   = [var.s3_integration_bucket_account]
+    }
+  }
+
+  statement {
+    sid       = "DeleteConnectionTestBeacon"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${local.bucket_arn}/*test-prowler-connection.txt"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3:ResourceAccount"
+      values   = [var.s3_integration_bucket_account]
+    }
+  }
+
+  statement {
+    sid       = "GetBucketLocation"
+    effect    = "Allow"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [local.bucket_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3:ResourceAccount"
+      values   = [var.s3_integration_bucket_account]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "s3_integration" {
+  count = var.enable_s3_integration ? 1 : 0
+
+  name   = "S3Integration"
+  role   = aws_iam_role.exporter.id
+  policy = data.aws_iam_policy_document.s3_integration[0].json
+
+  lifecycle {
+    precondition {
+      condition     = var.s3_integration_bucket_name != "" && var.s3_integration_bucket_account != ""
+      error_message = "s3_integration_bucket_name and s3_integration_bucket_account are required when enable_s3_integration is true."
+    }
+  }
+}
+
+# The cross-account bucket policy, for the bucket's owner to apply. It grants
+# the same three actions to the exporter role of every source account.
+data "aws_iam_policy_document" "bucket_policy" {
+  count = length(local.source_role_arns) > 0 ? 1 : 0
+
+  statement {
+    sid       = "ProwlerPutScanOutputs"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = local.source_role_arns
+    }
+  }
+
+  statement {
+    sid       = "ProwlerDeleteConnectionTestBeacon"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${local.bucket_arn}/*test-prowler-connection.txt"]
+
+    principals {
+      type        = "AWS"
+      identifiers = local.source_role_arns
+    }
+  }
+
+  statement {
+    sid       = "ProwlerGetBucketLocation"
+    effect    = "Allow"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [local.bucket_arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = local.source_role_arns
+    }
+  }
+}

@@ -1,0 +1,24 @@
+output "role_arn" {
+  description = "The integration's credentials.role_arn."
+  value       = aws_iam_role.exporter.arn
+}
+
+output "role_name" {
+  description = "Name of the exporter role."
+  value       = aws_iam_role.exporter.name
+}
+
+output "external_id" {
+  description = "The integration's credentials.external_id."
+  value       = var.external_id
+}
+
+output "s3_integration_policy_json" {
+  description = "The S3 integration policy attached to the role (null when enable_s3_integration is false)."
+  value       = one(data.aws_iam_policy_document.s3_integration[*].json)
+}
+
+output "bucket_policy_json" {
+  description = "Cross-account bucket policy to apply to the destination bucket in its own account (null when bucket_policy_source_account_ids is empty)."
+  value       = one(data.aws_iam_policy_document.bucket_policy[*].json)
+}

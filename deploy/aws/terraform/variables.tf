@@ -1,0 +1,87 @@
+variable "role_name" {
+  description = "Name of the role the Prowler S3 exporter assumes."
+  type        = string
+  default     = "ProwlerScan"
+}
+
+variable "trusted_principal_arn" {
+  description = "ARN of the identity the exporter runs as (its IAM role, IRSA role or user), or arn:aws:iam::<account>:root to trust a whole account."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+$", var.trusted_principal_arn))
+    error_message = "trusted_principal_arn must be an IAM or STS ARN."
+  }
+}
+
+variable "external_id" {
+  description = "External ID the exporter sends when assuming the role: the integration's external_id, or its tenant_id when none is set."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[[:alnum:]_+=,.@:/-]{2,1224}$", var.external_id))
+    error_message = "external_id must be 2 to 1224 characters of letters, digits and _+=,.@:/-."
+  }
+}
+
+variable "max_session_duration" {
+  description = "Longest session the role allows, in seconds (covers the integration's session_duration)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.max_session_duration >= 3600 && var.max_session_duration <= 43200
+    error_message = "max_session_duration must be between 3600 and 43200."
+  }
+}
+
+variable "enable_s3_integration" {
+  description = "Attach the S3 integration policy to the role."
+  type        = bool
+  default     = true
+}
+
+variable "s3_integration_bucket_name" {
+  description = "Destination bucket name (no s3:// prefix, no folder, no trailing slash)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.s3_integration_bucket_name == "" || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.s3_integration_bucket_name))
+    error_message = "s3_integration_bucket_name must be a valid S3 bucket name."
+  }
+}
+
+variable "s3_integration_bucket_account" {
+  description = "AWS account ID that owns the destination bucket."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.s3_integration_bucket_account == "" || can(regex("^[0-9]{12}$", var.s3_integration_bucket_account))
+    error_message = "s3_integration_bucket_account must be a 12-digit AWS account ID."
+  }
+}
+
+variable "bucket_policy_source_account_ids" {
+  description = "For a bucket in another account: the accounts whose exporter role writes to it. The bucket_policy_json output then holds the bucket policy to apply in the bucket's account."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.bucket_policy_source_account_ids : can(regex("^[0-9]{12}$", id))])
+    error_message = "bucket_policy_source_account_ids must be 12-digit AWS account IDs."
+  }
+}
+
+variable "bucket_policy_source_role_name" {
+  description = "Name of the exporter role in each account of bucket_policy_source_account_ids."
+  type        = string
+  default     = "ProwlerScan"
+}
+
+variable "tags" {
+  description = "Tags for the role."
+  type        = map(string)
+  default     = {}
+}

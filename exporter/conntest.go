@@ -1,0 +1,95 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/integration"
+)
+
+// BeaconKey is the object the connection test writes and deletes at the
+// bucket root.
+const BeaconKey = "test-prowler-connection.txt"
+
+// ConnectionResult is the outcome of a connection test.
+type ConnectionResult struct {
+	Connected bool
+	Region    string
+	CheckedAt time.Time
+	Err       *errcode.Error
+}
+
+// TestConnection runs the connection test of contract §5 with the
+// integration's credentials: find the bucket's region, put the beacon, delete
+// it. Connected only if the put and the delete succeed. Each failure carries
+// a message that says what to fix.
+func (c *Clients) TestConnection(ctx context.Context, ig *integration.Integration) ConnectionResult {
+	res := ConnectionResult{CheckedAt: time.Now().UTC()}
+	bucketARN := "arn:aws:s3:::" + ig.Bucket
+	region, err := c.DiscoverRegion(ctx, ig)
+	if err != nil {
+		e := errcode.From(err)
+		switch e.Code {
+		case errcode.S3BucketAccessDenied, errcode.S3ClientError:
+			// Neither GetBucketLocation nor HeadBucket answered; the put
+			// below tells whether writing works at all.
+			region = c.opts.DefaultRegion
+		default:
+			res.Err = explain(e, ig.Bucket, "")
+			return res
+		}
+	}
+	res.Region = region
+	cl := c.client(ig.Credentials, region)
+	body := fmt.Sprintf("Prowler S3 integration connection test, %s\n", res.CheckedAt.Format(time.RFC3339))
+	_, err = cl.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(ig.Bucket), Key: aws.String(BeaconKey),
+		Body: strings.NewReader(body), ContentType: aws.String("text/plain"),
+	})
+	if err != nil {
+		res.Err = explain(classify("PutObject "+BeaconKey, err), ig.Bucket,
+			fmt.Sprintf("writing the beacon failed: allow s3:PutObject on %s/* (in the IAM policy of these credentials, and in the bucket policy when the bucket is in another account)", bucketARN))
+		return res
+	}
+	_, err = cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ig.Bucket), Key: aws.String(BeaconKey)})
+	if err != nil {
+		res.Err = explain(classify("DeleteObject "+BeaconKey, err), ig.Bucket,
+			fmt.Sprintf("writing works but deleting the beacon is denied: add a statement allowing s3:DeleteObject on %s/*%s", bucketARN, BeaconKey))
+		return res
+	}
+	res.Connected = true
+	return res
+}
+
+// explain rewrites a classified error's message so it says what to fix.
+func explain(e *errcode.Error, bucket, denied string) *errcode.Error {
+	var hint string
+	switch e.Code {
+	case errcode.S3BucketAccessDenied:
+		hint = denied
+		if hint == "" {
+			hint = "access to the bucket is denied: allow s3:GetBucketLocation on arn:aws:s3:::" + bucket
+		}
+	case errcode.S3BucketNotFound:
+		hint = fmt.Sprintf("bucket %q does not exist (or is not visible to these credentials)", bucket)
+	case errcode.AWSInvalidCredentials:
+		hint = "the credentials were refused: check the access key ID and secret (or that the session token has not expired)"
+	case errcode.AWSNoCredentials:
+		hint = "no credentials: set access keys or a role on the integration, or give the exporter an AWS identity"
+	case errcode.AWSAssumeRoleError:
+		hint = "assuming the role failed: check role_arn, that its trust policy allows the exporter's identity, and that the external ID matches"
+	case errcode.S3InvalidBucketRegion:
+		hint = "the bucket is in another region than the one used: check the bucket's region"
+	case errcode.Timeout:
+		hint = "the connection test timed out"
+	default:
+		return e
+	}
+	return &errcode.Error{Code: e.Code, Retryable: e.Retryable, Err: fmt.Errorf("%s (%v)", hint, e.Err)}
+}
