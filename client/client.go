@@ -1,0 +1,213 @@
+// Package client is the Go side of the contract for the exporter's peers: a
+// scan engine storing artifacts and publishing scan-completed events, an admin
+// publishing integrations and sending control requests, a dashboard following
+// status events. exporterctl, the dev stack and the tests use it.
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/prowler-cloud/s3-exporter/event"
+)
+
+// DefaultObjectStore is the object store the tools put artifacts in.
+const DefaultObjectStore = "PROWLER_OUTPUTS"
+
+// Client talks to the exporter through NATS.
+type Client struct {
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Prefix string
+}
+
+// New returns a client for the subject prefix (empty: "prowler").
+func New(nc *nats.Conn, prefix string) (*Client, error) {
+	if prefix == "" {
+		prefix = "prowler"
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{NC: nc, JS: js, Prefix: prefix}, nil
+}
+
+// PublishIntegration publishes an upsert of in (its full state).
+func (c *Client) PublishIntegration(ctx context.Context, in event.IntegrationPayload) error {
+	return c.publishChange(ctx, event.IntegrationChanged{Action: event.ActionUpsert, Integration: in})
+}
+
+// DeleteIntegration publishes a delete.
+func (c *Client) DeleteIntegration(ctx context.Context, tenant, id string) error {
+	return c.publishChange(ctx, event.IntegrationChanged{Action: event.ActionDelete,
+		Integration: event.IntegrationPayload{ID: id, TenantID: tenant}})
+}
+
+func (c *Client) publishChange(ctx context.Context, ch event.IntegrationChanged) error {
+	now := time.Now().UTC()
+	ch.OccurredAt = &now
+	b, err := marshalWire(ch)
+	if err != nil {
+		return err
+	}
+	_, err = c.JS.Publish(ctx, event.Subject(c.Prefix, event.IntegrationsChanged, ch.Integration.TenantID, ch.Integration.ID), b)
+	return err
+}
+
+// marshalWire encodes an integration change with its credentials in clear
+// (event.Credentials redacts itself everywhere else).
+func marshalWire(ch event.IntegrationChanged) ([]byte, error) {
+	var raw map[string]any
+	b, err := json.Marshal(ch)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	if ch.Integration.Credentials != nil {
+		cb, err := ch.Integration.Credentials.WireJSON()
+		if err != nil {
+			return nil, err
+		}
+		raw["integration"].(map[string]any)["credentials"] = json.RawMessage(cb)
+	}
+	return json.Marshal(raw)
+}
+
+// File is an output file to store for a scan.
+type File struct {
+	Format    string
+	Framework string
+	// Name is the object's name under <tenant>/<scan>/.
+	Name string
+	Body io.Reader
+}
+
+// PutArtifacts stores files in the object store bucket (created if missing)
+// under <tenant>/<scan>/ and returns the artifacts to announce, with their
+// sha256 and size.
+func (c *Client) PutArtifacts(ctx context.Context, bucket, tenant, scan string, files []File) ([]event.Artifact, error) {
+	if bucket == "" {
+		bucket = DefaultObjectStore
+	}
+	store, err := c.JS.ObjectStore(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		store, err = c.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket, Description: "Prowler scan outputs"})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", bucket, err)
+	}
+	out := make([]event.Artifact, 0, len(files))
+	for _, f := range files {
+		name := tenant + "/" + scan + "/" + f.Name
+		h := sha256.New()
+		cr := &countReader{r: io.TeeReader(f.Body, h)}
+		if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: name}, cr); err != nil {
+			return nil, fmt.Errorf("storing %s: %w", name, err)
+		}
+		size := cr.n
+		out = append(out, event.Artifact{
+			Format: f.Format, Framework: f.Framework,
+			Source: "nats-os://" + bucket + "/" + name,
+			SHA256: hex.EncodeToString(h.Sum(nil)), Size: &size,
+		})
+	}
+	return out, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// PublishScan publishes a scan-completed event, with Nats-Msg-Id set to the
+// scan id so JetStream drops duplicates.
+func (c *Client) PublishScan(ctx context.Context, s event.ScanCompleted) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(event.Subject(c.Prefix, event.ScansCompleted, s.TenantID, s.Provider.ID))
+	msg.Data = b
+	msg.Header.Set(jetstream.MsgIDHeader, s.ScanID)
+	_, err = c.JS.PublishMsg(ctx, msg)
+	return err
+}
+
+// Request sends a control request and decodes the reply into reply. A reply
+// carrying an error becomes a *ReplyError.
+func (c *Client) Request(ctx context.Context, kind string, req, reply any) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	m, err := c.NC.RequestWithContext(ctx, event.Subject(c.Prefix, kind), b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", event.Subject(c.Prefix, kind), err)
+	}
+	var probe struct {
+		Error *event.ErrorBody `json:"error"`
+	}
+	if json.Unmarshal(m.Data, &probe) == nil && probe.Error != nil && probe.Error.Code == "InvalidRequest" {
+		return &ReplyError{Body: *probe.Error}
+	}
+	return json.Unmarshal(m.Data, reply)
+}
+
+// ReplyError is an error answered by the exporter.
+type ReplyError struct{ Body event.ErrorBody }
+
+func (e *ReplyError) Error() string { return e.Body.Code + ": " + e.Body.Message }
+
+// TestConnection asks the exporter to test a cached integration.
+func (c *Client) TestConnection(ctx context.Context, tenant, id string) (event.TestReply, error) {
+	var r event.TestReply
+	err := c.Request(ctx, event.ControlTest, event.TestRequest{TenantID: tenant, IntegrationID: id}, &r)
+	return r, err
+}
+
+// TestUnsaved asks the exporter to test an integration that is not saved.
+func (c *Client) TestUnsaved(ctx context.Context, in event.IntegrationPayload) (event.TestReply, error) {
+	var r event.TestReply
+	ch, err := marshalWire(event.IntegrationChanged{Integration: in})
+	if err != nil {
+		return r, err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(ch, &raw); err != nil {
+		return r, err
+	}
+	err = c.Request(ctx, event.ControlTest, map[string]json.RawMessage{"integration": raw["integration"]}, &r)
+	return r, err
+}
+
+// Get asks for a cached integration (credentials redacted).
+func (c *Client) Get(ctx context.Context, tenant, id string) (event.GetReply, error) {
+	var r event.GetReply
+	err := c.Request(ctx, event.ControlGet, event.GetRequest{TenantID: tenant, IntegrationID: id}, &r)
+	return r, err
+}
+
+// Replay asks for a scan to be exported again.
+func (c *Client) Replay(ctx context.Context, tenant, scan, integration string) (event.ReplayReply, error) {
+	var r event.ReplayReply
+	err := c.Request(ctx, event.ControlReplay, event.ReplayRequest{TenantID: tenant, ScanID: scan, IntegrationID: integration}, &r)
+	return r, err
+}

@@ -1,0 +1,159 @@
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+const (
+	versityModule = "github.com/versity/versitygw"
+	// versityDefaultVersion is used when go.mod cannot be read; it is the
+	// version tools/tools.go pins.
+	versityDefaultVersion = "v1.8.0"
+)
+
+var (
+	versityBinMu   sync.Mutex
+	versityBinPath string
+)
+
+// VersityGWBinary returns the path of a versitygw executable, building it
+// once from the module graph and caching it across test binaries and runs:
+//
+//   - $VERSITYGW_BIN, if set, is used as is;
+//   - else <cache>/versitygw-<version> where <cache> is $S3EXPORTER_TEST_CACHE
+//     or os.UserCacheDir()/s3-exporter-test and <version> is the versitygw
+//     version required by the go.mod found above the working directory.
+//
+// A missing binary is built with `go build` in the module root (about 90 s
+// cold). Concurrent test binaries serialise on a lock file and the binary is
+// renamed into place only when complete, so nobody runs a half-written file.
+func VersityGWBinary() (string, error) {
+	if p := os.Getenv("VERSITYGW_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("VERSITYGW_BIN: %w", err)
+		}
+		return p, nil
+	}
+	versityBinMu.Lock()
+	defer versityBinMu.Unlock()
+	if versityBinPath != "" {
+		return versityBinPath, nil
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	version := versityVersion(filepath.Join(root, "go.mod"))
+	cache, err := testCacheDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(cache, "versitygw-"+version)
+	if isExecutable(bin) {
+		versityBinPath = bin
+		return bin, nil
+	}
+
+	unlock, err := lockFile(filepath.Join(cache, "versitygw.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if isExecutable(bin) { // built by another process while we waited
+		versityBinPath = bin
+		return bin, nil
+	}
+	tmp, err := os.CreateTemp(cache, "versitygw-build-*")
+	if err != nil {
+		return "", fmt.Errorf("versitygw build: %w", err)
+	}
+	tmpName := tmp.Name()
+	_ = tmp.Close()
+	defer os.Remove(tmpName) // no-op after the rename
+
+	cmd := exec.Command(goTool(), "build", "-o", tmpName, versityModule+"/cmd/versitygw")
+	cmd.Dir = root
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build versitygw in %s: %w\n%s", root, err, out.String())
+	}
+	if err := os.Rename(tmpName, bin); err != nil {
+		return "", fmt.Errorf("versitygw build: %w", err)
+	}
+	versityBinPath = bin
+	return bin, nil
+}
+
+func testCacheDir() (string, error) {
+	dir := os.Getenv("S3EXPORTER_TEST_CACHE")
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("test cache dir (set S3EXPORTER_TEST_CACHE): %w", err)
+		}
+		dir = filepath.Join(base, "s3-exporter-test")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("test cache dir: %w", err)
+	}
+	return dir, nil
+}
+
+// moduleRoot walks up from the working directory to the nearest go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("module root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory to build versitygw in; set VERSITYGW_BIN")
+		}
+		dir = parent
+	}
+}
+
+// versityVersion reads the versitygw requirement from a go.mod, falling back
+// to the pinned default.
+func versityVersion(gomod string) string {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return versityDefaultVersion
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "require "))
+		if len(fields) >= 2 && fields[0] == versityModule {
+			return fields[1]
+		}
+	}
+	return versityDefaultVersion
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
