@@ -62,5 +62,7 @@ func ParseSource(raw string) (Source, error) {
 // (no empty, "." or ".." segments); names that are not are refused so that a
 // prefix check can't be fooled.
 func CleanObjectName(name string) bool {
-	return path.Clean(name) == name && !strings.HasPrefix(name, "/") && name != "."
+	// path.Clean keeps leading ".." segments of a relative name ("../x").
+	return path.Clean(name) == name && !strings.HasPrefix(name, "/") && name != "." &&
+		name != ".." && !strings.HasPrefix(name, "../")
 }

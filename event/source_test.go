@@ -75,18 +75,18 @@ func TestSourceString(t *testing.T) {
 
 func TestCleanObjectName(t *testing.T) {
 	for name, want := range map[string]bool{
-		"t1/s1/x.csv":        true,
-		"t1/s1/dir/x.csv":    true,
-		"x":                  true,
+		"t1/s1/x.csv":         true,
+		"t1/s1/dir/x.csv":     true,
+		"x":                   true,
 		"t1/s1/../../t2/s2/x": false,
-		"t1/s1/./x":          false,
-		"t1//s1/x":           false,
-		"t1/s1/x/":           false,
-		"/t1/s1/x":           false,
-		".":                  false,
-		"..":                 false,
-		"../x":               false,
-		"":                   false,
+		"t1/s1/./x":           false,
+		"t1//s1/x":            false,
+		"t1/s1/x/":            false,
+		"/t1/s1/x":            false,
+		".":                   false,
+		"..":                  false,
+		"../x":                false,
+		"":                    false,
 	} {
 		if got := event.CleanObjectName(name); got != want {
 			t.Errorf("CleanObjectName(%q) = %v, want %v", name, got, want)
