@@ -62,7 +62,13 @@ func s3Server(t testing.TB) *testutil.S3Server {
 // shared S3 server, and begins recording status events.
 func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, ns: testutil.StartNATS(t), s3: s3Server(t), changed: make(chan struct{})}
+	return newEnvWithS3(t, s3Server(t), mutate)
+}
+
+// newEnvWithS3 is newEnv against a given S3 server.
+func newEnvWithS3(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Config)) *env {
+	t.Helper()
+	e := &env{t: t, ns: testutil.StartNATS(t), s3: s3srv, changed: make(chan struct{})}
 	cfg := config.Default()
 	cfg.NATSURL = e.ns.ClientURL()
 	cfg.S3Endpoint = e.s3.Endpoint()

@@ -60,6 +60,19 @@ func (i *Integration) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
+// String describes the integration without its credentials.
+func (i *Integration) String() string {
+	if i == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("integration %s/%s (bucket %q, directory %q, enabled %t)", i.TenantID, i.ID, i.Bucket, i.OutputDirectory, i.Enabled)
+}
+
+// Format makes every fmt verb print String. Without it, a verb that does not
+// suit a pointer (%s of a struct holding an *Integration) makes fmt print the
+// fields without calling their methods, credentials included.
+func (i *Integration) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(i.String())) }
+
 // Redacted is the integration as control replies show it.
 func (i *Integration) Redacted() event.IntegrationPayload {
 	enabled := i.Enabled

@@ -23,6 +23,9 @@ const (
 var (
 	versityBinMu   sync.Mutex
 	versityBinPath string
+	// startDir is the working directory when the program started: an
+	// embedded gateway (RunEmbeddedS3) changes it later.
+	startDir, _ = os.Getwd()
 )
 
 // VersityGWBinary returns the path of a versitygw executable, building it
@@ -110,11 +113,12 @@ func testCacheDir() (string, error) {
 	return dir, nil
 }
 
-// moduleRoot walks up from the working directory to the nearest go.mod.
+// moduleRoot walks up from the starting working directory to the nearest
+// go.mod.
 func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("module root: %w", err)
+	dir := startDir
+	if dir == "" {
+		return "", errors.New("module root: unknown working directory; set VERSITYGW_BIN")
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
