@@ -88,7 +88,16 @@ func (d *Daemon) MetricsAddr() string {
 // consuming. It returns once the replica is ready, or with the first error.
 func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.start(ctx); err != nil {
+		if d.follower != nil {
+			d.follower.Stop()
+		}
+		d.changes.Stop()
 		d.closeAll()
+		if d.http != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = d.http.Shutdown(sctx)
+		}
 		return err
 	}
 	return nil

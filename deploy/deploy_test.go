@@ -65,7 +65,7 @@ func familyOf(name string, exposed map[string]bool) string {
 // exporterMetricRE matches an exporter metric name in PromQL. Label names
 // never start with the prefix, and template variables ($job) are not
 // identifiers, so every match is a metric name.
-var exporterMetricRE = regexp.MustCompile(`\b` + metrics.Namespace + `_[A-Za-z0-9_:]*`)
+var exporterMetricRE = regexp.MustCompile(`\b` + metrics.Namespace + `_[A-Za-z0-9_:]+`)
 
 // metricNamesIn returns the exporter metric names an expression refers to.
 func metricNamesIn(expr string) []string {

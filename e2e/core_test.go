@@ -23,11 +23,11 @@ var frameworks = []string{"cis_5.0_aws", "aws_foundational_security_best_practic
 func wantKeys(dir string) map[string]string {
 	p := "prowler-output-111122223333-20250805120000"
 	return map[string]string{
-		event.FormatCSV:  dir + "/csv/" + p + ".csv",
-		event.FormatHTML: dir + "/html/" + p + ".html",
-		event.FormatOCSF: dir + "/json-ocsf/" + p + ".ocsf.json",
-		event.FormatASFF: dir + "/json-asff/" + p + ".asff.json",
-		"compliance/cis_5.0_aws":                                  dir + "/compliance/" + p + "_cis_5.0_aws.csv",
+		event.FormatCSV:          dir + "/csv/" + p + ".csv",
+		event.FormatHTML:         dir + "/html/" + p + ".html",
+		event.FormatOCSF:         dir + "/json-ocsf/" + p + ".ocsf.json",
+		event.FormatASFF:         dir + "/json-asff/" + p + ".asff.json",
+		"compliance/cis_5.0_aws": dir + "/compliance/" + p + "_cis_5.0_aws.csv",
 		"compliance/aws_foundational_security_best_practices_aws": dir + "/compliance/" + p + "_aws_foundational_security_best_practices_aws.csv",
 	}
 }

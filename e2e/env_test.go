@@ -16,11 +16,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
+	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/daemon"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/testutil"
@@ -65,8 +67,20 @@ func newEnv(t testing.TB, mutate func(*config.Config)) *env {
 	return newEnvWithS3(t, s3Server(t), mutate)
 }
 
+// newEnvNoExporter is newEnv without the in-process exporter (the test runs
+// its own, as a process); the streams are created by it.
+func newEnvNoExporter(t testing.TB) *env {
+	t.Helper()
+	return newEnvFull(t, s3Server(t), nil, false)
+}
+
 // newEnvWithS3 is newEnv against a given S3 server.
 func newEnvWithS3(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Config)) *env {
+	t.Helper()
+	return newEnvFull(t, s3srv, mutate, true)
+}
+
+func newEnvFull(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Config), withExporter bool) *env {
 	t.Helper()
 	e := &env{t: t, ns: testutil.StartNATS(t), s3: s3srv, changed: make(chan struct{})}
 	cfg := config.Default()
@@ -82,7 +96,13 @@ func newEnvWithS3(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Co
 		mutate(cfg)
 	}
 	e.cfg = cfg
-	e.start()
+	if withExporter {
+		e.start()
+	} else {
+		// Create the streams as the exporter would, so the test can publish
+		// and watch before the exporter process starts.
+		ensureStreams(t, cfg)
+	}
 	nc, err := nats.Connect(cfg.NATSURL)
 	if err != nil {
 		t.Fatal(err)
@@ -331,3 +351,20 @@ func (e *env) multipartUploads(bucket string) []string {
 }
 
 var errNotFound = errors.New("not found")
+
+func ensureStreams(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	nc, err := nats.Connect(cfg.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: 1, ScanMaxAge: cfg.ScanMaxAge}
+	if _, err := consumer.EnsureStreams(context.Background(), js, topo, true); err != nil {
+		t.Fatal(err)
+	}
+}

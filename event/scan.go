@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Artifact formats (contract §3).
@@ -69,8 +70,20 @@ type MalformedError struct {
 
 func (e *MalformedError) Error() string { return "malformed event: " + e.Reason }
 
+// maxReason caps a reason: it quotes values from the event and travels in
+// the dead letter's Prowler-Dlq-Reason header, next to the whole payload.
+const maxReason = 1024
+
 func malformed(format string, args ...any) error {
-	return &MalformedError{Reason: fmt.Sprintf(format, args...)}
+	r := fmt.Sprintf(format, args...)
+	if len(r) > maxReason {
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(r[cut]) {
+			cut--
+		}
+		r = r[:cut] + "…"
+	}
+	return &MalformedError{Reason: r}
 }
 
 // IsMalformed reports whether err is a *MalformedError.

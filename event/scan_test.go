@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prowler-cloud/s3-exporter/event"
 )
@@ -263,5 +264,27 @@ func TestDecodeScanSHA256UpperCase(t *testing.T) {
 	artifact(m, 0)["sha256"] = strings.ToUpper(sha)
 	if _, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m)); err != nil {
 		t.Errorf("upper-case hex refused: %v", err)
+	}
+}
+
+func TestDecodeScanReasonIsBounded(t *testing.T) {
+	// A reason quotes values from the event; a huge value must not make a
+	// huge reason (it travels in a dead letter's header).
+	for name, change := range map[string]func(m map[string]any){
+		"scan_id":   func(m map[string]any) { m["scan_id"] = strings.Repeat("é", 400000) },
+		"source":    func(m map[string]any) { artifact(m, 0)["source"] = "nats-os://B/" + strings.Repeat("x", 800000) + "\n" },
+		"format":    func(m map[string]any) { artifact(m, 0)["format"] = strings.Repeat("f", 800000) },
+		"framework": func(m map[string]any) { artifact(m, 4)["framework"] = strings.Repeat("/", 800000) },
+	} {
+		m := validScan()
+		change(m)
+		_, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m))
+		var me *event.MalformedError
+		if !errors.As(err, &me) {
+			t.Fatalf("%s: %T %.200v", name, err, err)
+		}
+		if len(me.Reason) > 1100 || !utf8.ValidString(me.Reason) {
+			t.Errorf("%s: reason of %d bytes (valid UTF-8: %v)", name, len(me.Reason), utf8.ValidString(me.Reason))
+		}
 	}
 }

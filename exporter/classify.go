@@ -65,6 +65,10 @@ func classify(op string, err error) *errcode.Error {
 		case "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
 			"ThrottlingException", "RequestTimeTooSkewed", "OperationAborted", "503 SlowDown":
 			return wrap(errcode.S3ClientError, true)
+		case "NoSuchUpload":
+			// A multipart upload aborted under us (its 404 is not a missing
+			// bucket): a new attempt starts a new upload.
+			return wrap(errcode.S3ClientError, true)
 		}
 	}
 	if status := httpStatus(err); status != 0 {

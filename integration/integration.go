@@ -146,7 +146,7 @@ func (p *Parser) ParseChange(subject string, data []byte) (Change, error) {
 	case "":
 		return ch, invalid("missing action (upsert or delete)")
 	default:
-		return ch, invalid("unknown action %q (upsert or delete)", msg.Action)
+		return ch, invalid("unknown action %s (upsert or delete)", quote(msg.Action))
 	}
 	if in.Type != event.TypeAmazonS3 {
 		ch.Ignored = true
@@ -167,7 +167,7 @@ func (p *Parser) Build(in event.IntegrationPayload) (*Integration, error) {
 		return nil, invalid("integration.id and integration.tenant_id are required")
 	}
 	if in.Type != "" && in.Type != event.TypeAmazonS3 {
-		return nil, invalid("type %q is not amazon_s3", in.Type)
+		return nil, invalid("type %s is not amazon_s3", quote(in.Type))
 	}
 	return p.build(in)
 }
@@ -207,7 +207,7 @@ func (p *Parser) build(in event.IntegrationPayload) (*Integration, error) {
 		}
 	case "aws:kms":
 	default:
-		return nil, invalid("sse %q: want AES256 or aws:kms", ig.SSE)
+		return nil, invalid("sse %s: want AES256 or aws:kms", quote(ig.SSE))
 	}
 	creds, err := p.credentials(in)
 	if err != nil {
@@ -269,7 +269,7 @@ func applyCredentialDefaults(c *event.Credentials, tenantID, pattern string) err
 		c.RoleSessionName = DefaultRoleSessionName
 	}
 	if !sessionNamePattern.MatchString(c.RoleSessionName) {
-		return invalid("role_session_name %q must match [\\w+=,.@-]{2,64}", c.RoleSessionName)
+		return invalid("role_session_name %s must match [\\w+=,.@-]{2,64}", quote(c.RoleSessionName))
 	}
 	if c.SessionDuration == 0 {
 		c.SessionDuration = DefaultSessionDuration

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 )
@@ -27,7 +29,7 @@ var ipShaped = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$`)
 func NormalizeBucketName(name string) (string, error) {
 	name = strings.TrimPrefix(strings.TrimSpace(name), "s3://")
 	bad := func(why string) (string, error) {
-		return "", errcode.Permanentf(errcode.S3InvalidBucketName, "bucket name %q: %s", name, why)
+		return "", errcode.Permanentf(errcode.S3InvalidBucketName, "bucket name %s: %s", quote(name), why)
 	}
 	switch {
 	case name == "":
@@ -53,7 +55,7 @@ func NormalizeOutputDirectory(dir string) (string, error) {
 		return DefaultOutputDirectory, nil
 	}
 	bad := func(why string) (string, error) {
-		return "", errcode.Permanentf(errcode.InvalidConfiguration, "output_directory %q: %s", dir, why)
+		return "", errcode.Permanentf(errcode.InvalidConfiguration, "output_directory %s: %s", quote(dir), why)
 	}
 	if i := strings.IndexAny(dir, `<>:"|?*`); i >= 0 {
 		return bad(fmt.Sprintf("must not contain %q", dir[i]))
@@ -61,22 +63,43 @@ func NormalizeOutputDirectory(dir string) (string, error) {
 	if strings.ContainsFunc(dir, unicode.IsControl) {
 		return bad("must not contain control characters")
 	}
-	// Cleaning can leave white space at either end ("a/ /" -> "a/ ") and
-	// trimming it can leave something to clean ("a/. /" -> "a/."), so repeat
-	// until neither changes anything: the result then normalises to itself.
-	clean := dir
-	for {
-		for _, seg := range strings.Split(clean, "/") {
-			if seg == ".." {
-				return bad("must not contain a '..' segment")
-			}
+	// Normalise like path.Clean on "/"+dir, then trim white space off the
+	// ends; a segment that trimming empties (or turns into ".") goes too, so
+	// that the result normalises to itself ("a/ /" -> "a", "/ /a" -> "a").
+	// One pass, linear in the input.
+	var segs []string
+	for _, seg := range strings.Split(dir, "/") {
+		switch seg {
+		case "..":
+			return bad("must not contain a '..' segment")
+		case "", ".":
+			continue
 		}
-		next := strings.TrimSpace(strings.TrimPrefix(path.Clean("/"+clean), "/"))
-		if next == clean {
+		segs = append(segs, seg)
+	}
+	for len(segs) > 0 {
+		first := strings.TrimLeftFunc(segs[0], unicode.IsSpace)
+		if first == ".." {
+			return bad("must not contain a '..' segment")
+		}
+		if first != "" && first != "." {
+			segs[0] = first
 			break
 		}
-		clean = next
+		segs = segs[1:]
 	}
+	for len(segs) > 0 {
+		last := strings.TrimRightFunc(segs[len(segs)-1], unicode.IsSpace)
+		if last == ".." {
+			return bad("must not contain a '..' segment")
+		}
+		if last != "" && last != "." {
+			segs[len(segs)-1] = last
+			break
+		}
+		segs = segs[:len(segs)-1]
+	}
+	clean := strings.Join(segs, "/")
 	if clean == "" || clean == "." {
 		return bad("is empty after normalisation")
 	}
@@ -95,7 +118,7 @@ var sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 func ValidateRoleARN(arn, pattern string) error {
 	if !roleARNPattern.MatchString(arn) {
 		return errcode.Permanentf(errcode.InvalidConfiguration,
-			"role_arn %q is not an IAM role ARN (arn:<partition>:iam::<12 digits>:role/<name>)", arn)
+			"role_arn %s is not an IAM role ARN (arn:<partition>:iam::<12 digits>:role/<name>)", quote(arn))
 	}
 	if pattern != "" {
 		ok, err := path.Match(pattern, arn)
@@ -104,8 +127,24 @@ func ValidateRoleARN(arn, pattern string) error {
 		}
 		if !ok {
 			return errcode.Permanentf(errcode.InvalidConfiguration,
-				"role_arn %q is not allowed by this exporter (S3EXPORTER_ROLE_ARN_PATTERN %q)", arn, pattern)
+				"role_arn %s is not allowed by this exporter (S3EXPORTER_ROLE_ARN_PATTERN %q)", quote(arn), pattern)
 		}
 	}
 	return nil
+}
+
+// maxQuoted is how much of a rejected value an error message repeats: the
+// message travels in status events, which must stay small.
+const maxQuoted = 128
+
+// quote is %q of s, cut to maxQuoted bytes (on a character boundary).
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("… (%d bytes)", len(s))
 }

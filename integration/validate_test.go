@@ -71,6 +71,45 @@ func TestNormalizeOutputDirectory(t *testing.T) {
 	}
 }
 
+// TestNormalizeOutputDirectoryLargeInput feeds inputs of a NATS message's
+// size whose white space and slashes each take a step to remove: the
+// normalisation must stay linear (a quadratic one runs past the test
+// timeout), and a rejection must not repeat the whole input.
+func TestNormalizeOutputDirectoryLargeInput(t *testing.T) {
+	const n = 1 << 20
+	for in, want := range map[string]string{
+		"a" + strings.Repeat("/ ", n/2) + "/":  "a",
+		"/" + strings.Repeat(" /", n/2) + "a":  "a",
+		strings.Repeat("/.", n/2) + "/b/.":     "b",
+		"c" + strings.Repeat("/", n):           "c",
+		strings.Repeat(" /./", n/4) + "d/ /./": "d",
+	} {
+		got, err := integration.NormalizeOutputDirectory(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeOutputDirectory(%d bytes) = %.200q, %.200v; want %q", len(in), got, err, want)
+		}
+	}
+	for _, in := range []string{
+		strings.Repeat("a/ ", n/3),
+		strings.Repeat("é", n/2) + "..",
+		strings.Repeat("x", n) + "/../y",
+	} {
+		_, err := integration.NormalizeOutputDirectory(in)
+		wantCode(t, "long directory", err, errcode.InvalidConfiguration)
+		if err != nil && len(err.Error()) > 400 {
+			t.Errorf("the error repeats %d bytes of the input: %.200s", len(err.Error()), err)
+		}
+	}
+	_, err := integration.NormalizeBucketName(strings.Repeat("B", n))
+	if err == nil || len(err.Error()) > 400 {
+		t.Errorf("bucket error of %d bytes", len(err.Error()))
+	}
+	err = integration.ValidateRoleARN(strings.Repeat("arn", n), "")
+	if err == nil || len(err.Error()) > 400 {
+		t.Errorf("role error of %d bytes", len(err.Error()))
+	}
+}
+
 func TestNormalizeOutputDirectoryRejected(t *testing.T) {
 	cases := map[string]string{
 		"/////":                        "empty after normalisation",

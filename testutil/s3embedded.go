@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/versity/versitygw/backend/meta"
@@ -29,6 +30,22 @@ import (
 // object paths relative to it), so use absolute paths after calling this.
 // Tests should use StartS3, which runs versitygw as a separate process.
 func RunEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (string, error) {
+	// Checked before the posix backend is made: making a second one would
+	// move the working directory under the running gateway's feet.
+	if !embeddedRunning.CompareAndSwap(false, true) {
+		return "", errors.New("embedded s3: a gateway already runs in this process")
+	}
+	endpoint, err := runEmbeddedS3(ctx, dir, addr, access, secret)
+	if err != nil {
+		embeddedRunning.Store(false)
+	}
+	return endpoint, err
+}
+
+// embeddedRunning mirrors embedgw's own one-gateway-per-process rule.
+var embeddedRunning atomic.Bool
+
+func runEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (string, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", fmt.Errorf("embedded s3: %w", err)
@@ -72,8 +89,10 @@ func RunEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (strin
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- embedgw.RunVersityGW(runCtx, be, cfg)
+		err := embedgw.RunVersityGW(runCtx, be, cfg)
 		be.Shutdown()
+		embeddedRunning.Store(false)
+		done <- err
 	}()
 
 	endpoint := "http://" + addr

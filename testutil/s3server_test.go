@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -311,6 +313,25 @@ func TestS3BucketRegionDiscovery(t *testing.T) {
 		t.Fatalf("HeadBucket signed for eu-west-1: HTTP %d (%v)", status, err)
 	}
 	t.Logf("HeadBucket signed for the wrong region: HTTP 400, x-amz-bucket-region %q", headerOf(err, "X-Amz-Bucket-Region"))
+
+	// The 400's body names the right region, as AWS's does.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint()+"/exports?location", nil)
+	emptySum := sha256.Sum256(nil)
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(emptySum[:]))
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey},
+		req, hex.EncodeToString(emptySum[:]), "s3", "eu-west-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !bytes.Contains(raw, []byte("<Code>AuthorizationHeaderMalformed</Code>")) ||
+		!bytes.Contains(raw, []byte("<Region>us-east-1</Region>")) {
+		t.Fatalf("wrong-region GetBucketLocation: HTTP %d %s", resp.StatusCode, raw)
+	}
 }
 
 func headerOf(err error, name string) string {

@@ -55,24 +55,32 @@ func VersityGWBinary() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	version := versityVersion(filepath.Join(root, "go.mod"))
 	cache, err := testCacheDir()
 	if err != nil {
 		return "", err
 	}
+	bin, err := buildVersityGW(root, cache)
+	if err != nil {
+		return "", err
+	}
+	versityBinPath = bin
+	return bin, nil
+}
+
+// buildVersityGW returns <cache>/versitygw-<version>, building it in the
+// module at root unless it exists.
+func buildVersityGW(root, cache string) (string, error) {
+	version := versityVersion(filepath.Join(root, "go.mod"))
 	bin := filepath.Join(cache, "versitygw-"+version)
 	if isExecutable(bin) {
-		versityBinPath = bin
 		return bin, nil
 	}
-
 	unlock, err := lockFile(filepath.Join(cache, "versitygw.lock"))
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
 	if isExecutable(bin) { // built by another process while we waited
-		versityBinPath = bin
 		return bin, nil
 	}
 	tmp, err := os.CreateTemp(cache, "versitygw-build-*")
@@ -94,7 +102,6 @@ func VersityGWBinary() (string, error) {
 	if err := os.Rename(tmpName, bin); err != nil {
 		return "", fmt.Errorf("versitygw build: %w", err)
 	}
-	versityBinPath = bin
 	return bin, nil
 }
 

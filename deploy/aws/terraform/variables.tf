@@ -19,7 +19,7 @@ variable "external_id" {
   type        = string
 
   validation {
-    condition     = can(regex("^[[:alnum:]_+=,.@:/-]{2,1224}$", var.external_id))
+    condition     = can(regex("^[[:alnum:]_+=,.@:/-]+$", var.external_id)) && length(var.external_id) >= 2 && length(var.external_id) <= 1224
     error_message = "external_id must be 2 to 1224 characters of letters, digits and _+=,.@:/-."
   }
 }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFindOutputs(t *testing.T) {
+	dir := t.TempDir()
+	const base = "prowler-output-111122223333-20250805120000"
+	writeFiles(t, dir, map[string]string{
+		base + ".csv":       "csv",
+		base + ".html":      "html",
+		base + ".ocsf.json": "ocsf",
+		base + ".asff.json": "asff",
+		"compliance/" + base + "_cis_5.0_aws.csv":                                  "cis",
+		"compliance/" + base + "_aws_foundational_security_best_practices_aws.csv": "fsbp",
+		"compliance/nested/custom_framework-1.csv":                                 "custom",
+		"compliance/notes.txt":                                                     "skip",
+		"README.md":                                                                "skip",
+		"other/x.csv":                                                              "skip",
+	})
+	files, skipped, err := findOutputs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct{ format, framework, name, body string }
+	var have []got
+	for _, f := range files {
+		b, err := os.ReadFile(f.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have = append(have, got{f.Format, f.Framework, f.Name, string(b)})
+	}
+	want := []got{
+		{"csv", "", base + ".csv", "csv"},
+		{"html", "", base + ".html", "html"},
+		{"json-ocsf", "", base + ".ocsf.json", "ocsf"},
+		{"json-asff", "", base + ".asff.json", "asff"},
+		{"compliance", "aws_foundational_security_best_practices_aws", "compliance/" + base + "_aws_foundational_security_best_practices_aws.csv", "fsbp"},
+		{"compliance", "cis_5.0_aws", "compliance/" + base + "_cis_5.0_aws.csv", "cis"},
+		{"compliance", "custom_framework-1", "compliance/nested/custom_framework-1.csv", "custom"},
+	}
+	if len(have) != len(want) {
+		t.Fatalf("found %d files, want %d: %+v", len(have), len(want), have)
+	}
+	for i := range want {
+		if have[i] != want[i] {
+			t.Errorf("file %d: got %+v, want %+v", i, have[i], want[i])
+		}
+	}
+	joined := strings.Join(skipped, "\n")
+	for _, s := range []string{"README.md", "notes.txt", "other"} {
+		if !strings.Contains(joined, s) {
+			t.Errorf("skipped list %q does not mention %s", skipped, s)
+		}
+	}
+	if len(skipped) != 3 {
+		t.Errorf("skipped %q, want 3 entries", skipped)
+	}
+}
+
+func TestFindOutputsOnlySome(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"scan.ocsf.json": "[]", "Report.HTML": "<html>"})
+	files, _, err := findOutputs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].Format != "html" || files[1].Format != "json-ocsf" {
+		t.Fatalf("got %+v", files)
+	}
+}
+
+func TestFindOutputsRejected(t *testing.T) {
+	for name, tc := range map[string]struct {
+		files map[string]string
+		want  string
+	}{
+		"two csv":  {map[string]string{"a.csv": "", "b.csv": ""}, "several csv files"},
+		"two html": {map[string]string{"a.html": "", "b.html": ""}, "several html files"},
+		"two ocsf": {map[string]string{"a.ocsf.json": "", "b.ocsf.json": ""}, "several json-ocsf files"},
+		"duplicate framework": {map[string]string{
+			"compliance/prowler-output-1-20250101000000_cis.csv": "", "compliance/x/cis.csv": ""}, "appears twice"},
+		"bad framework": {map[string]string{"compliance/my framework.csv": ""}, "must match"},
+		"only dots":     {map[string]string{"compliance/prowler-output-1-20250101000000_...csv": ""}, "must match"},
+		"nothing":       {map[string]string{"notes.txt": ""}, "holds no Prowler output"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, tc.files)
+			_, _, err := findOutputs(dir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, _, err := findOutputs(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("a missing folder was accepted")
+	}
+}
+
+func TestFrameworkOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"prowler-output-111122223333-20250805120000_cis_5.0_aws.csv":            "cis_5.0_aws",
+		"prowler-output-my-acct_id-20250805120000_iso27001_2013_aws.csv":        "iso27001_2013_aws",
+		"prowler-output-a-20250805120000_prowler-output-b-20250805120000_x.csv": "x",
+		"cis_5.0_aws.csv":                      "cis_5.0_aws",
+		"prowler-output-nodate_cis.csv":        "prowler-output-nodate_cis",
+		"prowler-output-1-2025080512000_a.csv": "prowler-output-1-2025080512000_a",
+	} {
+		got, err := frameworkOf(name)
+		if err != nil || got != want {
+			t.Errorf("frameworkOf(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
+func TestFormatOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"x.ocsf.json": "json-ocsf", "x.asff.json": "json-asff", "x.json": "", "x.html": "html",
+		"X.CSV": "csv", "x.csv.gz": "", "x.htm": "",
+	} {
+		if got := formatOf(name); got != want {
+			t.Errorf("formatOf(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

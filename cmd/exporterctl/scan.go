@@ -1,0 +1,574 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/prowler-cloud/s3-exporter/client"
+	"github.com/prowler-cloud/s3-exporter/event"
+)
+
+const scanPublishHelp = `Usage: exporterctl scan publish --tenant T --provider-id P --provider-uid U [flags] DIR
+
+Stores the Prowler output files of DIR in a JetStream object store under
+<tenant>/<scan>/, publishes the scan-completed event and prints the scan id.
+
+Files are recognised by name:
+  DIR/*.ocsf.json                 json-ocsf
+  DIR/*.asff.json                 json-asff
+  DIR/*.html                      html
+  DIR/*.csv                       csv (at most one)
+  DIR/compliance/**/*.csv         compliance; the framework is what follows
+                                  "prowler-output-<uid>-<YYYYmmddHHMMSS>_" in the name,
+                                  or the whole name without .csv
+Other files are skipped (and listed on stderr). At most one file per format
+(per framework for compliance).
+
+Flags:
+  --tenant T            tenant id (required)
+  --provider-id P       provider id (required)
+  --provider-uid U      provider uid, e.g. the AWS account id (required)
+  --provider-type X     provider type (default aws)
+  --scan-id S           scan id (default: a random UUID)
+  --started-at TIME     scan start, RFC 3339 (default: now); it names the objects in the buckets
+  --bucket B            object store for the files (default PROWLER_OUTPUTS)
+  --wait                wait for the export to every integration of the tenant that exports
+                        the provider, print each outcome, exit 4 if any failed
+  --wait-timeout D      time limit of --wait (default 15m)
+`
+
+type scanOptions struct {
+	tenant, providerID, providerUID, providerType string
+	scanID, startedAt, bucket                     string
+	wait                                          bool
+	waitTimeout                                   time.Duration
+}
+
+func runScanPublish(ctx context.Context, a *app, args []string) error {
+	fs := newFlagSet("scan publish")
+	a.g.register(fs)
+	var o scanOptions
+	fs.StringVar(&o.tenant, "tenant", "", "")
+	fs.StringVar(&o.providerID, "provider-id", "", "")
+	fs.StringVar(&o.providerUID, "provider-uid", "", "")
+	fs.StringVar(&o.providerType, "provider-type", "aws", "")
+	fs.StringVar(&o.scanID, "scan-id", "", "")
+	fs.StringVar(&o.startedAt, "started-at", "", "")
+	fs.StringVar(&o.bucket, "bucket", client.DefaultObjectStore, "")
+	fs.BoolVar(&o.wait, "wait", false, "")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 15*time.Minute, "")
+	pos, err := a.parse(fs, "scan publish", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("scan publish takes one folder of Prowler outputs, got %d arguments", len(pos))
+	}
+	dir := pos[0]
+	scan, err := o.event()
+	if err != nil {
+		return err
+	}
+	files, skipped, err := findOutputs(dir)
+	if err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(a.stderr, "exporterctl: skipping %s (not a recognised Prowler output)\n", s)
+	}
+
+	cl, closeConn, err := a.connect()
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+
+	var w *exportWaiter
+	if o.wait {
+		w, err = a.prepareWait(ctx, cl, scan)
+		if err != nil {
+			return err
+		}
+	}
+
+	arts, err := putFiles(ctx, cl, o.bucket, scan.TenantID, scan.ScanID, files)
+	if err != nil {
+		return err
+	}
+	scan.Artifacts = arts
+	now := time.Now().UTC().Truncate(time.Second)
+	scan.CompletedAt = &now
+	subject := event.Subject(a.g.prefix, event.ScansCompleted, scan.TenantID, scan.Provider.ID)
+	var ack *jetstream.PubAck
+	err = a.request(ctx, func(ctx context.Context) (err error) { ack, err = publishScan(ctx, cl, subject, scan); return err })
+	if err != nil {
+		return fmt.Errorf("publishing scan %s: %w", scan.ScanID, err)
+	}
+	if ack.Duplicate {
+		return fmt.Errorf("scan %s was already published in the last minutes: JetStream dropped this event as a duplicate (use replay to export it again)", scan.ScanID)
+	}
+	if !a.g.json {
+		fmt.Fprintln(a.stdout, scan.ScanID)
+	}
+	result := map[string]any{"scan_id": scan.ScanID, "subject": subject, "stream_sequence": ack.Sequence, "artifacts": scan.Artifacts}
+	if !o.wait {
+		if a.g.json {
+			return a.printJSON(result)
+		}
+		return nil
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, o.waitTimeout)
+	defer cancel()
+	outcomes, waitErr := w.wait(wctx, a)
+	result["exports"] = outcomes
+	if a.g.json {
+		if err := a.printJSON(result); err != nil {
+			return err
+		}
+	}
+	if waitErr != nil {
+		return waitErr
+	}
+	for _, st := range outcomes {
+		if st.State != event.StateSucceeded {
+			return withCode(exitExportFailed)
+		}
+	}
+	return nil
+}
+
+// event validates the flags and builds the event (without artifacts).
+func (o *scanOptions) event() (event.ScanCompleted, error) {
+	var s event.ScanCompleted
+	if o.scanID == "" {
+		o.scanID = newUUID()
+	}
+	if err := requireIDs(map[string]string{"--tenant": o.tenant, "--provider-id": o.providerID, "--scan-id": o.scanID}); err != nil {
+		return s, err
+	}
+	if strings.TrimSpace(o.providerUID) == "" {
+		return s, usageErrorf("--provider-uid is required")
+	}
+	if o.bucket == "" {
+		return s, usageErrorf("--bucket is empty")
+	}
+	if o.wait && o.waitTimeout <= 0 {
+		return s, usageErrorf("--wait-timeout must be positive")
+	}
+	started := time.Now().UTC().Truncate(time.Second)
+	if o.startedAt != "" {
+		t, err := time.Parse(time.RFC3339, o.startedAt)
+		if err != nil {
+			return s, usageErrorf("--started-at %q: want RFC 3339, e.g. 2025-08-05T12:00:00Z", o.startedAt)
+		}
+		started = t.UTC()
+	}
+	return event.ScanCompleted{
+		ScanID: o.scanID, TenantID: o.tenant,
+		Provider:  event.Provider{ID: o.providerID, Type: o.providerType, UID: o.providerUID},
+		StartedAt: started,
+	}, nil
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// outputFile is a recognised Prowler output on disk.
+type outputFile struct {
+	Format    string
+	Framework string
+	// Path is the file on disk.
+	Path string
+	// Name is the object name under <tenant>/<scan>/ (slash-separated).
+	Name string
+}
+
+// prowlerName matches Prowler's compliance file names (without .csv) and
+// captures the framework: prowler-output-<uid>-<YYYYmmddHHMMSS>_<framework>.
+var prowlerName = regexp.MustCompile(`^prowler-output-.*-[0-9]{14}_(.+)$`)
+
+var frameworkPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// complianceDir is the folder of compliance files.
+const complianceDir = "compliance"
+
+// findOutputs recognises the Prowler outputs of dir by their names. It
+// returns them in a stable order, and the files it skipped.
+func findOutputs(dir string) ([]outputFile, []string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the outputs folder: %w", err)
+	}
+	var skipped []string
+	var out []outputFile
+	byFormat := map[string]string{}
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		isDir, err := isDirectory(path, e)
+		if err != nil {
+			return nil, nil, err
+		}
+		if isDir {
+			if e.Name() == complianceDir {
+				comp, skip, err := findCompliance(path)
+				if err != nil {
+					return nil, nil, err
+				}
+				out = append(out, comp...)
+				skipped = append(skipped, skip...)
+			} else {
+				skipped = append(skipped, path+string(filepath.Separator))
+			}
+			continue
+		}
+		format := formatOf(e.Name())
+		if format == "" {
+			skipped = append(skipped, path)
+			continue
+		}
+		if prev, dup := byFormat[format]; dup {
+			return nil, nil, fmt.Errorf("%s: several %s files (%s and %s); want at most one", dir, format, prev, e.Name())
+		}
+		byFormat[format] = e.Name()
+		out = append(out, outputFile{Format: format, Path: path, Name: e.Name()})
+	}
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("%s holds no Prowler output (*.csv, *.html, *.ocsf.json, *.asff.json, compliance/*.csv)", dir)
+	}
+	// Non-compliance files first, in format order; then compliance by framework.
+	slices.SortStableFunc(out, func(x, y outputFile) int {
+		return strings.Compare(sortKey(x), sortKey(y))
+	})
+	return out, skipped, nil
+}
+
+func sortKey(f outputFile) string {
+	i := slices.Index(event.Formats, f.Format)
+	return fmt.Sprintf("%d/%s", i, f.Framework)
+}
+
+// formatOf returns the format of a top-level file by its name, or "".
+func formatOf(name string) string {
+	n := strings.ToLower(name)
+	switch {
+	case strings.HasSuffix(n, ".ocsf.json"):
+		return event.FormatOCSF
+	case strings.HasSuffix(n, ".asff.json"):
+		return event.FormatASFF
+	case strings.HasSuffix(n, ".html"):
+		return event.FormatHTML
+	case strings.HasSuffix(n, ".csv"):
+		return event.FormatCSV
+	}
+	return ""
+}
+
+// frameworkOf returns the framework of a compliance file name.
+func frameworkOf(name string) (string, error) {
+	base := name[:len(name)-len(".csv")]
+	fw := base
+	if m := prowlerName.FindStringSubmatch(base); m != nil {
+		fw = m[1]
+	}
+	if !frameworkPattern.MatchString(fw) || strings.Trim(fw, ".") == "" {
+		return "", fmt.Errorf("compliance file %s: framework %q must match [A-Za-z0-9_.-]+", name, fw)
+	}
+	return fw, nil
+}
+
+// findCompliance walks the compliance folder.
+func findCompliance(root string) ([]outputFile, []string, error) {
+	var out []outputFile
+	var skipped []string
+	seen := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			skipped = append(skipped, path)
+			return nil
+		}
+		if !strings.HasSuffix(strings.ToLower(d.Name()), ".csv") {
+			skipped = append(skipped, path)
+			return nil
+		}
+		fw, err := frameworkOf(d.Name())
+		if err != nil {
+			return err
+		}
+		if prev, dup := seen[fw]; dup {
+			return fmt.Errorf("compliance framework %s appears twice (%s and %s)", fw, prev, path)
+		}
+		seen[fw] = path
+		rel, err := filepath.Rel(filepath.Dir(root), path)
+		if err != nil {
+			return err
+		}
+		out = append(out, outputFile{Format: event.FormatCompliance, Framework: fw, Path: path, Name: filepath.ToSlash(rel)})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", root, err)
+	}
+	return out, skipped, nil
+}
+
+// isDirectory reports whether an entry is a directory, following a symlink.
+func isDirectory(path string, e fs.DirEntry) (bool, error) {
+	if e.Type()&fs.ModeSymlink == 0 {
+		return e.IsDir(), nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return fi.IsDir(), nil
+}
+
+// putFiles stores the files, opening each only while it is read.
+func putFiles(ctx context.Context, cl *client.Client, bucket, tenant, scan string, files []outputFile) ([]event.Artifact, error) {
+	cf := make([]client.File, len(files))
+	lazies := make([]*lazyFile, len(files))
+	for i, f := range files {
+		lazies[i] = &lazyFile{path: f.Path}
+		cf[i] = client.File{Format: f.Format, Framework: f.Framework, Name: f.Name, Body: lazies[i]}
+	}
+	defer func() {
+		for _, l := range lazies {
+			l.close()
+		}
+	}()
+	arts, err := cl.PutArtifacts(ctx, bucket, tenant, scan, cf)
+	if err != nil {
+		return nil, fmt.Errorf("storing the outputs: %w", err)
+	}
+	return arts, nil
+}
+
+// lazyFile opens its file at the first Read and closes it at EOF, so that a
+// scan of dozens of compliance files holds one descriptor at a time.
+type lazyFile struct {
+	path string
+	f    *os.File
+	done bool
+}
+
+func (l *lazyFile) Read(p []byte) (int, error) {
+	if l.done {
+		return 0, io.EOF
+	}
+	if l.f == nil {
+		f, err := os.Open(l.path)
+		if err != nil {
+			return 0, err
+		}
+		l.f = f
+	}
+	n, err := l.f.Read(p)
+	if err == io.EOF {
+		l.close()
+	}
+	return n, err
+}
+
+func (l *lazyFile) close() {
+	if l.f != nil {
+		_ = l.f.Close()
+		l.f = nil
+	}
+	l.done = true
+}
+
+// publishScan publishes the event like client.PublishScan (Nats-Msg-Id = scan
+// id) but returns the ack, to tell a duplicate the stream dropped.
+func publishScan(ctx context.Context, cl *client.Client, subject string, s event.ScanCompleted) (*jetstream.PubAck, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = b
+	msg.Header.Set(jetstream.MsgIDHeader, s.ScanID)
+	return cl.JS.PublishMsg(ctx, msg)
+}
+
+// Waiting for the export.
+
+// exportWaiter follows the export statuses of one scan, from the status
+// stream's sequence before the scan was published, for the integrations the
+// exporter is expected to select.
+type exportWaiter struct {
+	cl       *client.Client
+	scan     event.ScanCompleted
+	stream   string
+	startSeq uint64
+	pending  []string
+}
+
+// prepareWait runs before the scan is published: it notes where the status
+// stream ends and which integrations will export the scan (the enabled
+// amazon_s3 integrations of the tenant, as the exporter holds them, that
+// list the provider).
+func (a *app) prepareWait(ctx context.Context, cl *client.Client, scan event.ScanCompleted) (*exportWaiter, error) {
+	prefix := strings.ToUpper(a.g.prefix)
+	w := &exportWaiter{cl: cl, scan: scan, stream: prefix + "_STATUS"}
+	err := a.request(ctx, func(ctx context.Context) error {
+		st, err := cl.JS.Stream(ctx, w.stream)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w (is the exporter running with --prefix %s?)", w.stream, err, a.g.prefix)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", w.stream, err)
+		}
+		w.startSeq = info.State.LastSeq + 1
+
+		integrations := prefix + "_INTEGRATIONS"
+		ist, err := cl.JS.Stream(ctx, integrations)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", integrations, err)
+		}
+		filter := event.Subject(a.g.prefix, event.IntegrationsChanged, scan.TenantID, "*")
+		iinfo, err := ist.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", integrations, err)
+		}
+		var ids []string
+		for subj := range iinfo.State.Subjects {
+			if toks, err := event.SubjectTokens(subj, a.g.prefix, event.IntegrationsChanged, 2); err == nil {
+				ids = append(ids, toks[1])
+			}
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			rep, err := cl.Get(ctx, scan.TenantID, id)
+			var re *client.ReplyError
+			if errors.As(err, &re) {
+				continue // deleted, rejected or of another type: the exporter does not hold it
+			}
+			if err != nil {
+				return fmt.Errorf("getting integration %s/%s: %w", scan.TenantID, id, err)
+			}
+			in := rep.Integration
+			if (in.Enabled == nil || *in.Enabled) && slices.Contains(in.Providers, scan.Provider.ID) {
+				w.pending = append(w.pending, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--wait: %w", err)
+	}
+	return w, nil
+}
+
+// wait returns the final export status of each expected integration, in the
+// order they finished.
+func (w *exportWaiter) wait(ctx context.Context, a *app) ([]event.ExportStatus, error) {
+	outcomes := []event.ExportStatus{}
+	if len(w.pending) == 0 {
+		fmt.Fprintf(a.stderr, "exporterctl: no enabled integration of tenant %s exports provider %s; nothing to wait for\n",
+			w.scan.TenantID, w.scan.Provider.ID)
+		return outcomes, nil
+	}
+	if !a.g.json {
+		fmt.Fprintf(a.stderr, "exporterctl: waiting for the export to %s\n", strings.Join(w.pending, ", "))
+	}
+	pending := map[string]bool{}
+	for _, id := range w.pending {
+		pending[id] = true
+	}
+	cons, err := w.cl.JS.OrderedConsumer(ctx, w.stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{event.Subject(w.cl.Prefix, event.ExportsStatus, w.scan.TenantID, "*")},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    w.startSeq,
+	})
+	if err != nil {
+		return outcomes, fmt.Errorf("following %s: %w", w.stream, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return outcomes, fmt.Errorf("following %s: %w", w.stream, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for len(pending) > 0 {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				left := make([]string, 0, len(pending))
+				for id := range pending {
+					left = append(left, id)
+				}
+				slices.Sort(left)
+				return outcomes, fmt.Errorf("no final export status from %s: %w", strings.Join(left, ", "), context.Cause(ctx))
+			}
+			return outcomes, fmt.Errorf("following %s: %w", w.stream, err)
+		}
+		var st event.ExportStatus
+		if json.Unmarshal(msg.Data(), &st) != nil || st.ScanID != w.scan.ScanID || !pending[st.IntegrationID] {
+			continue
+		}
+		if st.State == event.StateRetrying {
+			if !a.g.json {
+				fmt.Fprintf(a.stderr, "exporterctl: integration %s: attempt %d will be retried%s\n", st.IntegrationID, st.Attempt, firstError(st))
+			}
+			continue
+		}
+		delete(pending, st.IntegrationID)
+		outcomes = append(outcomes, st)
+		if !a.g.json {
+			printOutcome(a.stdout, st)
+		}
+	}
+	return outcomes, nil
+}
+
+func firstError(st event.ExportStatus) string {
+	if len(st.Errors) == 0 {
+		return ""
+	}
+	e := st.Errors[0]
+	return fmt.Sprintf(" (%s: %s)", e.Code, oneLine(e.Message))
+}
+
+func printOutcome(w io.Writer, st event.ExportStatus) {
+	fmt.Fprintf(w, "integration %s: %s (attempt %d, %d objects", st.IntegrationID, st.State, st.Attempt, len(st.Objects))
+	if len(st.Errors) > 0 {
+		fmt.Fprintf(w, ", %d errors", len(st.Errors))
+	}
+	fmt.Fprintln(w, ")")
+	for _, e := range st.Errors {
+		what := e.Format
+		if e.Framework != "" {
+			what += "/" + e.Framework
+		}
+		fmt.Fprintf(w, "  %s %s: %s\n", what, e.Code, oneLine(e.Message))
+	}
+}

@@ -1,0 +1,139 @@
+package testutil
+
+import (
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Faults is what a FaultProxy injects. Rates are shares of requests (0..1),
+// drawn independently per request in this order: error, reset, slow.
+type Faults struct {
+	// ErrorRate answers 503 SlowDown without forwarding.
+	ErrorRate float64
+	// ResetRate closes the connection without answering.
+	ResetRate float64
+	// SlowRate delays the request by SlowDelay before forwarding it.
+	SlowRate  float64
+	SlowDelay time.Duration
+	// BytesPerSecond, when > 0, throttles every request body to that rate
+	// (to make an upload last long enough to interrupt it).
+	BytesPerSecond int64
+}
+
+// FaultStats counts what a FaultProxy did.
+type FaultStats struct {
+	Requests, Errors, Resets, Slowed int64
+}
+
+// FaultProxy is an HTTP reverse proxy in front of an S3 server that injects
+// S3 brown-outs: 503 SlowDown answers, connection resets and slow responses.
+// It keeps the client's Host header so SigV4 signatures stay valid.
+type FaultProxy struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	faults Faults
+	stats  struct{ requests, errors, resets, slowed atomic.Int64 }
+}
+
+// NewFaultProxy starts a proxy to target (an http URL); it stops at the end of
+// the test.
+func NewFaultProxy(t testing.TB, target string) *FaultProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatalf("fault proxy target: %v", err)
+	}
+	p := &FaultProxy{}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Host = r.In.Host
+		},
+		ErrorLog: nil,
+	}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.stats.requests.Add(1)
+		f := p.Faults()
+		switch {
+		case f.ErrorRate > 0 && rand.Float64() < f.ErrorRate:
+			p.stats.errors.Add(1)
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+			return
+		case f.ResetRate > 0 && rand.Float64() < f.ResetRate:
+			p.stats.resets.Add(1)
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		case f.SlowRate > 0 && rand.Float64() < f.SlowRate:
+			p.stats.slowed.Add(1)
+			time.Sleep(f.SlowDelay)
+		}
+		if f.BytesPerSecond > 0 && r.Body != nil {
+			r.Body = &throttled{r: r.Body, rate: f.BytesPerSecond, start: time.Now()}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// URL is the proxy's address; use it as the S3 endpoint.
+func (p *FaultProxy) URL() string { return p.srv.URL }
+
+// SetFaults changes what is injected from the next request on.
+func (p *FaultProxy) SetFaults(f Faults) {
+	p.mu.Lock()
+	p.faults = f
+	p.mu.Unlock()
+}
+
+// Faults returns the current faults.
+func (p *FaultProxy) Faults() Faults {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.faults
+}
+
+// Stats returns what the proxy did so far.
+func (p *FaultProxy) Stats() FaultStats {
+	return FaultStats{Requests: p.stats.requests.Load(), Errors: p.stats.errors.Load(),
+		Resets: p.stats.resets.Load(), Slowed: p.stats.slowed.Load()}
+}
+
+type throttled struct {
+	r     io.ReadCloser
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (t *throttled) Read(p []byte) (int, error) {
+	if max := t.rate / 10; int64(len(p)) > max && max > 0 {
+		p = p[:max]
+	}
+	n, err := t.r.Read(p)
+	t.n += int64(n)
+	want := time.Duration(float64(t.n) / float64(t.rate) * float64(time.Second))
+	if d := want - time.Since(t.start); d > 0 {
+		time.Sleep(d)
+	}
+	return n, err
+}
+
+func (t *throttled) Close() error { return t.r.Close() }
