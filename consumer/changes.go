@@ -89,7 +89,7 @@ func FindScan(ctx context.Context, js jetstream.JetStream, topo Topology, tenant
 	var subject string
 	var data []byte
 	for {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchContext(ctx))
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return "", nil, err
 		}

@@ -122,8 +122,10 @@ func (c *ScanConsumer) Run(ctx context.Context) {
 				break more
 			}
 		}
-		batch, err := c.cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchContext(ctx))
+		fctx, cancelFetch := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := c.cons.Fetch(n, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancelFetch()
 			c.release(n)
 			if ctx.Err() == nil {
 				c.log.Warn("fetching scans", zap.Error(err))
@@ -146,8 +148,9 @@ func (c *ScanConsumer) Run(ctx context.Context) {
 				c.handle(msg)
 			}()
 		}
+		cancelFetch()
 		c.release(n - got)
-		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
+		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
 			c.log.Debug("fetch ended", zap.Error(err))
 		}
 	}

@@ -239,7 +239,7 @@ func (e *env) waitExport(scanID, integrationID string) event.ExportStatus {
 			s.Export.State != event.StateRetrying
 	})
 	if !ok {
-		e.t.Fatalf("no final export status for scan %s integration %s; statuses: %s", scanID, integrationID, e.dump())
+		e.t.Fatalf("no final export status for scan %s integration %s; statuses: %s\nexporter log:\n%s", scanID, integrationID, e.dump(), e.logText())
 	}
 	return *st.Export
 }
@@ -345,7 +345,7 @@ func (e *env) multipartUploads(bucket string) []string {
 	}
 	var keys []string
 	for _, u := range out.Uploads {
-		keys = append(keys, aws.ToString(u.Key))
+		keys = append(keys, aws.ToString(u.Key)+" (upload "+aws.ToString(u.UploadId)+", initiated "+aws.ToTime(u.Initiated).Format(time.RFC3339Nano)+")")
 	}
 	return keys
 }
@@ -367,4 +367,20 @@ func ensureStreams(t testing.TB, cfg *config.Config) {
 	if _, err := consumer.EnsureStreams(context.Background(), js, topo, true); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// logText renders the exporter's log so far.
+func (e *env) logText() string {
+	if e.logs == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, l := range e.logs.All() {
+		fmt.Fprintf(&b, "  %s %s", l.Level, l.Message)
+		for k, v := range l.ContextMap() {
+			fmt.Fprintf(&b, " %s=%v", k, v)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

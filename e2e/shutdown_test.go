@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -126,6 +127,7 @@ func TestSIGTERMDuringAMultipartUpload(t *testing.T) {
 	if ups := e.multipartUploads(b); len(ups) != 0 {
 		t.Fatalf("multipart uploads left open after shutdown: %v", ups)
 	}
+
 	if got := e.objects(b); len(got) != 0 {
 		t.Fatalf("a partial object is visible: %v", keysOf(got))
 	}
@@ -143,7 +145,14 @@ func TestSIGTERMDuringAMultipartUpload(t *testing.T) {
 		t.Fatalf("after restart the object is missing or differs: %v", keysOf(got))
 	}
 	if ups := e.multipartUploads(b); len(ups) != 0 {
-		t.Fatalf("multipart uploads left open: %v", ups)
+		entries, _ := e.s3.AccessLog()
+		var reqs []string
+		for _, en := range entries {
+			if en.Bucket == b {
+				reqs = append(reqs, fmt.Sprintf("%s %s %d %s %s", en.Time.Format("15:04:05.000"), en.Operation, en.Status, en.ErrorCode, en.URI))
+			}
+		}
+		t.Fatalf("multipart uploads left open: %v; requests:\n%s", ups, strings.Join(reqs, "\n"))
 	}
 	_ = p2.cmd.Process.Signal(syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,6 +38,9 @@ func FuzzDecodeScan(f *testing.F) {
 				t.Fatalf("error %v (%T) is not a *MalformedError", err, err)
 			}
 			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted a payload that is not one JSON value: %q", data)
 		}
 		for _, id := range []string{s.ScanID, s.TenantID, s.Provider.ID} {
 			if !event.ValidID(id) {

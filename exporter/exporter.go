@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -273,6 +274,9 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	if ig.BucketOwnerFullControl {
 		in.ACL = tmtypes.ObjectCannedACLBucketOwnerFullControl
 	}
+	if src.Size < 0 || src.Size >= e.opts.MultipartThreshold {
+		e.abortStale(ctx, cl, ig.Bucket, key)
+	}
 	up := tm.New(cl, func(o *tm.Options) {
 		o.PartSizeBytes = e.opts.PartSize
 		o.MultipartUploadThreshold = e.opts.MultipartThreshold
@@ -289,6 +293,27 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		Format: a.Format, Framework: a.Framework, Key: key,
 		Size: body.n, ETag: trimQuotes(aws.ToString(out.ETag)),
 	}, nil
+}
+
+// abortStale aborts multipart uploads of key left behind by an earlier
+// attempt that could not abort them itself (a crash, a SIGKILL). It is best
+// effort: the documented IAM policy does not grant
+// s3:ListBucketMultipartUploads, and then the bucket's lifecycle rule
+// (AbortIncompleteMultipartUpload) cleans up instead.
+func (e *Exporter) abortStale(ctx context.Context, cl *s3.Client, bucket, key string) {
+	out, err := cl.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+	if err != nil {
+		return
+	}
+	for _, u := range out.Uploads {
+		if aws.ToString(u.Key) != key {
+			continue
+		}
+		_, err := cl.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId})
+		if err == nil {
+			e.log.Info("aborted a multipart upload left behind", zap.String("key", key), zap.String("upload_id", aws.ToString(u.UploadId)))
+		}
+	}
 }
 
 func trimQuotes(s string) string {

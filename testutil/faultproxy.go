@@ -1,7 +1,9 @@
 package testutil
 
 import (
+	"bytes"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -36,11 +38,18 @@ type FaultStats struct {
 // FaultProxy is an HTTP reverse proxy in front of an S3 server that injects
 // S3 brown-outs: 503 SlowDown answers, connection resets and slow responses.
 // It keeps the client's Host header so SigV4 signatures stay valid.
+//
+// It also restores one answer of AWS S3 that versitygw v1.8.0 lacks: an
+// UploadPart that arrives after its upload was aborted gets 404 NoSuchUpload
+// (versitygw accepts it and re-creates the upload). Without that, a part
+// still crossing a throttled proxy when the exporter aborts would leave an
+// upload open that real S3 would not.
 type FaultProxy struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	faults Faults
-	stats  struct{ requests, errors, resets, slowed atomic.Int64 }
+	aborted sync.Map // upload id -> struct{}
+	srv     *httptest.Server
+	mu      sync.Mutex
+	faults  Faults
+	stats   struct{ requests, errors, resets, slowed atomic.Int64 }
 }
 
 // NewFaultProxy starts a proxy to target (an http URL); it stops at the end of
@@ -57,7 +66,7 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host
 		},
-		ErrorLog: nil,
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.stats.requests.Add(1)
@@ -86,6 +95,25 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 		}
 		if f.BytesPerSecond > 0 && r.Body != nil {
 			r.Body = &throttled{r: r.Body, rate: f.BytesPerSecond, start: time.Now()}
+		}
+		uploadID := r.URL.Query().Get("uploadId")
+		if uploadID != "" && r.Method == http.MethodPut {
+			// Read the whole part first, then see whether its upload
+			// was aborted meanwhile.
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			if _, gone := p.aborted.Load(uploadID); gone {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>`)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		if uploadID != "" && r.Method == http.MethodDelete {
+			p.aborted.Store(uploadID, struct{}{})
 		}
 		rp.ServeHTTP(w, r)
 	}))

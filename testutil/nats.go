@@ -16,8 +16,8 @@ import (
 // natsReadyTimeout bounds how long RunNATS waits for a server to accept
 // connections, and StartNATSCluster for the JetStream meta leader.
 const (
-	natsReadyTimeout   = 10 * time.Second
-	clusterReadyTimout = 30 * time.Second
+	natsReadyTimeout    = 10 * time.Second
+	clusterReadyTimeout = 30 * time.Second
 )
 
 // NATSOptions configures an embedded NATS server. The zero value is a
@@ -173,7 +173,7 @@ func runNATSCluster(baseDir string, attempt, n int, logf func(string, ...any)) (
 		}
 		servers = append(servers, s)
 	}
-	if err := waitClusterReady(servers, clusterReadyTimout); err != nil {
+	if err := waitClusterReady(servers, clusterReadyTimeout); err != nil {
 		shutdown()
 		return nil, err
 	}

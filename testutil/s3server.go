@@ -363,7 +363,7 @@ func (s *S3Server) RootClient() *s3.Client {
 	return s.rootClient
 }
 
-// ctx bounds one helper call.
+// helperCtx bounds one helper call.
 func helperCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,7 +24,7 @@ type result struct {
 }
 
 func (r result) String() string {
-	return "exit " + string(rune('0'+r.code)) + "\nstdout: " + r.stdout + "\nstderr: " + r.stderr
+	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 }
 
 // ctl runs exporterctl in-process with env as its environment (and nothing
