@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,9 @@ type Faults struct {
 	// BytesPerSecond, when > 0, throttles every request body to that rate
 	// (to make an upload last long enough to interrupt it).
 	BytesPerSecond int64
+	// PathPrefix, when set, limits the faults to requests whose path starts
+	// with it (path-style: "/<bucket>" breaks one bucket only).
+	PathPrefix string
 }
 
 // FaultStats counts what a FaultProxy did.
@@ -71,6 +75,9 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.stats.requests.Add(1)
 		f := p.Faults()
+		if f.PathPrefix != "" && !strings.HasPrefix(r.URL.Path, f.PathPrefix) {
+			f = Faults{}
+		}
 		switch {
 		case f.ErrorRate > 0 && rand.Float64() < f.ErrorRate:
 			p.stats.errors.Add(1)

@@ -1,0 +1,191 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prowler-cloud/s3-exporter/client"
+	"github.com/prowler-cloud/s3-exporter/config"
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/testutil"
+)
+
+func TestAccessDeniedFailsAtOnceAndMarksTheIntegrationDisconnected(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.bucket("denied")
+	// A real versitygw user whose bucket policy grants reading the bucket's
+	// location but not s3:PutObject.
+	e.s3.MustCreateUser(t, "nowrite", "nowrite-secret-1", "user")
+	e.s3.MustPutBucketPolicy(t, b, testutil.AllowPolicy(b, "nowrite", "s3:GetBucketLocation"))
+	in := e.integration("tenant-a", "denied", b, "prov-1")
+	in.Credentials = &event.Credentials{AccessKeyID: "nowrite", SecretAccessKey: "nowrite-secret-1"}
+	e.put(in)
+
+	files, _ := prowlerFiles(21, "111122223333")
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-denied", files)
+	st := e.waitExport("scan-denied", "denied")
+	if st.State != event.StateFailed || st.Attempt != 1 || len(st.Errors) != len(files) {
+		t.Fatalf("want failed on attempt 1 with %d errors, got %s attempt %d %+v", len(files), st.State, st.Attempt, st.Errors)
+	}
+	for _, er := range st.Errors {
+		if er.Code != string(errcode.S3BucketAccessDenied) || er.Retryable {
+			t.Errorf("want a permanent S3BucketAccessDenied, got %+v", er)
+		}
+	}
+	if _, ok := e.waitFor(5*time.Second, func(s client.Status) bool {
+		return s.Connection != nil && s.Connection.IntegrationID == "denied" && !s.Connection.Connected &&
+			s.Connection.Error != nil && s.Connection.Error.Code == string(errcode.S3BucketAccessDenied)
+	}); !ok {
+		t.Fatalf("no disconnected status: %s", e.dump())
+	}
+	// Not retried: a later scan's outcome comes, and still only one status for this one.
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-denied-2", files)
+	e.waitExport("scan-denied-2", "denied")
+	if n := len(e.exports("scan-denied", "denied")); n != 1 {
+		t.Fatalf("%d export statuses for a permanently failed scan, want 1", n)
+	}
+	if got := e.objects(b); len(got) != 0 {
+		t.Fatalf("objects landed without s3:PutObject: %v", keysOf(got))
+	}
+	if n := len(e.dlqAll()); n != 0 {
+		t.Fatalf("a permanent failure was dead-lettered (%d)", n)
+	}
+}
+
+// brokenBucketEnv runs an exporter behind a fault proxy that can break one
+// bucket with 503 SlowDown answers while the others work.
+func brokenBucketEnv(t *testing.T, mutate func(*config.Config)) (*env, *testutil.FaultProxy) {
+	proxy := testutil.NewFaultProxy(t, s3Server(t).Endpoint())
+	e := newEnv(t, func(c *config.Config) {
+		c.S3Endpoint = proxy.URL()
+		c.InProcessRetries = 0
+		c.Backoff = []time.Duration{300 * time.Millisecond}
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return e, proxy
+}
+
+func TestAHealthyIntegrationIsNotReuploadedWhenTheScanIsRetriedForABrokenOne(t *testing.T) {
+	e, proxy := brokenBucketEnv(t, nil)
+	good, broken := e.bucket("good"), e.bucket("broken")
+	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + broken})
+	e.put(e.integration("tenant-a", "good", good, "prov-1"))
+	e.put(e.integration("tenant-a", "broken", broken, "prov-1"))
+
+	files, _ := prowlerFiles(22, "111122223333", frameworks[0])
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-iso", files)
+	if st := e.waitExport("scan-iso", "good"); st.State != event.StateSucceeded {
+		t.Fatalf("good integration: %s %v", st.State, st.Errors)
+	}
+	// Let the broken one be retried at least twice, then heal it.
+	if _, ok := e.waitFor(30*time.Second, func(s client.Status) bool {
+		return s.Export != nil && s.Export.IntegrationID == "broken" && s.Export.State == event.StateRetrying && s.Export.Attempt >= 2
+	}); !ok {
+		t.Fatalf("the broken integration was not retried: %s", e.dump())
+	}
+	proxy.SetFaults(testutil.Faults{})
+	st := e.waitExport("scan-iso", "broken")
+	if st.State != event.StateSucceeded || st.Attempt < 3 {
+		t.Fatalf("broken integration after healing: %s attempt %d %v", st.State, st.Attempt, st.Errors)
+	}
+	if got := e.objects(broken); len(got) != len(files) {
+		t.Fatalf("healed bucket holds %d objects, want %d", len(got), len(files))
+	}
+	// The good one was uploaded exactly once, and reported once.
+	for k := range e.objects(good) {
+		if n := e.s3.MustPutCount(t, good, k); n != 1 {
+			t.Errorf("%s was PUT %d times, want 1", k, n)
+		}
+	}
+	if n := len(e.exports("scan-iso", "good")); n != 1 {
+		t.Errorf("%d statuses for the good integration, want exactly 1", n)
+	}
+}
+
+func TestRetriesRunOutIntoFailedAndTheDeadLetterQueue(t *testing.T) {
+	e, proxy := brokenBucketEnv(t, func(c *config.Config) { c.MaxDeliver = 2 })
+	b := e.bucket("hopeless")
+	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + b})
+	e.put(e.integration("tenant-a", "hopeless", b, "prov-1"))
+	files, _ := prowlerFiles(23, "111122223333")
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-hopeless", files)
+	st := e.waitExport("scan-hopeless", "hopeless")
+	if st.State != event.StateFailed || st.Attempt != 2 {
+		t.Fatalf("want failed at attempt 2, got %s attempt %d %v", st.State, st.Attempt, st.Errors)
+	}
+	if len(st.Errors) == 0 || !st.Errors[0].Retryable {
+		t.Fatalf("want the retryable errors that ran out, got %+v", st.Errors)
+	}
+	msgs := e.dlqMessages(t, 1)
+	if msgs[0].Subject != "prowler.dlq.scans.tenant-a" {
+		t.Errorf("dead letter on %s", msgs[0].Subject)
+	}
+	if r := msgs[0].Header.Get(event.HeaderDLQReason); !strings.Contains(r, "retries ran out after 2 deliveries") {
+		t.Errorf("dead-letter reason %q", r)
+	}
+	if got := msgs[0].Header.Get(event.HeaderOriginalSubject); got != "prowler.scans.completed.tenant-a.prov-1" {
+		t.Errorf("original subject %q", got)
+	}
+	var retrying int
+	for _, s := range e.exports("scan-hopeless", "hopeless") {
+		if s.State == event.StateRetrying {
+			retrying++
+		}
+	}
+	if retrying != 1 {
+		t.Errorf("%d retrying statuses before giving up, want 1", retrying)
+	}
+}
+
+func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
+	e, proxy := brokenBucketEnv(t, func(c *config.Config) {
+		c.Backoff = []time.Duration{time.Second}
+		c.MaxDeliver = 50
+	})
+	b := e.bucket("dropped")
+	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + b})
+	in := e.integration("tenant-a", "dropped", b, "prov-1")
+	e.put(in)
+	files, _ := prowlerFiles(24, "111122223333")
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-dropped", files)
+	if _, ok := e.waitFor(20*time.Second, func(s client.Status) bool {
+		return s.Export != nil && s.Export.ScanID == "scan-dropped" && s.Export.State == event.StateRetrying
+	}); !ok {
+		t.Fatalf("no retrying status: %s", e.dump())
+	}
+	off := false
+	in.Enabled = &off
+	e.put(in)
+	// The next delivery finds no enabled integration and acks the scan.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cons, err := e.cl.JS.Consumer(context.Background(), "PROWLER_SCANS", e.cfg.ConsumerName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.NumAckPending == 0 && ci.NumPending == 0 && ci.NumRedelivered == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scan is still pending after its only integration was disabled: %+v", ci)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	n := len(e.exports("scan-dropped", "dropped"))
+	time.Sleep(2 * time.Second) // longer than the backoff: no further attempt
+	if m := len(e.exports("scan-dropped", "dropped")); m != n {
+		t.Fatalf("the disabled integration was still retried (%d -> %d statuses)", n, m)
+	}
+	if len(e.dlqAll()) != 0 {
+		t.Fatal("the dropped scan was dead-lettered")
+	}
+}
