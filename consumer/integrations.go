@@ -23,9 +23,6 @@ type Follower struct {
 	cache  *integration.Cache
 	parser *integration.Parser
 	log    *zap.Logger
-	// OnChange, when set, is called for every change applied after the
-	// catch-up (err is the rejection of an invalid payload).
-	OnChange func(ch integration.Change, err error)
 
 	cc jetstream.ConsumeContext
 }
@@ -60,8 +57,7 @@ func (f *Follower) Start(ctx context.Context) error {
 		if err != nil {
 			return
 		}
-		live := md.Sequence.Stream > target
-		f.apply(msg.Subject(), msg.Data(), md.Sequence.Stream, live)
+		f.apply(msg.Subject(), msg.Data(), md.Sequence.Stream)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			f.log.Warn("integrations consumer", zap.Error(err))
@@ -92,7 +88,10 @@ func (f *Follower) Stop() {
 	}
 }
 
-func (f *Follower) apply(subject string, data []byte, seq uint64, live bool) {
+// apply updates the cache from one message. Side effects of a change
+// (connection tests, statuses) are not made here: every replica applies every
+// change, so they belong to the shared ChangeConsumer.
+func (f *Follower) apply(subject string, data []byte, seq uint64) {
 	defer f.cache.MarkApplied(seq)
 	ch, err := f.parser.ParseChange(subject, data)
 	log := f.log.With(zap.String("tenant_id", ch.TenantID), zap.String("integration_id", ch.ID), zap.Uint64("sequence", seq))
@@ -113,9 +112,6 @@ func (f *Follower) apply(subject string, data []byte, seq uint64, live bool) {
 		ch.Integration.Revision = seq
 		f.cache.Put(ch.Integration)
 		log.Info("integration updated", zap.Bool("enabled", ch.Integration.Enabled), zap.Strings("providers", ch.Integration.Providers))
-	}
-	if live && f.OnChange != nil {
-		f.OnChange(ch, err)
 	}
 }
 

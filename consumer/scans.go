@@ -257,12 +257,12 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 
 	exhausted := c.opts.MaxDeliver > 0 && attempt >= c.opts.MaxDeliver
 	retry := false
-	var firstFailure *errcode.Error
+	var ranOut *errcode.Error // the first retryable failure when retries ran out
 	for _, r := range results {
 		state := event.StateSucceeded
 		for _, a := range r.Failed() {
-			if firstFailure == nil {
-				firstFailure = a.Err
+			if exhausted && a.Err.Retryable && ranOut == nil {
+				ranOut = a.Err
 			}
 			switch {
 			case a.Err.Retryable && !exhausted:
@@ -284,8 +284,8 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 		d := c.opts.Backoff(attempt)
 		log.Info("scan will be retried", zap.Duration("delay", d))
 		_ = msg.NakWithDelay(d)
-	case exhausted && firstFailure != nil && firstFailure.Retryable:
-		c.deadLetter(msg, scan.TenantID, string(firstFailure.Code), "retries ran out after "+strconv.Itoa(attempt)+" deliveries: "+firstFailure.Message())
+	case ranOut != nil:
+		c.deadLetter(msg, scan.TenantID, string(ranOut.Code), "retries ran out after "+strconv.Itoa(attempt)+" deliveries: "+ranOut.Message())
 	default:
 		_ = msg.Ack()
 	}

@@ -1,9 +1,6 @@
 package event
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // TestRequest asks for a connection test: of a cached integration (TenantID
 // and IntegrationID) or of an unsaved one (Integration).
@@ -49,9 +46,4 @@ type ReplayReply struct {
 // ErrorReply answers a request that could not be served.
 type ErrorReply struct {
 	Error ErrorBody `json:"error"`
-}
-
-// DecodeStrict decodes a control request: valid JSON object, one value.
-func DecodeStrict(data []byte, v any) error {
-	return json.Unmarshal(data, v)
 }

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -87,7 +88,9 @@ func demo(ctx context.Context, dir string, natsPort, s3Port int, metricsAddr str
 	say("NATS JetStream   %s (store %s)", natsURL, filepath.Join(dir, "nats"))
 
 	if s3Port == 0 {
-		s3Port = 7070
+		if s3Port, err = freePort(); err != nil {
+			return err
+		}
 	}
 	s3ctx, stopS3 := context.WithCancel(context.Background())
 	defer stopS3()
@@ -205,14 +208,11 @@ wait:
 	if err != nil {
 		return err
 	}
-	var keys []string
-	for _, o := range list.Contents {
-		keys = append(keys, fmt.Sprintf("%10d  %s", aws.ToInt64(o.Size), aws.ToString(o.Key)))
-	}
-	sort.Strings(keys)
+	objs := list.Contents
+	sort.Slice(objs, func(i, j int) bool { return aws.ToString(objs[i].Key) < aws.ToString(objs[j].Key) })
 	say("\ns3://%s now holds:", demoBucket)
-	for _, k := range keys {
-		say("  %s", k)
+	for _, o := range objs {
+		say("  %10d  %s", aws.ToInt64(o.Size), aws.ToString(o.Key))
 	}
 	if once {
 		return nil
@@ -239,4 +239,13 @@ func alreadyExists(err error) bool {
 		}
 	}
 	return false
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
