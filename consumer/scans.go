@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/integration"
@@ -255,37 +254,20 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 		return
 	}
 
-	exhausted := c.opts.MaxDeliver > 0 && attempt >= c.opts.MaxDeliver
-	retry := false
-	var ranOut *errcode.Error // the first retryable failure when retries ran out
-	for _, r := range results {
-		state := event.StateSucceeded
-		for _, a := range r.Failed() {
-			if exhausted && a.Err.Retryable && ranOut == nil {
-				ranOut = a.Err
-			}
-			switch {
-			case a.Err.Retryable && !exhausted:
-				state = event.StateRetrying
-			case state != event.StateRetrying:
-				state = event.StateFailed
-			}
-		}
-		if state == event.StateRetrying {
-			retry = true
-		}
+	v := judge(results, attempt, c.opts.MaxDeliver)
+	for i, r := range results {
 		e := entries[r.Integration.ID]
 		e.Objects = landed(e.Objects, r)
 		e.Failed = permanentFailures(r)
-		c.report.Export(c.work, Outcome{Scan: scan, Result: r, State: state, Attempt: attempt, Started: started, Entry: e})
+		c.report.Export(c.work, Outcome{Scan: scan, Result: r, State: v.States[i], Attempt: attempt, Started: started, Entry: e})
 	}
-	switch {
-	case retry:
+	switch v.Fate {
+	case fateRetry:
 		d := c.opts.Backoff(attempt)
 		log.Info("scan will be retried", zap.Duration("delay", d))
 		_ = msg.NakWithDelay(d)
-	case ranOut != nil:
-		c.deadLetter(msg, scan.TenantID, string(ranOut.Code), "retries ran out after "+strconv.Itoa(attempt)+" deliveries: "+ranOut.Message())
+	case fateDeadLetter:
+		c.deadLetter(msg, scan.TenantID, string(v.RanOut.Code), "retries ran out after "+strconv.Itoa(attempt)+" deliveries: "+v.RanOut.Message())
 	default:
 		_ = msg.Ack()
 	}
