@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/prowler-cloud/s3-exporter/config"
+	"github.com/prowler-cloud/s3-exporter/daemon"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/testutil"
+)
+
+func TestUnmanagedStreamsMustExist(t *testing.T) {
+	ns := testutil.StartNATS(t)
+	cfg := config.Default()
+	cfg.NATSURL = ns.ClientURL()
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.ManageStreams = false
+	d := daemon.New(cfg, zap.NewNop(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := d.Start(ctx)
+	if err == nil {
+		_ = d.Shutdown(ctx)
+		t.Fatal("started without the streams it may not create")
+	}
+	if !strings.Contains(err.Error(), "PROWLER_SCANS does not exist") || !strings.Contains(err.Error(), "S3EXPORTER_MANAGE_STREAMS") {
+		t.Fatalf("unclear error: %v", err)
+	}
+	// Once created (here by a managing replica), an unmanaged one starts.
+	ensureStreams(t, cfg)
+	d = daemon.New(cfg, zap.NewNop(), nil)
+	if err := d.Start(ctx); err != nil {
+		t.Fatalf("with the streams in place: %v", err)
+	}
+	_ = d.Shutdown(ctx)
+}
+
+// An upload longer than the ack wait is not redelivered: the consumer sends
+// InProgress while it runs.
+func TestLongUploadsOutliveTheAckWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes several ack waits")
+	}
+	proxy := testutil.NewFaultProxy(t, s3Server(t).Endpoint())
+	proxy.SetFaults(testutil.Faults{BytesPerSecond: 3 << 19}) // per request; parts upload three at a time
+	e := newEnv(t, func(c *config.Config) {
+		c.S3Endpoint = proxy.URL()
+		c.AckWait = time.Second
+		c.PartSize, c.MultipartThreshold = 5<<20, 5<<20
+	})
+	b := e.bucket("slow")
+	e.put(e.integration("tenant-a", "slow", b, "prov-1"))
+	big := make([]byte, 12<<20) // parts of 5, 5 and 2 MiB: ~3.4 s, over three ack waits
+	for i := range big {
+		big[i] = byte(i >> 8)
+	}
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-slow",
+		[]testutil.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
+	st := e.waitExport("scan-slow", "slow")
+	if st.State != event.StateSucceeded || st.Attempt != 1 {
+		t.Fatalf("want succeeded on the first delivery, got %s attempt %d %v", st.State, st.Attempt, st.Errors)
+	}
+	if took := st.FinishedAt.Sub(st.StartedAt); took < 2*e.cfg.AckWait {
+		t.Fatalf("the upload took %v: not longer than the ack wait, the test proves nothing", took)
+	}
+	key := "output/json-ocsf/prowler-output-111122223333-20250805120000.ocsf.json"
+	if n := e.s3.MustPutCount(t, b, key); n != 1 {
+		t.Fatalf("%s completed %d times, want 1 (redelivered while uploading?)", key, n)
+	}
+	if n := len(e.exports("scan-slow", "slow")); n != 1 {
+		t.Fatalf("%d statuses, want 1", n)
+	}
+}
+
+// An integration without credentials uses the exporter's own AWS identity
+// (the SDK default chain; here its environment variables).
+func TestNoCredentialsMeansTheDefaultChain(t *testing.T) {
+	srv := s3Server(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	e := newEnv(t, nil)
+	b := e.bucket("default-chain")
+	in := e.integration("tenant-a", "ambient", b, "prov-1")
+	in.Credentials = nil
+	e.put(in)
+	files, _ := prowlerFiles(41, "111122223333")
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-ambient", files)
+	if st := e.waitExport("scan-ambient", "ambient"); st.State != event.StateSucceeded {
+		t.Fatalf("%s %v", st.State, st.Errors)
+	}
+	if got := e.objects(b); len(got) != len(files) {
+		t.Fatalf("%d objects, want %d", len(got), len(files))
+	}
+}
