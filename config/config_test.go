@@ -206,7 +206,7 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_CREDENTIALS_KEY": "c2hvcnQ="}, "S3EXPORTER_CREDENTIALS_KEY", "not a Fernet key"},
 		{map[string]string{"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS": "sure"}, "S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS", "true or false"},
 		{map[string]string{"S3EXPORTER_FILE_SOURCE_ROOTS": "/ok,relative/dir"}, "S3EXPORTER_FILE_SOURCE_ROOTS", `"relative/dir"`},
-		{map[string]string{"S3EXPORTER_ROLE_ARN_PATTERN": "arn:aws:iam::[:role/*"}, "S3EXPORTER_ROLE_ARN_PATTERN", "glob"},
+		{map[string]string{"S3EXPORTER_ROLE_ARN_PATTERN": "role/Prowler*"}, "S3EXPORTER_ROLE_ARN_PATTERN", "ARN glob"},
 		{map[string]string{"S3EXPORTER_LOG_LEVEL": "verbose"}, "S3EXPORTER_LOG_LEVEL", "debug, info, warn, error"},
 		{map[string]string{"S3EXPORTER_CONCURRENCY": "0"}, "S3EXPORTER_CONCURRENCY", "between 1 and 1024, got 0"},
 		{map[string]string{"S3EXPORTER_MAX_INFLIGHT_SCANS": "-1"}, "S3EXPORTER_MAX_INFLIGHT_SCANS", "between 1 and 1024"},

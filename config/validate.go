@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -82,8 +81,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.RoleARNPattern != "" {
-		if _, err := path.Match(c.RoleARNPattern, ""); err != nil {
-			v.add("S3EXPORTER_ROLE_ARN_PATTERN", fmt.Sprintf("not a valid glob (path.Match syntax): %q", c.RoleARNPattern))
+		if !strings.HasPrefix(c.RoleARNPattern, "arn:") {
+			v.add("S3EXPORTER_ROLE_ARN_PATTERN", fmt.Sprintf("must be an ARN glob starting with \"arn:\" ('*' any characters, '?' one), got %q", c.RoleARNPattern))
 		}
 	}
 

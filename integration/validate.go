@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -121,16 +120,41 @@ func ValidateRoleARN(arn, pattern string) error {
 			"role_arn %s is not an IAM role ARN (arn:<partition>:iam::<12 digits>:role/<name>)", quote(arn))
 	}
 	if pattern != "" {
-		ok, err := path.Match(pattern, arn)
-		if err != nil {
-			return errcode.Permanentf(errcode.InvalidConfiguration, "role ARN pattern %q is malformed: %v", pattern, err)
-		}
-		if !ok {
+		if !MatchARN(pattern, arn) {
 			return errcode.Permanentf(errcode.InvalidConfiguration,
 				"role_arn %s is not allowed by this exporter (S3EXPORTER_ROLE_ARN_PATTERN %q)", quote(arn), pattern)
 		}
 	}
 	return nil
+}
+
+// MatchARN matches an ARN against a pattern the way IAM does: '*' stands for
+// any run of characters ('/' included, so role paths match) and '?' for any
+// one character; everything else matches itself, case-sensitively.
+func MatchARN(pattern, arn string) bool {
+	p, s := []rune(pattern), []rune(arn)
+	pi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
+			pi++
+			si++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
 }
 
 // maxQuoted is how much of a rejected value an error message repeats: the

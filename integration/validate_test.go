@@ -256,7 +256,7 @@ func TestValidateRoleARNPattern(t *testing.T) {
 		"arn:aws:iam::123456789012:role/prowlerScan":      false, // case-sensitive
 		"arn:aws:iam::123456789012:role/XProwler":         false,
 		"arn:aws-cn:iam::123456789012:role/ProwlerScan":   false,
-		"arn:aws:iam::123456789012:role/team/ProwlerScan": false, // '*' stops at '/'
+		"arn:aws:iam::123456789012:role/team/ProwlerScan": false, // the pattern wants role/Prowler…
 	} {
 		err := integration.ValidateRoleARN(arn, pattern)
 		if ok && err != nil {
@@ -268,6 +268,13 @@ func TestValidateRoleARNPattern(t *testing.T) {
 				t.Errorf("ValidateRoleARN(%q) = %v, want it to say the pattern refused it", arn, err)
 			}
 		}
+	}
+	// As in IAM, '*' crosses '/', so role paths can be allowed.
+	if err := integration.ValidateRoleARN("arn:aws:iam::123456789012:role/team/ProwlerScan", "arn:aws:iam::*:role/*/Prowler*"); err != nil {
+		t.Error(err)
+	}
+	if err := integration.ValidateRoleARN("arn:aws:iam::123456789012:role/team/ProwlerScan", "arn:aws:iam::12345678901?:role/*"); err != nil {
+		t.Error(err)
 	}
 	// An exact pattern pins one role.
 	if err := integration.ValidateRoleARN("arn:aws:iam::123456789012:role/R", "arn:aws:iam::123456789012:role/R"); err != nil {
@@ -281,4 +288,27 @@ func TestValidateRoleARNPattern(t *testing.T) {
 	}
 	// The ARN shape is checked before the pattern: a pattern can't widen it.
 	wantCode(t, "pattern *", integration.ValidateRoleARN("arn:aws:iam::123456789012:user/U", "*"), errcode.InvalidConfiguration)
+}
+
+func TestMatchARN(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, arn string
+		want         bool
+	}{
+		{"*", "", true},
+		{"", "", true},
+		{"", "a", false},
+		{"a*b*c", "aXXbYYc", true},
+		{"a*b*c", "aXXbYY", false},
+		{"a?c", "abc", true},
+		{"a?c", "ac", false},
+		{"arn:aws:iam::*:role/*", "arn:aws:iam::123456789012:role/a/b/c", true},
+		{"**", "x", true},
+		{"*x", "xxxx", true},
+		{"*x", "xxxy", false},
+	} {
+		if got := integration.MatchARN(tc.pattern, tc.arn); got != tc.want {
+			t.Errorf("MatchARN(%q, %q) = %v, want %v", tc.pattern, tc.arn, got, tc.want)
+		}
+	}
 }
