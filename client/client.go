@@ -165,7 +165,7 @@ func (c *Client) Request(ctx context.Context, kind string, req, reply any) error
 	var probe struct {
 		Error *event.ErrorBody `json:"error"`
 	}
-	if json.Unmarshal(m.Data, &probe) == nil && probe.Error != nil && probe.Error.Code == "InvalidRequest" {
+	if json.Unmarshal(m.Data, &probe) == nil && probe.Error != nil && (probe.Error.Code == "InvalidRequest" || probe.Error.Code == "InternalError") {
 		return &ReplyError{Body: *probe.Error}
 	}
 	return json.Unmarshal(m.Data, reply)

@@ -40,7 +40,7 @@ func (d *Daemon) startControl(ctx context.Context) error {
 				defer cancel()
 				b, err := json.Marshal(h(rctx, m.Data))
 				if err != nil {
-					b, _ = json.Marshal(event.ErrorReply{Error: event.ErrorBody{Code: "InternalError", Message: err.Error()}})
+					b, _ = json.Marshal(event.ErrorReply{Error: event.ErrorBody{Code: string(errcode.InternalError), Message: err.Error()}})
 				}
 				if m.Reply != "" {
 					_ = m.Respond(b)
@@ -75,6 +75,10 @@ func (d *Daemon) startControl(ctx context.Context) error {
 	d.control = append(d.control, sub)
 	d.changes, err = consumer.StartChangeConsumer(ctx, d.js, d.topo, d.cfg.ConsumerName+"-integrations", d.parser, d.onIntegrationChange, d.log)
 	return err
+}
+
+func internalError(format string, args ...any) event.ErrorReply {
+	return event.ErrorReply{Error: event.ErrorBody{Code: string(errcode.InternalError), Message: fmt.Sprintf(format, args...)}}
 }
 
 func badRequest(format string, args ...any) event.ErrorReply {
@@ -181,7 +185,7 @@ func (d *Daemon) handleReplay(ctx context.Context, data []byte) any {
 		return badRequest("scan %s of tenant %s is not in %s (never published, or older than its max age)", req.ScanID, req.TenantID, d.topo.ScansStream())
 	}
 	if err != nil {
-		return badRequest("reading %s: %v", d.topo.ScansStream(), err)
+		return internalError("reading %s: %v", d.topo.ScansStream(), err)
 	}
 	scan, err := event.DecodeScan(d.topo.Prefix, subject, payload)
 	if err != nil {
@@ -202,11 +206,11 @@ func (d *Daemon) handleReplay(ctx context.Context, data []byte) any {
 	// integrations not replayed skip it (their ledger says done).
 	for _, ig := range targets {
 		if err := d.ledger.Delete(ctx, req.TenantID, req.ScanID, ig.ID); err != nil {
-			return badRequest("clearing the ledger: %v", err)
+			return internalError("clearing the ledger: %v", err)
 		}
 	}
 	if _, err := d.js.Publish(ctx, subject, payload); err != nil {
-		return badRequest("re-publishing the scan: %v", err)
+		return internalError("re-publishing the scan: %v", err)
 	}
 	d.log.Info("scan replay accepted", zap.String("tenant_id", req.TenantID), zap.String("scan_id", req.ScanID),
 		zap.Int("integrations", len(targets)))

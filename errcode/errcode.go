@@ -32,6 +32,10 @@ const (
 	Timeout                     Code = "Timeout"
 	// InvalidRequest answers a malformed control request (contract §7).
 	InvalidRequest Code = "InvalidRequest"
+	// InternalError answers a control request the exporter could not serve
+	// for a reason of its own (NATS unavailable, say): an addition to the
+	// contract, so that such a failure is not blamed on the request.
+	InternalError Code = "InternalError"
 )
 
 // All lists every code, for pre-creating metric series.
