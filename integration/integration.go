@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -130,6 +131,9 @@ func (p *Parser) ParseChange(subject string, data []byte) (Change, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&msg); err != nil {
 		return ch, invalid("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ch, invalid("invalid JSON: trailing data after the object")
 	}
 	ch.Action = msg.Action
 	in := msg.Integration

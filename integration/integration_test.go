@@ -554,3 +554,15 @@ func TestIntegrationRedacted(t *testing.T) {
 	}
 	assertNoSecret(t, "zap", out)
 }
+
+func TestParseChangeRefusesTrailingData(t *testing.T) {
+	p := &integration.Parser{Prefix: "prowler", AllowPlaintext: true}
+	body := `{"action":"delete","integration":{"id":"i1","tenant_id":"t1"}}`
+	if _, err := p.ParseChange("prowler.integrations.changed.t1.i1", []byte(body+"\n")); err != nil {
+		t.Fatalf("valid payload refused: %v", err)
+	}
+	for _, tail := range []string{"}", "]", `{"action":"upsert"}`, "x"} {
+		_, err := p.ParseChange("prowler.integrations.changed.t1.i1", []byte(body+tail))
+		wantCode(t, "trailing "+tail, err, errcode.InvalidConfiguration)
+	}
+}
