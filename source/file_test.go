@@ -153,6 +153,8 @@ func TestFileSourceRefused(t *testing.T) {
 		{base + "/root/s1", errcode.SourceRefused}, // a directory
 		{base + "/root", errcode.SourceRefused},    // the root itself
 		{base + "/root/s1/missing.csv", errcode.SourceNotFound},
+		{base + "/root/s1/dir-out/missing.csv", errcode.SourceRefused}, // missing, through a symlinked directory: refused
+		{base + "/root/s1/nodir/missing.csv", errcode.SourceNotFound},
 	} {
 		_, err := o.Open(context.Background(), scan, event.Artifact{Format: "csv", Source: "file://" + tc.path})
 		wantCode(t, tc.path, err, tc.code, false)

@@ -142,8 +142,9 @@ func (o *Opener) openFile(src event.Source) (*Opened, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// Refuse before saying "not found", so nothing is revealed of
-			// paths outside the roots.
-			if !o.underRoot(src.Path) {
+			// paths outside the roots: resolve what exists of the path
+			// (a symlinked directory may lead out) and check that.
+			if !o.underRoot(resolveExisting(src.Path)) {
 				return nil, o.refuse(src)
 			}
 			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: no such file", src)
@@ -177,4 +178,21 @@ func (o *Opener) underRoot(p string) bool {
 		}
 	}
 	return false
+}
+
+// resolveExisting resolves the symlinks of the longest existing prefix of p
+// and appends the rest unchanged.
+func resolveExisting(p string) string {
+	rest := ""
+	for dir := p; ; {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
+	}
 }
