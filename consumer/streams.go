@@ -94,33 +94,42 @@ func (t Topology) LedgerConfig() jetstream.KeyValueConfig {
 	}
 }
 
-// EnsureStreams creates or updates the streams and the ledger bucket when
-// manage is true; otherwise it checks that they exist.
+// EnsureStreams creates the streams and the ledger bucket that are missing
+// when manage is true, and otherwise checks that they exist. It never changes
+// one that exists: operators may have tuned it.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology, manage bool) (jetstream.KeyValue, error) {
 	for _, sc := range t.StreamConfigs() {
-		if manage {
-			if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		_, err := js.Stream(ctx, sc.Name)
+		switch {
+		case err == nil:
+			continue
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil, fmt.Errorf("checking stream %s: %w", sc.Name, err)
+		case !manage:
+			return nil, fmt.Errorf("stream %s does not exist (S3EXPORTER_MANAGE_STREAMS=false: create it first)", sc.Name)
+		}
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			// Another replica may have created it meanwhile.
+			if _, lerr := js.Stream(ctx, sc.Name); lerr != nil {
 				return nil, fmt.Errorf("creating stream %s: %w", sc.Name, err)
 			}
-			continue
 		}
-		if _, err := js.Stream(ctx, sc.Name); err != nil {
-			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return nil, fmt.Errorf("stream %s does not exist (S3EXPORTER_MANAGE_STREAMS=false: create it first)", sc.Name)
-			}
-			return nil, fmt.Errorf("checking stream %s: %w", sc.Name, err)
-		}
-	}
-	if manage {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, t.LedgerConfig())
-		if err != nil {
-			return nil, fmt.Errorf("creating key-value bucket %s: %w", t.LedgerBucket(), err)
-		}
-		return kv, nil
 	}
 	kv, err := js.KeyValue(ctx, t.LedgerBucket())
-	if err != nil {
+	switch {
+	case err == nil:
+		return kv, nil
+	case !errors.Is(err, jetstream.ErrBucketNotFound):
 		return nil, fmt.Errorf("key-value bucket %s: %w", t.LedgerBucket(), err)
+	case !manage:
+		return nil, fmt.Errorf("key-value bucket %s does not exist (S3EXPORTER_MANAGE_STREAMS=false: create it first)", t.LedgerBucket())
+	}
+	kv, err = js.CreateKeyValue(ctx, t.LedgerConfig())
+	if err != nil {
+		if kv, lerr := js.KeyValue(ctx, t.LedgerBucket()); lerr == nil {
+			return kv, nil
+		}
+		return nil, fmt.Errorf("creating key-value bucket %s: %w", t.LedgerBucket(), err)
 	}
 	return kv, nil
 }

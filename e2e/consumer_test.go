@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/config"
@@ -99,5 +101,44 @@ func TestNoCredentialsMeansTheDefaultChain(t *testing.T) {
 	}
 	if got := e.objects(b); len(got) != len(files) {
 		t.Fatalf("%d objects, want %d", len(got), len(files))
+	}
+}
+
+// A stream an operator created or tuned is left as it is.
+func TestExistingStreamsAreNotChanged(t *testing.T) {
+	ns := testutil.StartNATS(t)
+	cfg := config.Default()
+	cfg.NATSURL = ns.ClientURL()
+	cfg.MetricsAddr = "127.0.0.1:0"
+	ensureStreams(t, cfg)
+	nc, err := nats.Connect(cfg.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "PROWLER_SCANS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := st.CachedInfo().Config
+	sc.MaxAge = 72 * time.Hour
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	d := daemon.New(cfg, zap.NewNop(), nil)
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Shutdown(ctx)
+	st, _ = js.Stream(ctx, "PROWLER_SCANS")
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxAge != 72*time.Hour {
+		t.Fatalf("the exporter changed the stream's max age to %v", info.Config.MaxAge)
 	}
 }
