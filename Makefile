@@ -7,7 +7,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/prowler-cloud/s3-exporter/metrics.Version=$(VERSION) -X github.com/prowler-cloud/s3-exporter/metrics.Revision=$(REVISION)
 FUZZTIME ?= 10s
 
-.PHONY: demo test test-short race fuzz bench build lint clean
+.PHONY: demo test test-short race fuzz bench bench-quick build lint clean
 
 ## demo: run NATS + versitygw + the exporter in-process, export a demo scan, stay up until Ctrl-C
 demo:
@@ -32,6 +32,10 @@ fuzz:
 ## bench: the benchmark harness against its baselines; writes docs/BENCHMARKS.md
 bench:
 	$(GO) run ./cmd/bench -out docs/BENCHMARKS.md
+
+## bench-quick: a small sanity run of the harness (20 scans, 128 MiB, 10k integrations); prints the table, writes nothing
+bench-quick:
+	$(GO) run ./cmd/bench -quick
 
 ## build: static binaries in bin/
 build:

@@ -86,28 +86,33 @@ func FindScan(ctx context.Context, js jetstream.JetStream, topo Topology, tenant
 	if info.NumPending == 0 {
 		return "", nil, ErrScanNotFound
 	}
+	// Read up to the last message (NumPending 0) and stop there: a Fetch
+	// would wait out its MaxWait for a full batch on every replay.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return "", nil, err
+	}
+	defer it.Stop()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	var subject string
 	var data []byte
 	for {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		msg, err := it.Next(jetstream.NextContext(rctx))
+		if err != nil {
+			return "", nil, fmt.Errorf("reading %s: %w", topo.ScansStream(), err)
+		}
+		var probe struct {
+			ScanID string `json:"scan_id"`
+		}
+		if json.Unmarshal(msg.Data(), &probe) == nil && probe.ScanID == scanID {
+			subject, data = msg.Subject(), msg.Data()
+		}
+		md, err := msg.Metadata()
 		if err != nil {
 			return "", nil, err
 		}
-		n := 0
-		last := false
-		for msg := range batch.Messages() {
-			n++
-			var probe struct {
-				ScanID string `json:"scan_id"`
-			}
-			if json.Unmarshal(msg.Data(), &probe) == nil && probe.ScanID == scanID {
-				subject, data = msg.Subject(), msg.Data()
-			}
-			if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
-				last = true
-			}
-		}
-		if last || n == 0 {
+		if md.NumPending == 0 {
 			break
 		}
 	}

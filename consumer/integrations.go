@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +20,10 @@ import (
 // Follower keeps an integration cache in step with the integrations stream:
 // it reads the last message of every subject from the start, then follows.
 // Every replica runs its own (an ordered consumer: nothing is shared).
+//
+// Messages are parsed (JSON, Fernet, validation: most of the cost of a
+// catch-up) on several goroutines and applied to the cache on one, in stream
+// order.
 type Follower struct {
 	js     jetstream.JetStream
 	topo   Topology
@@ -24,12 +31,32 @@ type Follower struct {
 	parser *integration.Parser
 	log    *zap.Logger
 
-	cc jetstream.ConsumeContext
+	cc       jetstream.ConsumeContext
+	order    chan *change // to the applier, in stream order
+	work     chan *change // to the parsers
+	stopped  chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	// live is set once the cache has caught up: each change is then logged
+	// at info (during the catch-up, at debug: one line per integration of a
+	// large stream would cost more than applying it).
+	live atomic.Bool
+}
+
+// change is one message on its way through the parsers to the applier.
+type change struct {
+	subject string
+	data    []byte
+	seq     uint64
+	ch      integration.Change
+	err     error
+	parsed  chan struct{}
 }
 
 // NewFollower returns a follower that fills cache.
 func NewFollower(js jetstream.JetStream, topo Topology, cache *integration.Cache, parser *integration.Parser, log *zap.Logger) *Follower {
-	return &Follower{js: js, topo: topo, cache: cache, parser: parser, log: log}
+	return &Follower{js: js, topo: topo, cache: cache, parser: parser, log: log,
+		order: make(chan *change, 1024), work: make(chan *change, 1024), stopped: make(chan struct{})}
 }
 
 // Start begins following and returns once the cache has caught up with the
@@ -39,11 +66,7 @@ func (f *Follower) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("integrations stream: %w", err)
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("integrations stream info: %w", err)
-	}
-	target := info.State.LastSeq
+	target := st.CachedInfo().State.LastSeq
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{f.topo.Subject(event.IntegrationsChanged, ">")},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -51,19 +74,35 @@ func (f *Follower) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("integrations consumer: %w", err)
 	}
+	for range min(max(runtime.GOMAXPROCS(0), 1), 4) {
+		f.wg.Add(1)
+		go f.parse()
+	}
+	f.wg.Add(1)
+	go f.applyInOrder()
 	caughtUp := make(chan struct{})
 	f.cc, err = cons.Consume(func(msg jetstream.Msg) {
 		md, err := msg.Metadata()
 		if err != nil {
 			return
 		}
-		f.apply(msg.Subject(), msg.Data(), md.Sequence.Stream)
+		c := &change{subject: msg.Subject(), data: msg.Data(), seq: md.Sequence.Stream, parsed: make(chan struct{})}
+		select {
+		case f.order <- c:
+		case <-f.stopped:
+			return
+		}
+		select {
+		case f.work <- c:
+		case <-f.stopped:
+		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 			f.log.Warn("integrations consumer", zap.Error(err))
 		}
 	}))
 	if err != nil {
+		f.Stop()
 		return fmt.Errorf("following integrations: %w", err)
 	}
 	go func() {
@@ -73,59 +112,103 @@ func (f *Follower) Start(ctx context.Context) error {
 	}()
 	select {
 	case <-caughtUp:
+		f.live.Store(true)
 		f.log.Info("integration cache caught up", zap.Int("integrations", f.cache.Len()), zap.Uint64("sequence", target))
 		return nil
 	case <-ctx.Done():
-		f.cc.Stop()
+		f.Stop()
 		return ctx.Err()
 	}
 }
 
-// Stop stops following.
+// Stop stops following and waits for the parsers and the applier.
 func (f *Follower) Stop() {
-	if f.cc != nil {
-		f.cc.Stop()
+	f.stopOnce.Do(func() {
+		if f.cc != nil {
+			f.cc.Stop()
+		}
+		close(f.stopped)
+		f.wg.Wait()
+	})
+}
+
+func (f *Follower) parse() {
+	defer f.wg.Done()
+	for {
+		select {
+		case c := <-f.work:
+			c.ch, c.err = f.parser.ParseChange(c.subject, c.data)
+			close(c.parsed)
+		case <-f.stopped:
+			return
+		}
 	}
 }
 
-// apply updates the cache from one message. Side effects of a change
+func (f *Follower) applyInOrder() {
+	defer f.wg.Done()
+	for {
+		select {
+		case c := <-f.order:
+			select {
+			case <-c.parsed:
+				f.apply(c.ch, c.err, c.seq)
+			case <-f.stopped:
+				return
+			}
+		case <-f.stopped:
+			return
+		}
+	}
+}
+
+// apply updates the cache from one parsed message. Side effects of a change
 // (connection tests, statuses) are not made here: every replica applies every
 // change, so they belong to the shared ChangeConsumer.
-func (f *Follower) apply(subject string, data []byte, seq uint64) {
+func (f *Follower) apply(ch integration.Change, err error, seq uint64) {
 	defer f.cache.MarkApplied(seq)
-	ch, err := f.parser.ParseChange(subject, data)
-	log := f.log.With(zap.String("tenant_id", ch.TenantID), zap.String("integration_id", ch.ID), zap.Uint64("sequence", seq))
+	level := zap.DebugLevel
+	if f.live.Load() {
+		level = zap.InfoLevel
+	}
+	ids := func(fields ...zap.Field) []zap.Field {
+		return append([]zap.Field{zap.String("tenant_id", ch.TenantID), zap.String("integration_id", ch.ID), zap.Uint64("sequence", seq)}, fields...)
+	}
 	switch {
 	case err != nil:
 		// A rejected state drops an earlier valid one.
 		if ch.TenantID != "" {
 			f.cache.Delete(ch.TenantID, ch.ID)
 		}
-		log.Warn("integration rejected", zap.String("code", string(integration.Code(err))), zap.Error(err))
+		f.log.Warn("integration rejected", ids(zap.String("code", string(integration.Code(err))), zap.Error(err))...)
 	case ch.Ignored:
-		log.Debug("integration of another type ignored")
 		f.cache.Delete(ch.TenantID, ch.ID)
+		if ce := f.log.Check(zap.DebugLevel, "integration of another type ignored"); ce != nil {
+			ce.Write(ids()...)
+		}
 	case ch.Action == event.ActionDelete:
 		f.cache.Delete(ch.TenantID, ch.ID)
-		log.Info("integration deleted")
+		if ce := f.log.Check(level, "integration deleted"); ce != nil {
+			ce.Write(ids()...)
+		}
 	default:
 		ch.Integration.Revision = seq
 		f.cache.Put(ch.Integration)
-		log.Info("integration updated", zap.Bool("enabled", ch.Integration.Enabled), zap.Strings("providers", ch.Integration.Providers))
+		if ce := f.log.Check(level, "integration updated"); ce != nil {
+			ce.Write(ids(zap.Bool("enabled", ch.Integration.Enabled), zap.Strings("providers", ch.Integration.Providers))...)
+		}
 	}
 }
 
 // CatchUp waits until the cache has applied everything the integrations
-// stream holds now (read-your-writes for a scan, contract §3).
+// stream holds now (read-your-writes for a scan, contract §3). It costs one
+// stream info request: the info js.Stream fetched is current.
 func (f *Follower) CatchUp(ctx context.Context, timeout time.Duration) error {
 	st, err := f.js.Stream(ctx, f.topo.IntegrationsStream())
 	if err != nil {
 		return errcode.Retryable(errcode.Timeout, fmt.Errorf("integrations stream: %w", err))
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return errcode.Retryable(errcode.Timeout, fmt.Errorf("integrations stream info: %w", err))
-	}
+	info := st.CachedInfo()
 	if !f.cache.WaitApplied(ctx, info.State.LastSeq, timeout) {
 		return errcode.Retryable(errcode.Timeout, fmt.Errorf("integration cache at sequence %d, stream at %d", f.cache.Applied(), info.State.LastSeq))
 	}

@@ -46,8 +46,9 @@ type Outcome struct {
 }
 
 // Export records an outcome: ledger, export status, connection status and
-// metrics.
-func (r *Reporter) Export(ctx context.Context, o Outcome) {
+// metrics. It returns false when the export status could not be published;
+// the export is then left unsettled in the ledger.
+func (r *Reporter) Export(ctx context.Context, o Outcome) (published bool) {
 	scan, ig := o.Scan, o.Result.Integration
 	finished := time.Now().UTC()
 	st := event.ExportStatus{
@@ -95,12 +96,23 @@ func (r *Reporter) Export(ctx context.Context, o Outcome) {
 	r.metrics.Exports.WithLabelValues(o.State).Inc()
 	r.metrics.ExportDuration.Observe(finished.Sub(o.Started).Seconds())
 
+	// The status goes out before the ledger settles the export: a replica
+	// killed in between leaves the ledger unsettled, so the redelivery
+	// exports again and publishes again (a duplicate status). The other way
+	// round, the redelivery would find the export settled and the status
+	// would never be published. For the same reason an export whose status
+	// could not be published is not settled: the ledger keeps its objects
+	// (the redelivery does not upload them again) and the caller has the
+	// scan redelivered to publish the status.
+	published = r.publish(ctx, r.topo.Subject(event.ExportsStatus, scan.TenantID, ig.ID), st)
 	o.Entry.State, o.Entry.Attempt, o.Entry.UpdatedAt = o.State, o.Attempt, finished
+	if !published {
+		o.Entry.State = event.StateRetrying
+	}
 	if err := r.ledger.Put(ctx, scan.TenantID, scan.ScanID, ig.ID, o.Entry); err != nil {
 		r.log.Error("ledger write failed", zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
 			zap.String("integration_id", ig.ID), zap.Error(err))
 	}
-	r.publish(ctx, r.topo.Subject(event.ExportsStatus, scan.TenantID, ig.ID), st)
 
 	log := r.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
 		zap.String("integration_id", ig.ID), zap.Int("attempt", o.Attempt), zap.String("state", o.State))
@@ -124,6 +136,7 @@ func (r *Reporter) Export(ctx context.Context, o Outcome) {
 			BucketRegion: o.Result.Region,
 		})
 	}
+	return published
 }
 
 // reachability reports whether a failure says the integration can't be
@@ -153,17 +166,20 @@ func (r *Reporter) RefreshIntegrations() {
 	r.metrics.SetIntegrations(counts)
 }
 
-func (r *Reporter) publish(ctx context.Context, subject string, v any) {
+// publish publishes a status event and reports whether JetStream stored it.
+func (r *Reporter) publish(ctx context.Context, subject string, v any) bool {
 	b, err := json.Marshal(v)
 	if err != nil {
 		r.log.Error("encoding status", zap.String("subject", subject), zap.Error(err))
-		return
+		return false
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := r.js.Publish(pctx, subject, b); err != nil {
 		r.log.Error("publishing status", zap.String("subject", subject), zap.Error(err))
+		return false
 	}
+	return true
 }
 
 // DeadLetter publishes a scan event to prowler.dlq.scans.<tenant> with the

@@ -215,7 +215,7 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 	igs := c.cache.Select(scan.TenantID, scan.Provider.ID)
 	if len(igs) == 0 {
 		log.Debug("no integration for this scan")
-		_ = msg.Ack()
+		c.ack(msg, log)
 		return
 	}
 	var jobs []exporter.Job
@@ -234,7 +234,7 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 		jobs = append(jobs, exporter.Job{Integration: ig, Done: e.Objects, Failed: e.Failed})
 	}
 	if len(jobs) == 0 {
-		_ = msg.Ack()
+		c.ack(msg, log)
 		return
 	}
 
@@ -255,11 +255,23 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 	}
 
 	v := judge(results, attempt, c.opts.MaxDeliver)
+	unpublished := 0
 	for i, r := range results {
 		e := entries[r.Integration.ID]
 		e.Objects = landed(e.Objects, r)
 		e.Failed = permanentFailures(r)
-		c.report.Export(c.work, Outcome{Scan: scan, Result: r, State: v.States[i], Attempt: attempt, Started: started, Entry: e})
+		if !c.report.Export(c.work, Outcome{Scan: scan, Result: r, State: v.States[i], Attempt: attempt, Started: started, Entry: e}) {
+			unpublished++
+		}
+	}
+	if unpublished > 0 && v.Fate == fateAck {
+		// A status that did not reach the stream would be lost with the
+		// ack: have the scan redelivered, which publishes it (the ledger
+		// kept the objects, so nothing is uploaded again).
+		d := c.opts.Backoff(attempt)
+		log.Warn("export status not published; the scan will be redelivered to publish it", zap.Duration("delay", d))
+		_ = msg.NakWithDelay(d)
+		return
 	}
 	switch v.Fate {
 	case fateRetry:
@@ -269,7 +281,7 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 	case fateDeadLetter:
 		c.deadLetter(msg, scan.TenantID, string(v.RanOut.Code), "retries ran out after "+strconv.Itoa(attempt)+" deliveries: "+v.RanOut.Message())
 	default:
-		_ = msg.Ack()
+		c.ack(msg, log)
 	}
 }
 
@@ -302,6 +314,21 @@ func permanentFailures(r exporter.Result) map[string]event.ExportError {
 			Key: a.Key, Code: string(a.Err.Code), Message: a.Err.Message()}
 	}
 	return out
+}
+
+// ack acknowledges msg and waits for the server to confirm it, so that the
+// slot is freed only once the server counts the message done. The server
+// processes acks apart from pull requests: with a plain Ack, the next Fetch
+// could be served before the ack was counted, and the replica would hold,
+// as JetStream sees it, more unacknowledged messages than MaxInFlight. An
+// ack left unconfirmed means the scan may be redelivered after the ack wait;
+// the ledger makes that redelivery a no-op.
+func (c *ScanConsumer) ack(msg jetstream.Msg, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn("ack not confirmed; the scan may be redelivered", zap.Error(err))
+	}
 }
 
 func (c *ScanConsumer) heartbeat(msg jetstream.Msg) (stop func()) {

@@ -93,11 +93,17 @@ func (d *Daemon) handleTest(ctx context.Context, data []byte) any {
 	var ig *integration.Integration
 	switch {
 	case req.Integration != nil:
+		if !event.ValidID(req.Integration.TenantID) || !event.ValidID(req.Integration.ID) {
+			return badRequest("integration.tenant_id and integration.id are required (letters, digits, '_', '=' and '-')")
+		}
 		var err error
 		ig, err = d.parser.Build(*req.Integration)
 		if err != nil {
+			// Rejected before any request to S3; the status event says so,
+			// as it does after every connection test.
 			e := errcode.From(err)
 			st := d.connectionStatus(req.Integration.TenantID, req.Integration.ID, exporterResultErr(e))
+			d.reporter.Connection(ctx, st)
 			return event.TestReply{Connected: false, CheckedAt: st.LastCheckedAt, Error: st.Error}
 		}
 	case req.TenantID != "" && req.IntegrationID != "":
@@ -224,6 +230,9 @@ func (d *Daemon) onIntegrationChange(ctx context.Context, ch integration.Change,
 	switch {
 	case err != nil:
 		if event.ValidID(ch.TenantID) && event.ValidID(ch.ID) {
+			// The rejection dropped the integration: a valid state published
+			// next is new and gets tested, even if it equals the last tested.
+			_ = d.ledger.ForgetFingerprint(ctx, ch.TenantID, ch.ID)
 			e := errcode.From(err)
 			d.reporter.Connection(ctx, d.connectionStatus(ch.TenantID, ch.ID, exporterResultErr(e)))
 		}
@@ -236,6 +245,11 @@ func (d *Daemon) onIntegrationChange(ctx context.Context, ch integration.Change,
 			changed = true
 		}
 		if changed {
+			// The status is kept with the cached integration: let this
+			// replica's cache hold the change before the status comes.
+			if err := d.follower.CatchUp(ctx, 5*time.Second); err != nil {
+				d.log.Debug("integration cache behind the change tested", zap.Error(err))
+			}
 			d.runConnectionTest(ctx, ch.Integration)
 		}
 	}

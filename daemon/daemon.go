@@ -30,6 +30,11 @@ import (
 
 // Daemon is one running exporter replica.
 type Daemon struct {
+	// TuneClients, when set before Start, adjusts the options the S3 and
+	// STS clients are built with (tests shorten the credential expiry
+	// window, which has no setting of its own).
+	TuneClients func(*exporter.ClientOptions)
+
 	cfg     *config.Config
 	log     *zap.Logger
 	reg     *prometheus.Registry
@@ -142,9 +147,13 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("S3EXPORTER_FILE_SOURCE_ROOTS: %w", err)
 	}
-	clients, err := exporter.NewClients(ctx, exporter.ClientOptions{
+	copts := exporter.ClientOptions{
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
-	})
+	}
+	if d.TuneClients != nil {
+		d.TuneClients(&copts)
+	}
+	clients, err := exporter.NewClients(ctx, copts)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,16 @@ type ClientOptions struct {
 	DefaultRegion string
 	// MaxAttempts is the SDK retryer's attempts per request (default 3).
 	MaxAttempts int
+	// CredentialExpiryWindow is how long before they expire assumed-role
+	// credentials are refreshed (default DefaultCredentialExpiryWindow;
+	// tests shorten it to watch a refresh within seconds).
+	CredentialExpiryWindow time.Duration
 }
+
+// DefaultCredentialExpiryWindow is how long before their expiry assumed-role
+// credentials are refreshed, so that a request is never signed with
+// credentials about to lapse.
+const DefaultCredentialExpiryWindow = time.Minute
 
 // Clients builds one S3 client per credential set and region, and caches
 // them, their credential providers (assumed-role credentials are refreshed by
@@ -63,6 +72,9 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 	}
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 3
+	}
+	if opts.CredentialExpiryWindow <= 0 {
+		opts.CredentialExpiryWindow = DefaultCredentialExpiryWindow
 	}
 	// The HTTP client must stay a *awshttp.BuildableClient so that
 	// AWS_CA_BUNDLE keeps working.
@@ -130,7 +142,7 @@ func (c *Clients) provider(creds event.Credentials) aws.CredentialsProvider {
 		p = aws.NewCredentialsCache(assumeRoleProvider{ar}, func(o *aws.CredentialsCacheOptions) {
 			// Refresh ahead of expiry, so a daemon that runs for weeks
 			// never signs with credentials about to lapse.
-			o.ExpiryWindow = time.Minute
+			o.ExpiryWindow = c.opts.CredentialExpiryWindow
 			o.ExpiryWindowJitterFrac = 0.5
 		})
 	}

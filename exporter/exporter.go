@@ -7,6 +7,7 @@ package exporter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -41,6 +42,8 @@ type Options struct {
 	PartConcurrency int
 	// UploadTimeout bounds one artifact upload attempt.
 	UploadTimeout time.Duration
+	// OpenTimeout bounds opening an artifact's source (default 20s).
+	OpenTimeout time.Duration
 	// Retries is how many times a retryable failure is tried again at once,
 	// with jittered exponential backoff from RetryBaseDelay.
 	Retries        int
@@ -55,6 +58,7 @@ type Exporter struct {
 	opener  Opener
 	opts    Options
 	sem     chan struct{}
+	idle    chan func() // hands an upload to an idle worker
 	log     *zap.Logger
 }
 
@@ -75,13 +79,16 @@ func New(clients *Clients, opener Opener, opts Options, log *zap.Logger) *Export
 	if opts.UploadTimeout <= 0 {
 		opts.UploadTimeout = 30 * time.Minute
 	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = 20 * time.Second
+	}
 	if opts.RetryBaseDelay <= 0 {
 		opts.RetryBaseDelay = 200 * time.Millisecond
 	}
 	if opts.InFlight == nil {
 		opts.InFlight = func(float64) {}
 	}
-	return &Exporter{clients: clients, opener: opener, opts: opts, sem: make(chan struct{}, opts.Concurrency), log: log}
+	return &Exporter{clients: clients, opener: opener, opts: opts, sem: make(chan struct{}, opts.Concurrency), idle: make(chan func()), log: log}
 }
 
 // Clients returns the exporter's client cache.
@@ -170,15 +177,56 @@ func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs [
 			if ar.Skipped {
 				continue
 			}
+			select {
+			case e.sem <- struct{}{}:
+			case <-ctx.Done():
+				ar.Err = classify("waiting for an upload slot", ctx.Err())
+				continue
+			}
 			wg.Add(1)
-			go func() {
+			e.spawn(func() {
 				defer wg.Done()
+				defer func() { <-e.sem }()
 				e.uploadWithRetry(ctx, scan, ig, ar)
-			}()
+			})
 		}
 	}
 	wg.Wait()
 	return results
+}
+
+// workerIdle is how long an upload worker waits for the next upload before
+// it exits.
+const workerIdle = 30 * time.Second
+
+// spawn runs an upload on an idle worker goroutine, or on a new one. A
+// worker outlives its upload (for workerIdle) so that the next upload reuses
+// a goroutine whose stack has already grown to the depth of the AWS SDK's
+// middleware: a new goroutine copies its stack several times on the way
+// down, which cost more CPU per small object than signing the request
+// (docs/BENCHMARKS.md, workload 1). The global upload slots (Concurrency)
+// are taken before spawn, so at most that many uploads run; workers beyond
+// it are idle and exit.
+func (e *Exporter) spawn(upload func()) {
+	select {
+	case e.idle <- upload:
+	default:
+		go e.worker(upload)
+	}
+}
+
+func (e *Exporter) worker(upload func()) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		upload()
+		t.Reset(workerIdle)
+		select {
+		case upload = <-e.idle:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 func allSkipped(ars []ArtifactResult) bool {
@@ -190,14 +238,9 @@ func allSkipped(ars []ArtifactResult) bool {
 	return true
 }
 
+// uploadWithRetry uploads one artifact, retrying in process; the caller holds
+// an upload slot.
 func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult) {
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		ar.Err = classify("waiting for an upload slot", ctx.Err())
-		return
-	}
-	defer func() { <-e.sem }()
 	e.opts.InFlight(1)
 	defer e.opts.InFlight(-1)
 
@@ -247,11 +290,29 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	if err != nil {
 		return nil, classify("finding the bucket region", err)
 	}
-	src, err := e.opener.Open(ctx, scan, a)
+	// Opening a nats-os:// source is a few JetStream API requests, and the
+	// object's chunks then stream under the context it was opened with, so
+	// that context must last the whole upload. But a request whose reply is
+	// lost (NATS failing over to another server mid-request) would wait for
+	// it, up to UploadTimeout, while the scan's heartbeat keeps it from being
+	// redelivered: bound the open on its own, and retry.
+	octx, cancelOpen := context.WithCancel(ctx)
+	defer cancelOpen()
+	openTimer := time.AfterFunc(e.opts.OpenTimeout, cancelOpen)
+	src, err := e.opener.Open(octx, scan, a)
+	if !openTimer.Stop() {
+		if err == nil {
+			src.Close()
+		}
+		return nil, errcode.Retryable(errcode.Timeout, fmt.Errorf("opening %s: no answer within %v", a.Source, e.opts.OpenTimeout))
+	}
 	if err != nil {
 		return nil, errcode.From(err)
 	}
 	defer src.Close()
+	if src.Size >= 0 && src.Size < e.opts.MultipartThreshold {
+		return putSmall(ctx, cl, ig, a, key, src.Size, src)
+	}
 	body := &countingReader{r: src}
 	in := &tm.UploadObjectInput{
 		Bucket:      aws.String(ig.Bucket),
@@ -277,9 +338,16 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	if src.Size < 0 || src.Size >= e.opts.MultipartThreshold {
 		e.abortStale(ctx, cl, ig.Bucket, key)
 	}
+	threshold := e.opts.MultipartThreshold
+	if src.Size >= threshold {
+		// Known to be multipart: the transfer manager reads up to its
+		// threshold before its first request; let that be one part rather
+		// than the whole threshold (docs/BENCHMARKS.md, workload 2).
+		threshold = e.opts.PartSize
+	}
 	up := tm.New(cl, func(o *tm.Options) {
 		o.PartSizeBytes = e.opts.PartSize
-		o.MultipartUploadThreshold = e.opts.MultipartThreshold
+		o.MultipartUploadThreshold = threshold
 		o.Concurrency = e.opts.PartConcurrency
 		// Abort a failed multipart upload even when ctx is canceled, so no
 		// parts are left behind.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,6 +31,11 @@ type Opened struct {
 type Opener struct {
 	js    jetstream.JetStream
 	roots []string // cleaned, symlinks resolved
+
+	// stores caches object-store handles by bucket: looking one up is a
+	// stream info request, which would otherwise come once per artifact.
+	mu     sync.Mutex
+	stores map[string]jetstream.ObjectStore
 }
 
 // NewOpener returns an Opener reading object stores through js and files under
@@ -60,7 +66,7 @@ func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Ar
 	var op *Opened
 	switch src.Scheme {
 	case event.SchemeObjectStore:
-		op, err = o.openObject(ctx, scan, src)
+		op, err = o.openObject(ctx, scan, src, a.SHA256 == "")
 	case event.SchemeFile:
 		op, err = o.openFile(src)
 	default:
@@ -85,7 +91,10 @@ func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Ar
 	return op, nil
 }
 
-func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src event.Source) (*Opened, error) {
+// openObject opens an object-store object. The store's own digest is
+// checked only when checkDigest is set: the verifier checks the event's
+// sha256, when it has one, over the same bytes.
+func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src event.Source, checkDigest bool) (*Opened, error) {
 	prefix := scan.TenantID + "/" + scan.ScanID + "/"
 	if !event.CleanObjectName(src.Object) || !strings.HasPrefix(src.Object, prefix) {
 		return nil, errcode.Permanentf(errcode.SourceRefused,
@@ -94,44 +103,70 @@ func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src 
 	if o.js == nil {
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: no object store connection", src)
 	}
-	store, err := o.js.ObjectStore(ctx, src.Bucket)
+	rc, size, err := o.get(ctx, src.Bucket, src.Object, checkDigest)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		switch {
+		case errors.Is(err, jetstream.ErrObjectNotFound):
+			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: object not found", src)
+		case errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
 			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: object store %q not found", src, src.Bucket)
 		}
 		return nil, errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %w", src, err))
 	}
-	res, err := store.Get(ctx, src.Object)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: object not found", src)
-		}
-		return nil, errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %w", src, err))
-	}
-	info, err := res.Info()
-	if err != nil {
-		res.Close()
-		return nil, errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %w", src, err))
-	}
-	return &Opened{ReadCloser: &objectReader{res: res, src: src.String()}, Size: int64(info.Size)}, nil
+	return &Opened{ReadCloser: &objectReader{rc: rc, src: src.String()}, Size: size}, nil
 }
 
 // objectReader classifies read errors of an object-store object (a digest
 // mismatch reported by the store, a lost connection) as retryable.
 type objectReader struct {
-	res jetstream.ObjectResult
+	rc  io.ReadCloser
 	src string
 }
 
 func (r *objectReader) Read(p []byte) (int, error) {
-	n, err := r.res.Read(p)
+	n, err := r.rc.Read(p)
 	if err != nil && err != io.EOF {
 		err = errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", r.src, err))
 	}
 	return n, err
 }
 
-func (r *objectReader) Close() error { return r.res.Close() }
+func (r *objectReader) Close() error { return r.rc.Close() }
+
+// maxStores bounds the cache of object-store handles.
+const maxStores = 1024
+
+// get opens an object. The object store's handle is cached (looking it up is
+// a stream info request, which would otherwise come once per artifact); a
+// cached handle that fails is looked up afresh once, in case the store was
+// deleted or re-created since.
+func (o *Opener) get(ctx context.Context, bucket, name string, checkDigest bool) (io.ReadCloser, int64, error) {
+	o.mu.Lock()
+	st, cached := o.stores[bucket]
+	o.mu.Unlock()
+	if cached {
+		rc, size, err := openChunks(ctx, o.js, st, bucket, name, checkDigest)
+		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) {
+			return rc, size, err
+		}
+		o.mu.Lock()
+		if o.stores[bucket] == st {
+			delete(o.stores, bucket)
+		}
+		o.mu.Unlock()
+	}
+	st, err := o.js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, 0, err
+	}
+	o.mu.Lock()
+	if o.stores == nil || len(o.stores) >= maxStores {
+		o.stores = map[string]jetstream.ObjectStore{}
+	}
+	o.stores[bucket] = st
+	o.mu.Unlock()
+	return openChunks(ctx, o.js, st, bucket, name, checkDigest)
+}
 
 func (o *Opener) openFile(src event.Source) (*Opened, error) {
 	if len(o.roots) == 0 {

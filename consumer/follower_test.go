@@ -1,0 +1,178 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/prowler-cloud/s3-exporter/consumer"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/testutil"
+)
+
+type followerEnv struct {
+	t    *testing.T
+	js   jetstream.JetStream
+	topo consumer.Topology
+}
+
+func newFollowerEnv(t *testing.T) *followerEnv {
+	t.Helper()
+	srv := testutil.StartNATS(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &followerEnv{t: t, js: js, topo: consumer.Topology{Prefix: "prowler"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := consumer.EnsureStreams(ctx, js, e.topo, true); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// publish sends an integration change (asynchronously: a burst arrives
+// together); providers nil means a delete, and a bucket "INVALID" a payload
+// the parser rejects. flush waits for the acknowledgements.
+func (e *followerEnv) publish(tenant, id, bucket string, providers []string) {
+	e.t.Helper()
+	ch := event.IntegrationChanged{Action: event.ActionUpsert, Integration: event.IntegrationPayload{
+		ID: id, TenantID: tenant, Type: event.TypeAmazonS3, Providers: providers,
+		Configuration: event.Configuration{BucketName: bucket},
+	}}
+	if providers == nil {
+		ch.Action = event.ActionDelete
+	}
+	b, err := json.Marshal(ch)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.js.PublishAsync(e.topo.Subject(event.IntegrationsChanged, tenant, id), b); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *followerEnv) flush() {
+	e.t.Helper()
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("publishes not acknowledged")
+	}
+}
+
+func (e *followerEnv) start(cache *integration.Cache, log *zap.Logger) *consumer.Follower {
+	e.t.Helper()
+	f := consumer.NewFollower(e.js, e.topo, cache, &integration.Parser{Prefix: "prowler"}, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.Start(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(f.Stop)
+	return f
+}
+
+// Parsing runs on several goroutines, but changes reach the cache in stream
+// order: after a burst of changes to the same integrations, each one holds its
+// last state, whether that is an update, a delete or a rejection.
+func TestFollowerAppliesInStreamOrder(t *testing.T) {
+	e := newFollowerEnv(t)
+	for i := range 300 { // caught up at start
+		e.publish("t0", fmt.Sprintf("i%d", i), "bucket-start", []string{"p"})
+	}
+	e.flush()
+	cache := integration.NewCache()
+	core, logs := observer.New(zapcore.DebugLevel)
+	f := e.start(cache, zap.New(core))
+	if cache.Len() != 300 {
+		t.Fatalf("%d integrations after the catch-up, want 300", cache.Len())
+	}
+	if n := logs.FilterMessage("integration updated").FilterLevelExact(zapcore.InfoLevel).Len(); n != 0 {
+		t.Errorf("%d catch-up updates logged at info, want them at debug", n)
+	}
+
+	want := map[string]string{} // id -> last bucket ("" deleted or rejected)
+	for round := range 200 {
+		for k := range 4 {
+			id := fmt.Sprintf("i%d", k)
+			switch (round + k) % 4 {
+			case 0, 1:
+				b := fmt.Sprintf("bucket-%d-%d", round, k)
+				e.publish("t1", id, b, []string{"p", fmt.Sprint(round)})
+				want[id] = b
+			case 2:
+				e.publish("t1", id, "", nil)
+				want[id] = ""
+			case 3:
+				e.publish("t1", id, "INVALID", []string{"p"}) // rejected: drops the earlier state
+				want[id] = ""
+			}
+		}
+	}
+	e.flush()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.CatchUp(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for id, b := range want {
+		ig, ok := cache.Get("t1", id)
+		switch {
+		case b == "" && ok:
+			t.Errorf("%s: holds bucket %s, want it gone", id, ig.Bucket)
+		case b != "" && !ok:
+			t.Errorf("%s: gone, want bucket %s", id, b)
+		case b != "" && ig.Bucket != b:
+			t.Errorf("%s: bucket %s, want %s (an older change was applied last)", id, ig.Bucket, b)
+		}
+	}
+	if n := logs.FilterMessage("integration updated").FilterLevelExact(zapcore.InfoLevel).Len(); n == 0 {
+		t.Error("changes after the catch-up are not logged at info")
+	}
+	if got := ids(cache.Select("t1", "p")); !slices.IsSorted(got) {
+		t.Errorf("Select not sorted: %v", got)
+	}
+}
+
+func ids(igs []*integration.Integration) []string {
+	out := make([]string, len(igs))
+	for i, ig := range igs {
+		out[i] = ig.ID
+	}
+	return out
+}
+
+// Stop returns once the parsers and the applier are gone, also when it is
+// called twice and before any change arrived.
+func TestFollowerStop(t *testing.T) {
+	e := newFollowerEnv(t)
+	f := e.start(integration.NewCache(), zap.NewNop())
+	done := make(chan struct{})
+	go func() {
+		f.Stop()
+		f.Stop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return")
+	}
+}

@@ -1,0 +1,65 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/integration"
+)
+
+// putSmall uploads an artifact of known size below the multipart threshold
+// with one PutObject, as the transfer manager would, without its per-upload
+// client and middleware (docs/BENCHMARKS.md, workload 1: most artifacts of a
+// scan are this small). The body is read into a buffer of exactly its size,
+// and to its end, so that the source's size and sha256 checks have run
+// before anything is sent.
+func putSmall(ctx context.Context, cl *s3.Client, ig *integration.Integration, a event.Artifact, key string, size int64, body io.Reader) (*event.ObjectRecord, *errcode.Error) {
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, errcode.Permanentf(errcode.ChecksumMismatch, "reading %s: shorter than its %d bytes", a.Source, size)
+		}
+		return nil, classify("reading "+a.Source, err)
+	}
+	var one [1]byte
+	if n, err := body.Read(one[:]); n > 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			return nil, errcode.Permanentf(errcode.ChecksumMismatch, "reading %s: longer than its %d bytes", a.Source, size)
+		}
+		return nil, classify("reading "+a.Source, err)
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(ig.Bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(buf),
+		ContentLength: aws.Int64(size),
+		ContentType:   aws.String(ContentType(a.Format)),
+	}
+	if ig.SSE != "" {
+		in.ServerSideEncryption = s3types.ServerSideEncryption(ig.SSE)
+	}
+	if ig.KMSKeyID != "" {
+		in.SSEKMSKeyId = aws.String(ig.KMSKeyID)
+	}
+	if ig.StorageClass != "" {
+		in.StorageClass = s3types.StorageClass(ig.StorageClass)
+	}
+	if ig.BucketOwnerFullControl {
+		in.ACL = s3types.ObjectCannedACLBucketOwnerFullControl
+	}
+	out, err := cl.PutObject(ctx, in)
+	if err != nil {
+		return nil, classify("PutObject "+key, err)
+	}
+	return &event.ObjectRecord{
+		Format: a.Format, Framework: a.Framework, Key: key,
+		Size: size, ETag: trimQuotes(aws.ToString(out.ETag)),
+	}, nil
+}

@@ -1,0 +1,141 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// chunkWindow bounds the bytes of an object-store object fetched ahead of
+// the reader.
+//
+// The object store's own Get streams the chunks through a flow-controlled
+// push consumer whose window nats-server grows to 32 MiB, and fills it: when
+// S3 is slower than NATS all of it waits in this process, per object being
+// read. A pull consumer asked for at most chunkWindow bytes at a time holds
+// that much instead (docs/BENCHMARKS.md, workload 2: a 1 GiB upload peaked at
+// about 145 MiB RSS through Get and about 100 MiB through this reader).
+// Smaller windows were measured too: with 1 or 4 MiB the next pull arrived
+// late on a busy machine and nats-server spent more CPU per byte on the many
+// small pulls, and a large upload ran at half to three quarters of the speed.
+const chunkWindow = 16 << 20
+
+// chunkReader streams the chunks of one object-store object.
+type chunkReader struct {
+	ctx    context.Context
+	js     jetstream.JetStream
+	stream string
+	cons   jetstream.Consumer
+	it     jetstream.MessagesContext
+	size   int64
+	got    int64
+	buf    []byte
+	digest hash.Hash // nil: not checked
+	want   []byte
+	err    error
+}
+
+// openChunks opens an object for streaming. It checks the object store's
+// own digest only when checkDigest is set (the caller verifies the event's
+// sha256 itself otherwise: hashing twice would cost CPU for nothing). Links
+// go through the store's Get, which resolves them.
+func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, bucket, name string, checkDigest bool) (io.ReadCloser, int64, error) {
+	info, err := store.GetInfo(ctx, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if info.Opts != nil && info.Opts.Link != nil {
+		res, err := store.Get(ctx, name)
+		if err != nil {
+			return nil, 0, err
+		}
+		li, err := res.Info()
+		if err != nil {
+			res.Close()
+			return nil, 0, err
+		}
+		return res, int64(li.Size), nil
+	}
+	size := int64(info.Size)
+	if size == 0 {
+		return io.NopCloser(bytes.NewReader(nil)), 0, nil
+	}
+	r := &chunkReader{ctx: ctx, js: js, stream: "OBJ_" + bucket, size: size}
+	if checkDigest {
+		if r.want, err = jetstream.DecodeObjectDigest(info.Digest); err != nil {
+			return nil, 0, err
+		}
+		r.digest = sha256.New()
+	}
+	r.cons, err = js.OrderedConsumer(ctx, r.stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{"$O." + bucket + ".C." + info.NUID},
+		InactiveThreshold: time.Minute, // in case Close cannot delete it
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	// PullMaxBytes would do, but it sizes the client's message channel for a
+	// million messages (megabytes per object); ask for whole chunks instead.
+	chunk := int64(128 << 10) // the object store's default
+	if info.Opts != nil && info.Opts.ChunkSize > 0 {
+		chunk = int64(info.Opts.ChunkSize)
+	}
+	batch := int(min(max(chunkWindow/chunk, 2), 128))
+	if r.it, err = r.cons.Messages(jetstream.PullMaxMessages(batch)); err != nil {
+		r.deleteConsumer()
+		return nil, 0, err
+	}
+	return r, size, nil
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.got == r.size {
+			r.err = io.EOF
+			if r.digest != nil && !bytes.Equal(r.digest.Sum(nil), r.want) {
+				r.err = jetstream.ErrDigestMismatch
+			}
+			return 0, r.err
+		}
+		msg, err := r.it.Next(jetstream.NextContext(r.ctx))
+		if err != nil {
+			r.err = err
+			return 0, err
+		}
+		data := msg.Data()
+		r.got += int64(len(data))
+		if r.got > r.size {
+			r.err = fmt.Errorf("object chunks hold more than its %d bytes", r.size)
+			return 0, r.err
+		}
+		if r.digest != nil {
+			r.digest.Write(data)
+		}
+		r.buf = data
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// Close stops fetching and deletes the consumer.
+func (r *chunkReader) Close() error {
+	r.it.Stop()
+	r.deleteConsumer()
+	return nil
+}
+
+func (r *chunkReader) deleteConsumer() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.js.DeleteConsumer(ctx, r.stream, r.cons.CachedInfo().Name)
+}
