@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -104,6 +105,17 @@ func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src 
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: no object store connection", src)
 	}
 	rc, size, err := o.get(ctx, src.Bucket, src.Object, checkDigest)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		// A lagging replica can answer a direct get with "not found" just
+		// after a fail-over: ask once more before calling it missing.
+		t := time.NewTimer(notFoundRecheck)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			rc, size, err = o.get(ctx, src.Bucket, src.Object, checkDigest)
+		}
+		t.Stop()
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, jetstream.ErrObjectNotFound):
@@ -132,6 +144,10 @@ func (r *objectReader) Read(p []byte) (int, error) {
 }
 
 func (r *objectReader) Close() error { return r.rc.Close() }
+
+// notFoundRecheck is how long to wait before asking again for an object
+// reported missing.
+const notFoundRecheck = 500 * time.Millisecond
 
 // maxStores bounds the cache of object-store handles.
 const maxStores = 1024

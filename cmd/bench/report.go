@@ -277,7 +277,9 @@ func (r *report) smallLimits(p printer) {
 	p("Everything in this workload is CPU: on loopback no request waits for a network. Per object, the exporter, versitygw and nats-server together spent %.2f ms of CPU ", eAll)
 	p("in the exporter's rounds — a ceiling of about %.0f objects/s on %d cores if nothing else ran — and %.2f ms in baseline A's (ceiling %.0f). ", budget/eAll, runtime.NumCPU(), aAll, budget/aAll)
 	p("So the exporter / A ratio is mostly the ratio of these costs: the exporter's own process spends %.2f ms per object where A spends %.2f, ", per(s.Exporter, own), per(s.A, own))
-	p("and nats-server %.2f ms where A's costs it %.2f (the exporter's requests per scan: fetch and ack, the read-your-writes stream info, a ledger get and put, a status publish). ", per(s.Exporter, func(x runStat) time.Duration { return x.NATSCPU }), per(s.A, func(x runStat) time.Duration { return x.NATSCPU }))
+	p("nats-server %.2f ms where A's costs it %.2f (the exporter's requests per scan: fetch and ack, the read-your-writes stream info, a ledger get and put, status publishes), ", per(s.Exporter, func(x runStat) time.Duration { return x.NATSCPU }), per(s.A, func(x runStat) time.Duration { return x.NATSCPU }))
+	p("and versitygw %.2f ms per exporter object against %.2f per A object (the same PUTs of the same bytes; we did not find why). ", per(s.Exporter, func(x runStat) time.Duration { return x.S3CPU }), per(s.A, func(x runStat) time.Duration { return x.S3CPU }))
+	p("On a machine whose two cores the three processes share, each of these shows one for one in the ratio. ")
 	if pr, pa := s.Profile, s.ProfileA; pr != nil && pa != nil {
 		type diff struct {
 			name string
