@@ -19,9 +19,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -202,7 +204,10 @@ func bench(o options) error {
 	}
 	rep := &report{opts: o, machine: describeMachine(), started: started}
 
-	ctx := context.Background()
+	// Ctrl-C or SIGTERM ends the run early, still stopping the servers and
+	// removing the work directory.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if o.workloads["micro"] {
 		// First, before any server runs: the micro-benchmarks want a quiet machine.
 		logf("micro-benchmarks (go test -bench, count %d)", o.benchCount)
