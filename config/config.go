@@ -221,7 +221,7 @@ func (c *Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			enc.AddString(key, x.String())
 		case string:
 			if f.Name == "NATSURL" {
-				x = redactURLs(x)
+				x = RedactURLs(x)
 			}
 			enc.AddString(key, x)
 		case bool:

@@ -166,7 +166,7 @@ func (v *validator) httpURL(name, s string) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.add(name, fmt.Sprintf("must be an http:// or https:// URL, got %q", redactURLs(s)))
+		v.add(name, fmt.Sprintf("must be an http:// or https:// URL, got %q", RedactURLs(s)))
 	}
 }
 
@@ -178,7 +178,7 @@ func (v *validator) natsURL(name, s string) {
 	for _, one := range strings.Split(s, ",") {
 		one = strings.TrimSpace(one)
 		if one == "" {
-			v.add(name, fmt.Sprintf("empty entry in the server list %q", redactURLs(s)))
+			v.add(name, fmt.Sprintf("empty entry in the server list %q", RedactURLs(s)))
 			return
 		}
 		if !strings.Contains(one, "://") {
@@ -186,7 +186,7 @@ func (v *validator) natsURL(name, s string) {
 		}
 		u, err := url.Parse(one)
 		if err != nil || u.Host == "" {
-			v.add(name, fmt.Sprintf("not a server URL: %q", redactURLs(one)))
+			v.add(name, fmt.Sprintf("not a server URL: %q", RedactURLs(one)))
 			return
 		}
 		switch u.Scheme {
@@ -208,9 +208,9 @@ func (v *validator) listenAddr(name, s string) {
 	}
 }
 
-// redactURLs hides the user information (user, password or token) of every
+// RedactURLs hides the user information (user, password or token) of every
 // URL in a comma-separated list, without needing the URLs to parse.
-func redactURLs(s string) string {
+func RedactURLs(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
 		at := strings.LastIndex(p, "@")

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/fernet"
 )
@@ -292,7 +293,7 @@ func TestGlobalsFromEnv(t *testing.T) {
 }
 
 func TestRedactURLs(t *testing.T) {
-	got := redactURLs("nats://u:p@h1:4222,tls://tok@h2,nats://h3")
+	got := config.RedactURLs("nats://u:p@h1:4222,tls://tok@h2,nats://h3")
 	if got != "nats://REDACTED@h1:4222,tls://REDACTED@h2,nats://h3" {
 		t.Fatal(got)
 	}

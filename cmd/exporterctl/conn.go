@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/prowler-cloud/s3-exporter/config"
 	"io"
 	"regexp"
 	"strings"
@@ -109,7 +110,7 @@ func (a *app) connect() (*client.Client, func(), error) {
 	}
 	nc, err := nats.Connect(strings.TrimSpace(g.server), opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", redactURLs(g.server), err)
+		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", config.RedactURLs(g.server), err)
 	}
 	cl, err := client.New(nc, g.prefix)
 	if err != nil {
@@ -124,24 +125,6 @@ func (a *app) request(ctx context.Context, fn func(context.Context) error) error
 	rctx, cancel := context.WithTimeout(ctx, a.g.timeout)
 	defer cancel()
 	return fn(rctx)
-}
-
-// redactURLs hides the user information of each URL of a comma-separated
-// list ("nats://user:pass@host" -> "nats://REDACTED@host").
-func redactURLs(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		at := strings.LastIndex(p, "@")
-		if at < 0 {
-			continue
-		}
-		start := 0
-		if j := strings.Index(p, "://"); j >= 0 && j < at {
-			start = j + len("://")
-		}
-		parts[i] = p[:start] + "REDACTED" + p[at:]
-	}
-	return strings.Join(parts, ",")
 }
 
 // Secrets: a last line of defence. Every secret the command was given is
