@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -31,7 +32,7 @@ type chunkReader struct {
 	ctx    context.Context
 	js     jetstream.JetStream
 	stream string
-	cons   jetstream.Consumer
+	cons   jetstream.Consumer // nil: the object's one chunk came with a direct get
 	it     jetstream.MessagesContext
 	size   int64
 	got    int64
@@ -45,7 +46,17 @@ type chunkReader struct {
 // own digest only when checkDigest is set (the caller verifies the event's
 // sha256 itself otherwise: hashing twice would cost CPU for nothing). Links
 // go through the store's Get, which resolves them.
-func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, bucket, name string, checkDigest bool) (io.ReadCloser, int64, error) {
+//
+// An object of one chunk (most of a scan's artifacts: the compliance CSVs
+// are tens of kilobytes, the store's chunks 128 KiB) is fetched with one
+// direct get of that chunk through stream, the store's stream, when it is
+// not nil: a consumer costs three requests (create, pull, delete) and
+// nats-server's work to set it up and tear it down (docs/BENCHMARKS.md,
+// workload 1). A chunk that the direct get does not find, or finds of
+// another size, is read through a consumer after all: direct gets may be
+// answered by any replica, and one that lags has not stored it yet; the
+// consumer reads from the stream's leader.
+func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name string, checkDigest bool) (io.ReadCloser, int64, error) {
 	info, err := store.GetInfo(ctx, name)
 	if err != nil {
 		return nil, 0, err
@@ -73,8 +84,24 @@ func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 		}
 		r.digest = sha256.New()
 	}
+	chunks := "$O." + bucket + ".C." + info.NUID
+	if stream != nil && info.Chunks == 1 {
+		m, err := stream.GetLastMsgForSubject(ctx, chunks)
+		switch {
+		case err == nil && int64(len(m.Data)) == size:
+			// The whole object is in hand: the reader only hands it out
+			// (and checks the digest at its end).
+			r.buf, r.got = m.Data, size
+			if r.digest != nil {
+				r.digest.Write(m.Data)
+			}
+			return r, size, nil
+		case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, 0, err
+		}
+	}
 	r.cons, err = js.OrderedConsumer(ctx, r.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{"$O." + bucket + ".C." + info.NUID},
+		FilterSubjects:    []string{chunks},
 		InactiveThreshold: time.Minute, // in case Close cannot delete it
 	})
 	if err != nil {
@@ -129,6 +156,9 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 
 // Close stops fetching and deletes the consumer.
 func (r *chunkReader) Close() error {
+	if r.cons == nil { // read with a direct get
+		return nil
+	}
 	r.it.Stop()
 	r.deleteConsumer()
 	return nil

@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +18,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
-func chunkStore(t *testing.T) (jetstream.JetStream, jetstream.ObjectStore) {
+func chunkStore(t *testing.T) (jetstream.JetStream, jetstream.ObjectStore, jetstream.Stream) {
 	t.Helper()
 	srv := testutil.StartNATS(t)
 	nc, err := nats.Connect(srv.ClientURL())
@@ -34,21 +36,25 @@ func chunkStore(t *testing.T) (jetstream.JetStream, jetstream.ObjectStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return js, store
+	stream, err := js.Stream(ctx, "OBJ_CHUNKS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, store, stream
 }
 
 // A slow reader holds about chunkWindow bytes ahead of it, not the whole
 // object (the store's own Get would let nats-server push up to 32 MiB), and
 // Close removes the consumer.
 func TestChunkReaderWindow(t *testing.T) {
-	js, store := chunkStore(t)
+	js, store, stream := chunkStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<20/16) // 64 MiB: 512 chunks of 128 KiB
 	if _, err := store.PutBytes(ctx, "big", data); err != nil {
 		t.Fatal(err)
 	}
-	rc, size, err := openChunks(ctx, js, store, "CHUNKS", "big", true)
+	rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", "big", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,18 +95,25 @@ func TestChunkReaderWindow(t *testing.T) {
 }
 
 // Without the event's sha256, the store's digest is checked: a mismatch
-// fails the read that would have returned EOF.
+// fails the read that would have returned EOF. Objects of one chunk (read
+// with a direct get) and of several (read through a consumer) alike.
 func TestChunkReaderDigest(t *testing.T) {
-	js, store := chunkStore(t)
+	for _, size := range []int{100, 300 << 10} {
+		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) { testChunkReaderDigest(t, size) })
+	}
+}
+
+func testChunkReaderDigest(t *testing.T, size int) {
+	js, store, stream := chunkStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	data := bytes.Repeat([]byte("x"), 300<<10)
+	data := bytes.Repeat([]byte("x"), size)
 	info, err := store.PutBytes(ctx, "obj", data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, check := range []bool{true, false} {
-		rc, _, err := openChunks(ctx, js, store, "CHUNKS", "obj", check)
+		rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", check)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +137,7 @@ func TestChunkReaderDigest(t *testing.T) {
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := openChunks(ctx, js, store, "CHUNKS", "obj", true)
+	rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +147,7 @@ func TestChunkReaderDigest(t *testing.T) {
 		t.Fatalf("read %d bytes, err %v; want ErrDigestMismatch", len(got), err)
 	}
 	// The caller that verifies the event's sha256 instead skips the store's.
-	rc, _, err = openChunks(ctx, js, store, "CHUNKS", "obj", false)
+	rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,4 +155,96 @@ func TestChunkReaderDigest(t *testing.T) {
 		t.Fatalf("without the store's digest: read %d bytes, %v", len(got), err)
 	}
 	rc.Close()
+}
+
+// consumersCreated counts the consumers nats-server creates on the CHUNKS
+// store's stream from now on, from its advisories.
+func consumersCreated(t *testing.T, js jetstream.JetStream) func() int {
+	t.Helper()
+	var n atomic.Int32
+	sub, err := js.Conn().Subscribe("$JS.EVENT.ADVISORY.CONSUMER.CREATED.OBJ_CHUNKS.>", func(*nats.Msg) { n.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := js.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return func() int {
+		// An advisory of a consumer created before this point has arrived
+		// once a round trip to the server has.
+		if err := js.Conn().Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return int(n.Load())
+	}
+}
+
+// An object of one chunk is read with a direct get, without a consumer;
+// an object of several chunks through one.
+func TestChunkReaderOneChunkDirect(t *testing.T) {
+	js, store, stream := chunkStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	small := bytes.Repeat([]byte("s"), 20<<10)
+	big := bytes.Repeat([]byte("b"), 300<<10)
+	for name, data := range map[string][]byte{"small": small, "big": big} {
+		if _, err := store.PutBytes(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := consumersCreated(t, js)
+	read := func(name string, want []byte) {
+		t.Helper()
+		rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", name, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || size != int64(len(want)) || !bytes.Equal(got, want) {
+			t.Fatalf("%s: size %d, read %d bytes, %v", name, size, len(got), err)
+		}
+	}
+	read("small", small)
+	if n := created(); n != 0 {
+		t.Errorf("reading an object of one chunk created %d consumers, want 0 (a direct get)", n)
+	}
+	read("big", big)
+	if n := created(); n != 1 {
+		t.Errorf("reading an object of three chunks created %d consumers, want 1", n)
+	}
+}
+
+// A direct get that does not find the chunk (a lagging replica answering)
+// falls back to a consumer, which reads from the stream's leader. Here the
+// direct get goes to another store's stream, which never holds it.
+func TestChunkReaderOneChunkFallback(t *testing.T) {
+	js, store, _ := chunkStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "OTHER"}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := js.Stream(ctx, "OBJ_OTHER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("one small chunk")
+	if _, err := store.PutBytes(ctx, "obj", data); err != nil {
+		t.Fatal(err)
+	}
+	created := consumersCreated(t, js)
+	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if n := created(); n != 1 {
+		t.Errorf("%d consumers created, want 1 (the fallback)", n)
+	}
 }

@@ -36,7 +36,14 @@ type Opener struct {
 	// stores caches object-store handles by bucket: looking one up is a
 	// stream info request, which would otherwise come once per artifact.
 	mu     sync.Mutex
-	stores map[string]jetstream.ObjectStore
+	stores map[string]objectStore
+}
+
+// objectStore is a cached object store and its stream (nil if looking the
+// stream up failed: its objects are then read through consumers only).
+type objectStore struct {
+	jetstream.ObjectStore
+	stream jetstream.Stream
 }
 
 // NewOpener returns an Opener reading object stores through js and files under
@@ -161,7 +168,7 @@ func (o *Opener) get(ctx context.Context, bucket, name string, checkDigest bool)
 	st, cached := o.stores[bucket]
 	o.mu.Unlock()
 	if cached {
-		rc, size, err := openChunks(ctx, o.js, st, bucket, name, checkDigest)
+		rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, checkDigest)
 		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) {
 			return rc, size, err
 		}
@@ -171,17 +178,21 @@ func (o *Opener) get(ctx context.Context, bucket, name string, checkDigest bool)
 		}
 		o.mu.Unlock()
 	}
-	st, err := o.js.ObjectStore(ctx, bucket)
+	store, err := o.js.ObjectStore(ctx, bucket)
 	if err != nil {
 		return nil, 0, err
 	}
+	st = objectStore{ObjectStore: store}
+	if s, err := o.js.Stream(ctx, "OBJ_"+bucket); err == nil {
+		st.stream = s
+	}
 	o.mu.Lock()
 	if o.stores == nil || len(o.stores) >= maxStores {
-		o.stores = map[string]jetstream.ObjectStore{}
+		o.stores = map[string]objectStore{}
 	}
 	o.stores[bucket] = st
 	o.mu.Unlock()
-	return openChunks(ctx, o.js, st, bucket, name, checkDigest)
+	return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, checkDigest)
 }
 
 func (o *Opener) openFile(src event.Source) (*Opened, error) {

@@ -56,6 +56,12 @@ func runProfiledExporter(args []string) error {
 			pprof.StopCPUProfile()
 			_ = cur.Close()
 			cur = nil
+			// The allocation profile (the whole process's, sampled) goes
+			// beside the CPU profile, for go tool pprof -sample_index=alloc_space.
+			if f, err := os.Create(*out + ".allocs"); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
 		}
 	}
 	defer stopProfile()
