@@ -1,0 +1,123 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/integration"
+)
+
+// seenPut is what a recording server saw of one PutObject.
+type seenPut struct {
+	contentSHA256 string
+	body          []byte
+}
+
+// recordingS3 answers every request with 200 and records the PUTs. It does
+// not check signatures: it only shows what the SDK sent (versitygw, which
+// checks them, is in the end-to-end tests).
+func recordingS3(t *testing.T, tls bool) (*s3.Client, <-chan seenPut) {
+	t.Helper()
+	seen := make(chan seenPut, 10)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPut {
+			seen <- seenPut{contentSHA256: r.Header.Get("X-Amz-Content-Sha256"), body: b}
+		}
+		w.Header().Set("ETag", `"etag"`)
+	})
+	var srv *httptest.Server
+	if tls {
+		srv = httptest.NewTLSServer(h)
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	t.Cleanup(srv.Close)
+	cl := s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(srv.URL),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		HTTPClient:   srv.Client(),
+		// As the exporter's clients have it (the SDK's default, which
+		// config.LoadDefaultConfig sets and s3.New alone does not).
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+	})
+	return cl, seen
+}
+
+func hexSHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Over plain HTTP the payload is signed: the hash given is the one signed,
+// and the SDK does not compute one of its own. The hash given here is
+// deliberately not the body's, to tell the two apart.
+func TestWithPayloadSHA256IsSigned(t *testing.T) {
+	cl, seen := recordingS3(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := []byte("the artifact's bytes")
+	given := strings.Repeat("ab", 32)
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), Body: bytes.NewReader(body)},
+		withPayloadSHA256(strings.ToUpper(given))); err != nil {
+		t.Fatal(err)
+	}
+	if got := (<-seen).contentSHA256; got != given {
+		t.Errorf("x-amz-content-sha256 %q, want the given %q", got, given)
+	}
+	// Without it, the SDK hashes the body itself.
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := (<-seen).contentSHA256; got != hexSHA256(body) {
+		t.Errorf("without the option: x-amz-content-sha256 %q, want the body's %q", got, hexSHA256(body))
+	}
+}
+
+// Over HTTPS the SDK streams a trailing checksum with an unsigned payload,
+// whatever hash is given.
+func TestWithPayloadSHA256OverTLS(t *testing.T) {
+	cl, seen := recordingS3(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), Body: bytes.NewReader([]byte("x"))},
+		withPayloadSHA256(strings.Repeat("ab", 32))); err != nil {
+		t.Fatal(err)
+	}
+	if got := (<-seen).contentSHA256; !strings.HasPrefix(got, "STREAMING-UNSIGNED-PAYLOAD") {
+		t.Errorf("x-amz-content-sha256 %q, want a streaming unsigned payload", got)
+	}
+}
+
+// putSmall signs with the artifact's sha256 from the event, which the
+// source has verified by the time the request is sent, and sends the bytes.
+func TestPutSmallSignsWithTheArtifactSHA256(t *testing.T) {
+	cl, seen := recordingS3(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := []byte("name,status\nfinding,FAIL\n")
+	a := event.Artifact{Format: "csv", Source: "nats-os://b/t/s/out.csv", SHA256: strings.ToUpper(hexSHA256(body))}
+	ig := &integration.Integration{Bucket: "b"}
+	if _, e := putSmall(ctx, cl, ig, a, "out/csv/x.csv", int64(len(body)), bytes.NewReader(body)); e != nil {
+		t.Fatal(e)
+	}
+	got := <-seen
+	if got.contentSHA256 != hexSHA256(body) || !bytes.Equal(got.body, body) {
+		t.Errorf("sent %q signed %q; want %q signed %q", got.body, got.contentSHA256, body, hexSHA256(body))
+	}
+}
