@@ -58,6 +58,10 @@ type chunkReader struct {
 // consumer reads from the stream's leader.
 func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name string, checkDigest bool) (io.ReadCloser, int64, error) {
 	info, err := store.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		// Perhaps a replica that lags answered: the leader's word is final.
+		info, err = leaderObjectInfo(ctx, js, bucket, name)
+	}
 	if err != nil {
 		return nil, 0, err
 	}

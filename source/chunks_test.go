@@ -248,3 +248,43 @@ func TestChunkReaderOneChunkFallback(t *testing.T) {
 		t.Errorf("%d consumers created, want 1 (the fallback)", n)
 	}
 }
+
+// laggingStore is an object store whose info reads are answered by a
+// replica behind its leader: every object is "not found" there.
+type laggingStore struct{ jetstream.ObjectStore }
+
+func (laggingStore) GetInfo(context.Context, string, ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
+	return nil, jetstream.ErrObjectNotFound
+}
+
+// An object that a lagging replica calls missing is asked of the stream's
+// leader, and read; an object the leader does not hold, or holds as
+// deleted, is missing.
+func TestChunkReaderAsksTheLeaderBeforeCallingAnObjectMissing(t *testing.T) {
+	js, store, stream := chunkStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, size := range map[string]int{"small": 100, "big": 300 << 10} {
+		data := bytes.Repeat([]byte(name[:1]), size)
+		if _, err := store.PutBytes(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+		rc, n, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, true)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || n != int64(size) || !bytes.Equal(got, data) {
+			t.Fatalf("%s: size %d, read %d bytes, %v", name, n, len(got), err)
+		}
+	}
+	if err := store.Delete(ctx, "small"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"small", "never-stored"} {
+		if _, _, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, true); !errors.Is(err, jetstream.ErrObjectNotFound) {
+			t.Errorf("%s: err %v, want ErrObjectNotFound", name, err)
+		}
+	}
+}

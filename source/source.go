@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -111,18 +110,10 @@ func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src 
 	if o.js == nil {
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: no object store connection", src)
 	}
+	// A replica of the store's stream that lags (after a NATS fail-over)
+	// may answer "not found" for an object that exists: the store's leader
+	// is asked before an object is called missing (openChunks).
 	rc, size, err := o.get(ctx, src.Bucket, src.Object, checkDigest)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		// A lagging replica can answer a direct get with "not found" just
-		// after a fail-over: ask once more before calling it missing.
-		t := time.NewTimer(notFoundRecheck)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-			rc, size, err = o.get(ctx, src.Bucket, src.Object, checkDigest)
-		}
-		t.Stop()
-	}
 	if err != nil {
 		switch {
 		case errors.Is(err, jetstream.ErrObjectNotFound):
@@ -151,10 +142,6 @@ func (r *objectReader) Read(p []byte) (int, error) {
 }
 
 func (r *objectReader) Close() error { return r.rc.Close() }
-
-// notFoundRecheck is how long to wait before asking again for an object
-// reported missing.
-const notFoundRecheck = 500 * time.Millisecond
 
 // maxStores bounds the cache of object-store handles.
 const maxStores = 1024
