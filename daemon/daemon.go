@@ -57,6 +57,7 @@ type Daemon struct {
 	cacheReady atomic.Bool
 	bound      atomic.Bool
 	stop       context.CancelFunc
+	giveUps    func() // stops settling the scans that ran out of deliveries
 	runDone    chan struct{}
 	bg         sync.WaitGroup
 }
@@ -182,6 +183,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := d.scans.Bind(ctx); err != nil {
 		return fmt.Errorf("binding the scans consumer %q: %w", cfg.ConsumerName, err)
 	}
+	if d.giveUps, err = d.scans.WatchGiveUps(); err != nil {
+		return err
+	}
 	d.bound.Store(true)
 
 	runCtx, stop := context.WithCancel(context.Background())
@@ -295,6 +299,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			// their scans returned to the stream, nothing is lost.
 			d.log.Warn("shutdown grace ran out", zap.Error(err))
 		}
+	}
+	if d.giveUps != nil {
+		d.giveUps()
 	}
 	d.bg.Wait()
 	if d.follower != nil {

@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
@@ -187,5 +190,81 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 	}
 	if len(e.dlqAll()) != 0 {
 		t.Fatal("the dropped scan was dead-lettered")
+	}
+}
+
+// TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered: a scan taken by a
+// replica that dies before deciding anything, MaxDeliver times over, is
+// never delivered again; the exporter settles it from JetStream's
+// max-deliveries advisory — a failed status for its integration and a dead
+// letter with the event. The dying replicas are a client of the same
+// durable consumer that fetches the scan and never answers, which is all
+// JetStream sees of a replica killed mid-work.
+func TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered(t *testing.T) {
+	e := newEnvFull(t, s3Server(t), func(c *config.Config) {
+		c.MaxDeliver = 2
+		c.AckWait = 3 * time.Second
+	}, false)
+	b := e.bucket("doomed")
+	e.put(e.integration("tenant-a", "doomed", b, "prov-1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(e.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The durable consumer as the exporter binds it (consumer.ScanConsumer.Bind).
+	cons, err := js.CreateOrUpdateConsumer(ctx, "PROWLER_SCANS", jetstream.ConsumerConfig{
+		Durable: e.cfg.ConsumerName, Description: "s3-exporter replicas",
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.cfg.AckWait, MaxDeliver: e.cfg.MaxDeliver,
+		FilterSubject: "prowler.scans.completed.>", DeliverPolicy: jetstream.DeliverAllPolicy, MaxAckPending: 10_000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := prowlerFiles(29, "111122223333")
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-doomed", files)
+	for delivery := 1; delivery <= 2; delivery++ {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second)) // the second waits out the ack wait
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, ok := <-batch.Messages()
+		if !ok {
+			t.Fatalf("delivery %d never came: %v", delivery, batch.Error())
+		}
+		if md, err := msg.Metadata(); err != nil || int(md.NumDelivered) != delivery {
+			t.Fatalf("delivery %d: metadata %+v, %v", delivery, md, err)
+		}
+		// ...and the replica that took it dies: no ack, nak or progress.
+	}
+	// The exporter starts while the last delivery is still held (its ack
+	// wait runs out within 3 s); JetStream will not hand the scan to it.
+	e.start()
+
+	st := e.waitExport("scan-doomed", "doomed")
+	if st.State != event.StateFailed || st.Attempt != 2 || len(st.Objects) != 0 || len(st.Errors) != len(files) {
+		t.Fatalf("want failed at attempt 2 with an error per file (%d), got %s attempt %d, %d objects, %d errors",
+			len(files), st.State, st.Attempt, len(st.Objects), len(st.Errors))
+	}
+	if e0 := st.Errors[0]; e0.Code != string(errcode.Timeout) || !strings.Contains(e0.Message, "delivered 2 times and never acknowledged") || e0.Key == "" {
+		t.Errorf("error %+v", e0)
+	}
+	msgs := e.dlqMessages(t, 1)
+	if msgs[0].Subject != "prowler.dlq.scans.tenant-a" {
+		t.Errorf("dead letter on %s", msgs[0].Subject)
+	}
+	if r := msgs[0].Header.Get(event.HeaderDLQReason); !strings.HasPrefix(r, "Timeout: delivered 2 times") {
+		t.Errorf("dead-letter reason %q", r)
+	}
+	if got := msgs[0].Header.Get(event.HeaderOriginalSubject); got != "prowler.scans.completed.tenant-a.prov-1" {
+		t.Errorf("original subject %q", got)
+	}
+	var body event.ScanCompleted
+	if err := json.Unmarshal(msgs[0].Data, &body); err != nil || body.ScanID != "scan-doomed" {
+		t.Errorf("dead letter body: scan %q, %v (want the original event)", body.ScanID, err)
+	}
+	if n := len(e.objects(b)); n != 0 {
+		t.Errorf("%d objects in the bucket, want none: no delivery uploaded anything", n)
 	}
 }
