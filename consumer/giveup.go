@@ -27,9 +27,10 @@ type maxDeliveriesAdvisory struct {
 // none of their MaxDeliver deliveries came to a verdict: the replica that
 // held each one died (or hung past the ack wait) every time. The consumer
 // never sees such an event again, and without this nothing would record
-// its end but JetStream's advisory. Each one gets a failed status for every
-// integration it had not settled for, and a dead letter (contract §6: an
-// event whose retries ran out).
+// its end but JetStream's advisory. Each one gets a final status for every
+// integration it had not settled for — failed, with the files that did not
+// land, or succeeded if the ledger shows every file landed — and a dead
+// letter (contract §6: an event whose retries ran out).
 //
 // The advisory is a core NATS message: the replicas share a queue group so
 // that one of them handles it. One published while no replica runs is lost
@@ -80,8 +81,8 @@ func (c *ScanConsumer) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) er
 	return c.report.DeadLetter(ctx, tenant, raw.Subject, raw.Data, string(errcode.Timeout), reason)
 }
 
-// failUnsettled publishes a failed status for each integration of scan
-// that the ledger does not show settled, keeping the objects it shows.
+// failUnsettled publishes a final status for each integration of scan that
+// the ledger does not show settled, with the objects it shows.
 func (c *ScanConsumer) failUnsettled(ctx context.Context, scan *event.ScanCompleted, deliveries int, reason string) error {
 	for _, ig := range c.cache.Select(scan.TenantID, scan.Provider.ID) {
 		e, err := c.ledger.Get(ctx, scan.TenantID, scan.ScanID, ig.ID)
@@ -91,7 +92,7 @@ func (c *ScanConsumer) failUnsettled(ctx context.Context, scan *event.ScanComple
 		if e.State == event.StateSucceeded || e.State == event.StateFailed {
 			continue
 		}
-		r := exporter.Result{Integration: ig}
+		r, state := exporter.Result{Integration: ig}, event.StateSucceeded
 		for _, a := range scan.Artifacts {
 			ar := exporter.ArtifactResult{Artifact: a, Key: exporter.ObjectKey(ig.OutputDirectory, a, scan.Provider.UID, scan.StartedAt), Skipped: true}
 			if o, ok := e.Objects[a.Name()]; ok {
@@ -101,9 +102,14 @@ func (c *ScanConsumer) failUnsettled(ctx context.Context, scan *event.ScanComple
 			} else {
 				ar.Err = errcode.Permanentf(errcode.Timeout, "%s", reason)
 			}
+			if ar.Err != nil {
+				state = event.StateFailed
+			}
 			r.Artifacts = append(r.Artifacts, ar)
 		}
-		c.report.Export(ctx, Outcome{Scan: scan, Result: r, State: event.StateFailed, Attempt: deliveries, Started: time.Now(), Entry: e})
+		// Every file may have landed, the status of the last delivery
+		// being what was lost: that export succeeded.
+		c.report.Export(ctx, Outcome{Scan: scan, Result: r, State: state, Attempt: deliveries, Started: time.Now(), Entry: e})
 	}
 	return nil
 }
