@@ -29,8 +29,9 @@ type maxDeliveriesAdvisory struct {
 // never sees such an event again, and without this nothing would record
 // its end but JetStream's advisory. Each one gets a final status for every
 // integration it had not settled for — failed, with the files that did not
-// land, or succeeded if the ledger shows every file landed — and a dead
-// letter (contract §6: an event whose retries ran out).
+// land, or succeeded if the ledger shows every file landed — and, when one
+// failed (or the event cannot be read), a dead letter (contract §6: an event
+// whose retries ran out).
 //
 // The advisory is a core NATS message: the replicas share a queue group so
 // that one of them handles it. One published while no replica runs is lost
@@ -73,21 +74,28 @@ func (c *ScanConsumer) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) er
 	log := c.log.With(zap.String("tenant_id", tenant), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
 	if scan, err := event.DecodeScan(c.topo.Prefix, raw.Subject, raw.Data); err == nil {
 		log = log.With(zap.String("scan_id", scan.ScanID))
-		if err := c.failUnsettled(ctx, scan, adv.Deliveries, reason); err != nil {
+		failed, err := c.settleUnsettled(ctx, scan, adv.Deliveries, reason)
+		if err != nil {
 			return err
+		}
+		if failed == 0 {
+			// Every export had landed; only statuses were missing.
+			log.Warn("scan event ran out of deliveries after its exports had landed")
+			return nil
 		}
 	}
 	log.Error("scan event ran out of deliveries")
 	return c.report.DeadLetter(ctx, tenant, raw.Subject, raw.Data, string(errcode.Timeout), reason)
 }
 
-// failUnsettled publishes a final status for each integration of scan that
-// the ledger does not show settled, with the objects it shows.
-func (c *ScanConsumer) failUnsettled(ctx context.Context, scan *event.ScanCompleted, deliveries int, reason string) error {
+// settleUnsettled publishes a final status for each integration of scan
+// that the ledger does not show settled, with the objects it shows, and
+// returns how many failed.
+func (c *ScanConsumer) settleUnsettled(ctx context.Context, scan *event.ScanCompleted, deliveries int, reason string) (failed int, err error) {
 	for _, ig := range c.cache.Select(scan.TenantID, scan.Provider.ID) {
 		e, err := c.ledger.Get(ctx, scan.TenantID, scan.ScanID, ig.ID)
 		if err != nil {
-			return fmt.Errorf("ledger: %w", err)
+			return failed, fmt.Errorf("ledger: %w", err)
 		}
 		if e.State == event.StateSucceeded || e.State == event.StateFailed {
 			continue
@@ -109,7 +117,10 @@ func (c *ScanConsumer) failUnsettled(ctx context.Context, scan *event.ScanComple
 		}
 		// Every file may have landed, the status of the last delivery
 		// being what was lost: that export succeeded.
+		if state == event.StateFailed {
+			failed++
+		}
 		c.report.Export(ctx, Outcome{Scan: scan, Result: r, State: state, Attempt: deliveries, Started: time.Now(), Entry: e})
 	}
-	return nil
+	return failed, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/ledger"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
@@ -199,8 +200,15 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 // max-deliveries advisory — a failed status for its integration and a dead
 // letter with the event. The dying replicas are a client of the same
 // durable consumer that fetches the scan and never answers, which is all
-// JetStream sees of a replica killed mid-work.
+// JetStream sees of a replica killed mid-work. When the ledger shows that
+// every file had landed (the replicas died before publishing the status),
+// the export is succeeded and nothing is dead-lettered.
 func TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered(t *testing.T) {
+	t.Run("nothing landed", func(t *testing.T) { testDeliveriesAllDie(t, false) })
+	t.Run("everything landed", func(t *testing.T) { testDeliveriesAllDie(t, true) })
+}
+
+func testDeliveriesAllDie(t *testing.T, landed bool) {
 	e := newEnvFull(t, s3Server(t), func(c *config.Config) {
 		c.MaxDeliver = 2
 		c.AckWait = 3 * time.Second
@@ -223,7 +231,22 @@ func TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, _ := prowlerFiles(29, "111122223333")
-	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-doomed", files)
+	scan := e.publishScan("tenant-a", "prov-1", "111122223333", "scan-doomed", files)
+	if landed {
+		// What a replica leaves in the ledger when it dies between its
+		// uploads and the status.
+		kv, err := js.KeyValue(ctx, "PROWLER_EXPORTS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry := ledger.Entry{State: event.StateRetrying, Attempt: 1, Objects: map[string]event.ObjectRecord{}, UpdatedAt: time.Now()}
+		for _, a := range scan.Artifacts {
+			entry.Objects[a.Name()] = event.ObjectRecord{Format: a.Format, Framework: a.Framework, Key: "findings/" + a.Name(), Size: 1}
+		}
+		if err := ledger.New(kv).Put(ctx, "tenant-a", "scan-doomed", "doomed", entry); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for delivery := 1; delivery <= 2; delivery++ {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second)) // the second waits out the ack wait
 		if err != nil {
@@ -243,6 +266,23 @@ func TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered(t *testing.T) {
 	e.start()
 
 	st := e.waitExport("scan-doomed", "doomed")
+	if landed {
+		if st.State != event.StateSucceeded || st.Attempt != 2 || len(st.Objects) != len(files) || len(st.Errors) != 0 {
+			t.Fatalf("want succeeded at attempt 2 with the ledger's %d objects, got %s attempt %d, %d objects, errors %+v",
+				len(files), st.State, st.Attempt, len(st.Objects), st.Errors)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(e.logText(), "ran out of deliveries after its exports had landed") {
+			if time.Now().After(deadline) {
+				t.Fatalf("the give-up was not logged:\n%s", e.logText())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := len(e.dlqAll()); n != 0 {
+			t.Errorf("%d dead letters for a scan whose exports had all landed", n)
+		}
+		return
+	}
 	if st.State != event.StateFailed || st.Attempt != 2 || len(st.Objects) != 0 || len(st.Errors) != len(files) {
 		t.Fatalf("want failed at attempt 2 with an error per file (%d), got %s attempt %d, %d objects, %d errors",
 			len(files), st.State, st.Attempt, len(st.Objects), len(st.Errors))
