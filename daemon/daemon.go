@@ -20,6 +20,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/consumer"
+	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/fernet"
 	"github.com/prowler-cloud/s3-exporter/integration"
@@ -150,6 +151,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	copts := exporter.ClientOptions{
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
+		OnRetry: func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
 	}
 	if d.TuneClients != nil {
 		d.TuneClients(&copts)

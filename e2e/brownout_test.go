@@ -15,8 +15,8 @@ import (
 // still lands, once, byte for byte; nothing is dead-lettered; the retries
 // show in the metrics.
 //
-// The AWS SDK tries each request 3 times and its retries are not counted by
-// the exporter; s3exporter_retries_total counts the exporter's own (an upload
+// The AWS SDK tries each request 3 times, and s3exporter_s3_request_retries_total
+// counts those retries; s3exporter_retries_total counts the exporter's own (an upload
 // tried again in process, a scan redelivered), which happen when all 3 tries
 // of a request fail: about 2% of requests at these rates, so some 10 in the
 // ~500 requests of this test (the chance of none is about 1 in 40,000).
@@ -59,6 +59,7 @@ func TestS3BrownOutIsAbsorbedByRetries(t *testing.T) {
 	// surfaced as one of the exporter's.
 	reg := e.d.Registry()
 	retries := sumMetric(t, reg, "s3exporter_retries_total")
+	sdkRetries := sumMetric(t, reg, "s3exporter_s3_request_retries_total")
 	failures := sumMetric(t, reg, "s3exporter_upload_failures_total")
 	t.Logf("proxy: %d requests, %d answered 503 SlowDown, %d reset, %d slowed", faults.Requests, faults.Errors, faults.Resets, faults.Slowed)
 	t.Logf("exporter: s3exporter_retries_total %v %v, s3exporter_upload_failures_total %v, %d retrying statuses",
@@ -68,6 +69,12 @@ func TestS3BrownOutIsAbsorbedByRetries(t *testing.T) {
 	}
 	if retries == 0 {
 		t.Errorf("s3exporter_retries_total is 0 after %d injected failures", faults.Errors+faults.Resets)
+	}
+	t.Logf("SDK: s3exporter_s3_request_retries_total %v %v", sdkRetries, labelled(t, reg, "s3exporter_s3_request_retries_total", "code"))
+	// Most injected failures are absorbed by the SDK's retries (a request
+	// fails for good only when all 3 tries do).
+	if sdkRetries < float64(faults.Errors+faults.Resets)/2 {
+		t.Errorf("s3exporter_s3_request_retries_total is %v after %d injected failures", sdkRetries, faults.Errors+faults.Resets)
 	}
 }
 

@@ -41,6 +41,9 @@ type ClientOptions struct {
 	// credentials are refreshed (default DefaultCredentialExpiryWindow;
 	// tests shorten it to watch a refresh within seconds).
 	CredentialExpiryWindow time.Duration
+	// OnRetry, when set, is called each time the SDK's retryer sends a
+	// request again, with the code of the failure it retries.
+	OnRetry func(errcode.Code)
 }
 
 // DefaultCredentialExpiryWindow is how long before their expiry assumed-role
@@ -85,7 +88,11 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 		config.WithRegion(opts.DefaultRegion),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = opts.MaxAttempts })
+			std := retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = opts.MaxAttempts })
+			if opts.OnRetry == nil {
+				return std
+			}
+			return &countingRetryer{RetryerV2: std, onRetry: opts.OnRetry}
 		}),
 	)
 	if err != nil {
@@ -262,4 +269,17 @@ func normalizeRegion(loc string) string {
 		return "eu-west-1"
 	}
 	return loc
+}
+
+// countingRetryer reports each retry the SDK decides on: the SDK's own
+// retries stay inside one upload attempt, out of the exporter's sight.
+type countingRetryer struct {
+	aws.RetryerV2
+	onRetry func(errcode.Code)
+}
+
+// RetryDelay is called once the retryer has decided to retry a request.
+func (r *countingRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	r.onRetry(classify("", err).Code)
+	return r.RetryerV2.RetryDelay(attempt, err)
 }

@@ -55,16 +55,42 @@ func (c *Clients) TestConnection(ctx context.Context, ig *integration.Integratio
 	if err != nil {
 		res.Err = explain(classify("PutObject "+BeaconKey, err), ig.Bucket,
 			fmt.Sprintf("writing the beacon failed: allow s3:PutObject on %s/* (in the IAM policy of these credentials, and in the bucket policy when the bucket is in another account)", bucketARN))
+		if res.Err.Retryable {
+			// The put may have been stored before its answer was lost (a
+			// reset connection): leave nothing behind, as far as we can.
+			_ = deleteBeacon(ctx, cl, ig.Bucket)
+		}
 		return res
 	}
-	_, err = cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ig.Bucket), Key: aws.String(BeaconKey)})
-	if err != nil {
+	if err := deleteBeacon(ctx, cl, ig.Bucket); err != nil {
 		res.Err = explain(classify("DeleteObject "+BeaconKey, err), ig.Bucket,
 			fmt.Sprintf("writing works but deleting the beacon is denied: add a statement allowing s3:DeleteObject on %s/*%s", bucketARN, BeaconKey))
 		return res
 	}
 	res.Connected = true
 	return res
+}
+
+// beaconDeleteAttempts bounds the DeleteObject calls that remove the beacon
+// (each one is itself tried 3 times by the SDK): a beacon left behind by an
+// S3 hiccup is an object in the user's bucket that nobody asked for.
+const beaconDeleteAttempts = 4
+
+// deleteBeacon deletes the beacon, calling again after a retryable failure.
+func deleteBeacon(ctx context.Context, cl *s3.Client, bucket string) error {
+	for attempt := 1; ; attempt++ {
+		_, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(BeaconKey)})
+		if err == nil || attempt == beaconDeleteAttempts || !classify("", err).Retryable {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt) * 200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // explain rewrites a classified error's message so it says what to fix.

@@ -103,6 +103,10 @@ type Metrics struct {
 	// Retries counts exports scheduled again after a retryable failure, by
 	// error code.
 	Retries *prometheus.CounterVec
+	// S3RequestRetries counts S3 and STS requests the AWS SDK sent again
+	// (throttling, 5xx answers, reset connections), by error code: the
+	// retries inside one upload, which Retries does not see.
+	S3RequestRetries *prometheus.CounterVec
 	// DeadLetters counts events sent to the dead-letter stream, by reason
 	// (an errcode code or ReasonMalformedEvent).
 	DeadLetters *prometheus.CounterVec
@@ -177,6 +181,11 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Namespace: Namespace,
 			Name:      "retries_total",
 			Help:      "Exports scheduled again after a retryable failure, by error code.",
+		}, []string{"code"}),
+		S3RequestRetries: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "s3_request_retries_total",
+			Help:      "S3 and STS requests the AWS SDK sent again after a retryable failure, by error code.",
 		}, []string{"code"}),
 		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
@@ -256,6 +265,7 @@ func (m *Metrics) precreate() {
 	for _, c := range Codes() {
 		m.UploadFailures.WithLabelValues(c)
 		m.Retries.WithLabelValues(c)
+		m.S3RequestRetries.WithLabelValues(c)
 	}
 	for _, r := range DeadLetterReasons() {
 		m.DeadLetters.WithLabelValues(r)
