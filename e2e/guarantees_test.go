@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prowler-cloud/s3-exporter/client"
@@ -125,16 +126,7 @@ func TestRetriesRunOutIntoFailedAndTheDeadLetterQueue(t *testing.T) {
 	if len(st.Errors) == 0 || !st.Errors[0].Retryable {
 		t.Fatalf("want the retryable errors that ran out, got %+v", st.Errors)
 	}
-	msgs := e.dlqMessages(t, 1)
-	if msgs[0].Subject != "prowler.dlq.scans.tenant-a" {
-		t.Errorf("dead letter on %s", msgs[0].Subject)
-	}
-	if r := msgs[0].Header.Get(event.HeaderDLQReason); !strings.Contains(r, "retries ran out after 2 deliveries") {
-		t.Errorf("dead-letter reason %q", r)
-	}
-	if got := msgs[0].Header.Get(event.HeaderOriginalSubject); got != "prowler.scans.completed.tenant-a.prov-1" {
-		t.Errorf("original subject %q", got)
-	}
+	checkDeadLetter(t, e.dlqMessages(t, 1)[0], "retries ran out after 2 deliveries")
 	var retrying int
 	for _, s := range e.exports("scan-hopeless", "hopeless") {
 		if s.State == event.StateRetrying {
@@ -290,21 +282,29 @@ func testDeliveriesAllDie(t *testing.T, landed bool) {
 	if e0 := st.Errors[0]; e0.Code != string(errcode.Timeout) || !strings.Contains(e0.Message, "delivered 2 times and never acknowledged") || e0.Key == "" {
 		t.Errorf("error %+v", e0)
 	}
-	msgs := e.dlqMessages(t, 1)
-	if msgs[0].Subject != "prowler.dlq.scans.tenant-a" {
-		t.Errorf("dead letter on %s", msgs[0].Subject)
-	}
-	if r := msgs[0].Header.Get(event.HeaderDLQReason); !strings.HasPrefix(r, "Timeout: delivered 2 times") {
-		t.Errorf("dead-letter reason %q", r)
-	}
-	if got := msgs[0].Header.Get(event.HeaderOriginalSubject); got != "prowler.scans.completed.tenant-a.prov-1" {
-		t.Errorf("original subject %q", got)
-	}
+	dl := e.dlqMessages(t, 1)[0]
+	checkDeadLetter(t, dl, "Timeout: delivered 2 times")
 	var body event.ScanCompleted
-	if err := json.Unmarshal(msgs[0].Data, &body); err != nil || body.ScanID != "scan-doomed" {
+	if err := json.Unmarshal(dl.Data, &body); err != nil || body.ScanID != "scan-doomed" {
 		t.Errorf("dead letter body: scan %q, %v (want the original event)", body.ScanID, err)
 	}
 	if n := len(e.objects(b)); n != 0 {
 		t.Errorf("%d objects in the bucket, want none: no delivery uploaded anything", n)
+	}
+}
+
+// checkDeadLetter checks a dead letter of a tenant-a scan from provider
+// prov-1: its subject, its original subject, and a reason that contains
+// reason.
+func checkDeadLetter(t *testing.T, m *nats.Msg, reason string) {
+	t.Helper()
+	if m.Subject != "prowler.dlq.scans.tenant-a" {
+		t.Errorf("dead letter on %s", m.Subject)
+	}
+	if r := m.Header.Get(event.HeaderDLQReason); !strings.Contains(r, reason) {
+		t.Errorf("dead-letter reason %q, want it to contain %q", r, reason)
+	}
+	if got := m.Header.Get(event.HeaderOriginalSubject); got != "prowler.scans.completed.tenant-a.prov-1" {
+		t.Errorf("original subject %q", got)
 	}
 }

@@ -70,6 +70,7 @@ var wantFamilies = map[string]dto.MetricType{
 	"s3exporter_upload_duration_seconds":       dto.MetricType_HISTOGRAM,
 	"s3exporter_export_duration_seconds":       dto.MetricType_HISTOGRAM,
 	"s3exporter_retries_total":                 dto.MetricType_COUNTER,
+	"s3exporter_s3_request_retries_total":      dto.MetricType_COUNTER,
 	"s3exporter_dead_letters_total":            dto.MetricType_COUNTER,
 	"s3exporter_connection_tests_total":        dto.MetricType_COUNTER,
 	"s3exporter_integrations":                  dto.MetricType_GAUGE,
