@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/integration"
 	"github.com/prowler-cloud/s3-exporter/ledger"
 	"github.com/prowler-cloud/s3-exporter/metrics"
+	"github.com/prowler-cloud/s3-exporter/natsconn"
 	"github.com/prowler-cloud/s3-exporter/source"
 )
 
@@ -208,8 +208,9 @@ func (d *Daemon) start(ctx context.Context) error {
 
 func (d *Daemon) connect() (*nats.Conn, error) {
 	cfg := d.cfg
-	opts := []nats.Option{
-		nats.Name("s3-exporter"),
+	return natsconn.Connect(cfg.NATSURL, "s3-exporter", natsconn.Auth{
+		Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKeySeed, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA,
+	},
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -223,28 +224,7 @@ func (d *Daemon) connect() (*nats.Conn, error) {
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			d.log.Warn("NATS error", zap.Error(err))
 		}),
-	}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
-	if cfg.NATSNKeySeed != "" {
-		o, err := nats.NkeyOptionFromSeed(cfg.NATSNKeySeed)
-		if err != nil {
-			return nil, fmt.Errorf("S3EXPORTER_NATS_NKEY_SEED: %w", err)
-		}
-		opts = append(opts, o)
-	}
-	if cfg.NATSTLSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
-	}
-	if cfg.NATSTLSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSTLSCA))
-	}
-	nc, err := nats.Connect(strings.TrimSpace(cfg.NATSURL), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
-	}
-	return nc, nil
+	)
 }
 
 // watchConsumer keeps the consumer gauges current.

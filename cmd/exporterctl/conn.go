@@ -4,7 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/prowler-cloud/s3-exporter/config"
+	"github.com/prowler-cloud/s3-exporter/natsconn"
 	"io"
 	"regexp"
 	"strings"
@@ -91,26 +91,11 @@ func (a *app) connect() (*client.Client, func(), error) {
 		return nil, nil, err
 	}
 	a.secrets.addURLPasswords(g.server)
-	opts := []nats.Option{nats.Name("exporterctl"), nats.Timeout(g.timeout)}
-	if g.creds != "" {
-		opts = append(opts, nats.UserCredentials(g.creds))
-	}
-	if g.nkey != "" {
-		o, err := nats.NkeyOptionFromSeed(g.nkey)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--nkey %s: %w", g.nkey, err)
-		}
-		opts = append(opts, o)
-	}
-	if g.tlsCert != "" {
-		opts = append(opts, nats.ClientCert(g.tlsCert, g.tlsKey))
-	}
-	if g.tlsCA != "" {
-		opts = append(opts, nats.RootCAs(g.tlsCA))
-	}
-	nc, err := nats.Connect(strings.TrimSpace(g.server), opts...)
+	nc, err := natsconn.Connect(g.server, "exporterctl", natsconn.Auth{
+		Creds: g.creds, NKeySeed: g.nkey, TLSCert: g.tlsCert, TLSKey: g.tlsKey, TLSCA: g.tlsCA,
+	}, nats.Timeout(g.timeout))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", config.RedactURLs(g.server), err)
+		return nil, nil, err
 	}
 	cl, err := client.New(nc, g.prefix)
 	if err != nil {
