@@ -45,7 +45,10 @@ func (c *ScanConsumer) WatchGiveUps() (stop func(), err error) {
 			c.log.Warn("unreadable max-deliveries advisory", zap.ByteString("advisory", m.Data), zap.Error(err))
 			return
 		}
-		ctx, cancel := context.WithTimeout(c.work, time.Minute)
+		// Not c.work: a replica shutting down may be the one told of a
+		// scan it returned to the stream on its last delivery; it settles
+		// it before its connection drains.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := c.giveUp(ctx, adv); err != nil {
 			c.log.Error("a scan event ran out of deliveries and could not be dead-lettered; it stays on its stream",
