@@ -82,9 +82,17 @@ func newEnvWithS3(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Co
 
 func newEnvFull(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Config), withExporter bool) *env {
 	t.Helper()
-	e := &env{t: t, ns: testutil.StartNATS(t), s3: s3srv, changed: make(chan struct{})}
+	ns := testutil.StartNATS(t)
+	return newEnvOn(t, ns, ns.ClientURL(), s3srv, mutate, withExporter)
+}
+
+// newEnvOn is newEnvFull on a given NATS server, which the test's client
+// reaches at clientURL (the exporter too, unless mutate says otherwise).
+func newEnvOn(t testing.TB, ns *server.Server, clientURL string, s3srv *testutil.S3Server, mutate func(*config.Config), withExporter bool) *env {
+	t.Helper()
+	e := &env{t: t, ns: ns, s3: s3srv, changed: make(chan struct{})}
 	cfg := config.Default()
-	cfg.NATSURL = e.ns.ClientURL()
+	cfg.NATSURL = clientURL
 	cfg.S3Endpoint = e.s3.Endpoint()
 	cfg.S3ForcePathStyle = true
 	cfg.AllowPlaintextCredentials = true
@@ -103,7 +111,7 @@ func newEnvFull(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Conf
 		// and watch before the exporter process starts.
 		ensureStreams(t, cfg)
 	}
-	nc, err := nats.Connect(cfg.NATSURL)
+	nc, err := nats.Connect(clientURL)
 	if err != nil {
 		t.Fatal(err)
 	}
