@@ -77,7 +77,7 @@ func (c *ScanConsumer) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) er
 	log := c.log.With(zap.String("tenant_id", tenant), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
 	if scan, err := event.DecodeScan(c.topo.Prefix, raw.Subject, raw.Data); err == nil {
 		log = log.With(zap.String("scan_id", scan.ScanID))
-		failed, err := c.settleUnsettled(ctx, scan, adv.Deliveries, reason)
+		failed, err := c.settleUnsettled(ctx, scan, raw.Time, adv.Deliveries, reason)
 		if err != nil {
 			return err
 		}
@@ -92,9 +92,9 @@ func (c *ScanConsumer) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) er
 }
 
 // settleUnsettled publishes a final status for each integration of scan
-// that the ledger does not show settled, with the objects it shows, and
-// returns how many failed.
-func (c *ScanConsumer) settleUnsettled(ctx context.Context, scan *event.ScanCompleted, deliveries int, reason string) (failed int, err error) {
+// (published on its stream at published) that the ledger does not show
+// settled, with the objects it shows, and returns how many failed.
+func (c *ScanConsumer) settleUnsettled(ctx context.Context, scan *event.ScanCompleted, published time.Time, deliveries int, reason string) (failed int, err error) {
 	for _, ig := range c.cache.Select(scan.TenantID, scan.Provider.ID) {
 		e, err := c.ledger.Get(ctx, scan.TenantID, scan.ScanID, ig.ID)
 		if err != nil {
@@ -123,7 +123,9 @@ func (c *ScanConsumer) settleUnsettled(ctx context.Context, scan *event.ScanComp
 		if state == event.StateFailed {
 			failed++
 		}
-		c.report.Export(ctx, Outcome{Scan: scan, Result: r, State: state, Attempt: deliveries, Started: time.Now(), Entry: e})
+		// Started: when the event reached its stream, the first moment
+		// any replica could have begun (the deliveries' own are unknown).
+		c.report.Export(ctx, Outcome{Scan: scan, Result: r, State: state, Attempt: deliveries, Started: published, Entry: e})
 	}
 	return failed, nil
 }

@@ -239,6 +239,7 @@ func testDeliveriesAllDie(t *testing.T, landed bool) {
 			t.Fatal(err)
 		}
 	}
+	beforeFetch := time.Now()
 	for delivery := 1; delivery <= 2; delivery++ {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second)) // the second waits out the ack wait
 		if err != nil {
@@ -258,6 +259,10 @@ func testDeliveriesAllDie(t *testing.T, landed bool) {
 	e.start()
 
 	st := e.waitExport("scan-doomed", "doomed")
+	// The export started, at the latest, when the event reached its stream.
+	if st.StartedAt.IsZero() || st.StartedAt.After(beforeFetch) {
+		t.Errorf("started_at %v, want the event's arrival on its stream (before %v)", st.StartedAt, beforeFetch)
+	}
 	if landed {
 		if st.State != event.StateSucceeded || st.Attempt != 2 || len(st.Objects) != len(files) || len(st.Errors) != 0 {
 			t.Fatalf("want succeeded at attempt 2 with the ledger's %d objects, got %s attempt %d, %d objects, errors %+v",
