@@ -5,7 +5,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/prowler-cloud/s3-exporter/metrics.Version=$(VERSION) -X github.com/prowler-cloud/s3-exporter/metrics.Revision=$(REVISION)
-FUZZTIME ?= 10s
+FUZZTIME ?= 10000x
 
 .PHONY: demo test test-short race fuzz bench bench-quick build lint clean
 
@@ -25,7 +25,7 @@ test-short:
 race:
 	$(GO) test -count=1 -race -short ./errcode/ ./event/ ./integration/ ./source/ ./exporter/ ./config/ ./fernet/ ./metrics/ ./ledger/
 
-## fuzz: a short run of every fuzz target (FUZZTIME each)
+## fuzz: a short run of every fuzz target (FUZZTIME each: a count of inputs, Nx; see scripts/fuzz.sh)
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
