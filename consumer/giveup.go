@@ -103,23 +103,19 @@ func (c *ScanConsumer) settleUnsettled(ctx context.Context, scan *event.ScanComp
 		if e.State == event.StateSucceeded || e.State == event.StateFailed {
 			continue
 		}
-		r, state := exporter.Result{Integration: ig}, event.StateSucceeded
-		for _, a := range scan.Artifacts {
-			ar := exporter.ArtifactResult{Artifact: a, Key: exporter.ObjectKey(ig.OutputDirectory, a, scan.Provider.UID, scan.StartedAt), Skipped: true}
-			if o, ok := e.Objects[a.Name()]; ok {
-				ar.Object = &o
-			} else if f, ok := e.Failed[a.Name()]; ok {
-				ar.Err = errcode.Permanentf(errcode.Code(f.Code), "%s", f.Message)
-			} else {
-				ar.Err = errcode.Permanentf(errcode.Timeout, "%s", reason)
+		// What the ledger settled keeps its object or error; the rest
+		// never landed. Every file may have landed, the status of the last
+		// delivery being what was lost: that export succeeded.
+		r, state := exporter.Result{Integration: ig, Artifacts: exporter.Plan(scan, exporter.Job{Integration: ig, Done: e.Objects, Failed: e.Failed})}, event.StateSucceeded
+		for i := range r.Artifacts {
+			ar := &r.Artifacts[i]
+			if ar.Object == nil && ar.Err == nil {
+				ar.Err, ar.Skipped = errcode.Permanentf(errcode.Timeout, "%s", reason), true
 			}
 			if ar.Err != nil {
 				state = event.StateFailed
 			}
-			r.Artifacts = append(r.Artifacts, ar)
 		}
-		// Every file may have landed, the status of the last delivery
-		// being what was lost: that export succeeded.
 		if state == event.StateFailed {
 			failed++
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/ledger"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
@@ -233,7 +234,7 @@ func testDeliveriesAllDie(t *testing.T, landed bool) {
 		}
 		entry := ledger.Entry{State: event.StateRetrying, Attempt: 1, Objects: map[string]event.ObjectRecord{}, UpdatedAt: time.Now()}
 		for _, a := range scan.Artifacts {
-			entry.Objects[a.Name()] = event.ObjectRecord{Format: a.Format, Framework: a.Framework, Key: "findings/" + a.Name(), Size: 1}
+			entry.Objects[a.Name()] = event.ObjectRecord{Format: a.Format, Framework: a.Framework, Key: exporter.ObjectKey("output", a, scan.Provider.UID, scan.StartedAt), Size: 1}
 		}
 		if err := ledger.New(kv).Put(ctx, "tenant-a", "scan-doomed", "doomed", entry); err != nil {
 			t.Fatal(err)

@@ -80,16 +80,10 @@ const beaconDeleteAttempts = 4
 func deleteBeacon(ctx context.Context, cl *s3.Client, bucket string) error {
 	for attempt := 1; ; attempt++ {
 		_, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(BeaconKey)})
-		if err == nil || attempt == beaconDeleteAttempts || !classify("", err).Retryable {
+		if err == nil || attempt == beaconDeleteAttempts || !classify("", err).Retryable || ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(time.Duration(attempt) * 200 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
+		sleep(ctx, time.Duration(attempt)*200*time.Millisecond)
 	}
 }
 

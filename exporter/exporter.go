@@ -138,6 +138,25 @@ func (r Result) Failed() []ArtifactResult {
 	return out
 }
 
+// Plan returns the artifacts of scan for job, each with its key, those the
+// ledger already settled (job.Done under the same key, job.Failed) marked
+// Skipped with their object or error; the others are still to upload.
+func Plan(scan *event.ScanCompleted, job Job) []ArtifactResult {
+	ig := job.Integration
+	out := make([]ArtifactResult, len(scan.Artifacts))
+	for j, a := range scan.Artifacts {
+		key := ObjectKey(ig.OutputDirectory, a, scan.Provider.UID, scan.StartedAt)
+		out[j] = ArtifactResult{Artifact: a, Key: key}
+		if rec, ok := job.Done[a.Name()]; ok && rec.Key == key {
+			out[j].Object, out[j].Skipped = &rec, true
+		} else if fe, ok := job.Failed[a.Name()]; ok {
+			out[j].Err = &errcode.Error{Code: errcode.Code(fe.Code), Err: errors.New(fe.Message)}
+			out[j].Skipped = true
+		}
+	}
+	return out
+}
+
 // Export uploads every artifact of scan for every job, concurrently under the
 // global cap. It never stops early: each artifact's outcome is in the result.
 func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs []Job) []Result {
@@ -145,19 +164,7 @@ func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs [
 	var wg sync.WaitGroup
 	for i, job := range jobs {
 		ig := job.Integration
-		results[i] = Result{Integration: ig, Artifacts: make([]ArtifactResult, len(scan.Artifacts))}
-		for j, a := range scan.Artifacts {
-			key := ObjectKey(ig.OutputDirectory, a, scan.Provider.UID, scan.StartedAt)
-			results[i].Artifacts[j] = ArtifactResult{Artifact: a, Key: key}
-			if rec, ok := job.Done[a.Name()]; ok && rec.Key == key {
-				rec := rec
-				results[i].Artifacts[j].Object = &rec
-				results[i].Artifacts[j].Skipped = true
-			} else if fe, ok := job.Failed[a.Name()]; ok {
-				results[i].Artifacts[j].Err = &errcode.Error{Code: errcode.Code(fe.Code), Err: errors.New(fe.Message)}
-				results[i].Artifacts[j].Skipped = true
-			}
-		}
+		results[i] = Result{Integration: ig, Artifacts: Plan(scan, job)}
 		if allSkipped(results[i].Artifacts) {
 			continue
 		}
@@ -272,13 +279,17 @@ func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanComplete
 			lastMsg = msg
 		}
 		d := e.opts.RetryBaseDelay << attempt
-		d = d/2 + rand.N(d/2+1) // jitter
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
+		sleep(ctx, d/2+rand.N(d/2+1)) // jitter
+	}
+}
+
+// sleep waits for d or until ctx ends, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
