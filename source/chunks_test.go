@@ -20,16 +20,7 @@ import (
 
 func chunkStore(t *testing.T) (jetstream.JetStream, jetstream.ObjectStore, jetstream.Stream) {
 	t.Helper()
-	srv := testutil.StartNATS(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	store, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "CHUNKS"})

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsReadyTimeout bounds how long RunNATS waits for a server to accept
@@ -98,6 +100,23 @@ func StartNATS(t testing.TB) *server.Server {
 		s.WaitForShutdown()
 	})
 	return s
+}
+
+// StartJetStream starts an embedded JetStream server (StartNATS) and
+// returns a JetStream client connected to it; both end with the test.
+func StartJetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	srv := StartNATS(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatalf("connect to nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return js
 }
 
 // RunNATSCluster starts n clustered JetStream servers on 127.0.0.1 with stores
