@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
 )
 
 // chunkWindow bounds the bytes of an object-store object fetched ahead of
@@ -42,10 +46,20 @@ type chunkReader struct {
 	err    error
 }
 
+// maxLinkHops bounds how many links are followed from one source: nats.go
+// refuses a link to a link, but a link's meta is a plain message anyone with
+// write access to the store can publish.
+const maxLinkHops = 4
+
 // openChunks opens an object for streaming. It checks the object store's
 // own digest only when checkDigest is set (the caller verifies the event's
-// sha256 itself otherwise: hashing twice would cost CPU for nothing). Links
-// go through the store's Get, which resolves them.
+// sha256 itself otherwise: hashing twice would cost CPU for nothing).
+//
+// A link is followed only to an object of the same store whose name is clean
+// and starts with prefix (contract v1.1 §3): the store's own Get would follow
+// a link anywhere, to another tenant's object or another store, and the
+// prefix check on the link's own name would then prove nothing. Any other
+// link is a permanent SourceRefused.
 //
 // An object of one chunk (most of a scan's artifacts: the compliance CSVs
 // are tens of kilobytes, the store's chunks 128 KiB) is fetched with one
@@ -56,26 +70,20 @@ type chunkReader struct {
 // another size, is read through a consumer after all: direct gets may be
 // answered by any replica, and one that lags has not stored it yet; the
 // consumer reads from the stream's leader.
-func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name string, checkDigest bool) (io.ReadCloser, int64, error) {
-	info, err := store.GetInfo(ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		// Perhaps a replica that lags answered: the leader's word is final.
-		info, err = leaderObjectInfo(ctx, js, bucket, name)
-	}
+func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
+	info, err := objectInfo(ctx, js, store, bucket, name)
 	if err != nil {
 		return nil, 0, err
 	}
-	if info.Opts != nil && info.Opts.Link != nil {
-		res, err := store.Get(ctx, name)
-		if err != nil {
+	for hops := 0; info.Opts != nil && info.Opts.Link != nil; hops++ {
+		link := info.Opts.Link
+		if err := checkLink(bucket, name, prefix, link, hops); err != nil {
 			return nil, 0, err
 		}
-		li, err := res.Info()
-		if err != nil {
-			res.Close()
+		name = link.Name
+		if info, err = objectInfo(ctx, js, store, bucket, name); err != nil {
 			return nil, 0, err
 		}
-		return res, int64(li.Size), nil
 	}
 	size := int64(info.Size)
 	if size == 0 {
@@ -123,6 +131,36 @@ func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 		return nil, 0, err
 	}
 	return r, size, nil
+}
+
+// objectInfo reads an object's info; a "not found" is confirmed with the
+// stream's leader (a replica that lags may not have the object yet).
+func objectInfo(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, bucket, name string) (*jetstream.ObjectInfo, error) {
+	info, err := store.GetInfo(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		info, err = leaderObjectInfo(ctx, js, bucket, name)
+	}
+	return info, err
+}
+
+// checkLink decides whether the link at name may be followed: only to an
+// object (not a whole store) of the same store, whose name is clean and
+// under the event's prefix, within maxLinkHops.
+func checkLink(bucket, name, prefix string, link *jetstream.ObjectLink, hops int) error {
+	switch {
+	case hops >= maxLinkHops:
+		return errcode.Permanentf(errcode.SourceRefused,
+			"object %q: more than %d links in a row", name, maxLinkHops)
+	case link.Bucket != bucket:
+		return errcode.Permanentf(errcode.SourceRefused,
+			"object %q is a link to another object store (%q): links are followed only within %q", name, link.Bucket, bucket)
+	case link.Name == "":
+		return errcode.Permanentf(errcode.SourceRefused, "object %q is a link to a whole object store", name)
+	case !event.CleanObjectName(link.Name) || !strings.HasPrefix(link.Name, prefix):
+		return errcode.Permanentf(errcode.SourceRefused,
+			"object %q is a link to %q, outside %q (the event's tenant and scan)", name, link.Name, prefix)
+	}
+	return nil
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {

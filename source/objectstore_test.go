@@ -3,10 +3,15 @@ package source_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
@@ -137,4 +142,117 @@ func TestObjectStoreSource(t *testing.T) {
 		_, err = off.Open(ctx, scan, event.Artifact{Format: "csv", Source: "nats-os://" + bucket + "/t1/s1/out.csv"})
 		wantCode(t, "nil JetStream", err, errcode.SourceRefused, false)
 	})
+}
+
+// putLinkMeta publishes a link's meta as a raw message, as anyone allowed to
+// write the store can: nats.go's AddLink refuses a link to a link, the
+// server does not.
+func putLinkMeta(t *testing.T, js jetstream.JetStream, store, name, toBucket, toName string) {
+	t.Helper()
+	meta, err := json.Marshal(jetstream.ObjectInfo{
+		ObjectMeta: jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{
+			Link: &jetstream.ObjectLink{Bucket: toBucket, Name: toName}}},
+		Bucket: store, NUID: nuid.Next(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg("$O." + store + ".M." + base64.URLEncoding.EncodeToString([]byte(name)))
+	msg.Header.Set("Nats-Rollup", "sub")
+	msg.Data = meta
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A link is followed only within the same store and the event's
+// <tenant>/<scan>/ prefix (contract v1.1 §3): B's bytes never come out of
+// an A source.
+func TestObjectStoreLinks(t *testing.T) {
+	inside := []byte("t1's own findings")
+	secret := []byte("t2's findings")
+	js := objectStore(t, map[string][]byte{
+		"t1/s1/out.csv": inside,
+		"t2/s2/out.csv": secret,
+		"t1/s2/out.csv": []byte("another scan of t1"),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "OTHER"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.PutBytes(ctx, "t1/s1/out.csv", secret); err != nil {
+		t.Fatal(err)
+	}
+	link := func(name, target string) {
+		t.Helper()
+		info, err := store.GetInfo(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.AddLink(ctx, name, info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link("t1/s1/link-in.csv", "t1/s1/out.csv")
+	link("t1/s1/link-out.csv", "t2/s2/out.csv")
+	link("t1/s1/link-scan.csv", "t1/s2/out.csv")
+	oinfo, err := other.GetInfo(ctx, "t1/s1/out.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AddLink(ctx, "t1/s1/link-store.csv", oinfo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AddBucketLink(ctx, "t1/s1/link-bucket", other); err != nil {
+		t.Fatal(err)
+	}
+	putLinkMeta(t, js, bucket, "t1/s1/link-dots.csv", bucket, "t1/s1/../../t2/s2/out.csv")
+	putLinkMeta(t, js, bucket, "t1/s1/link-link.csv", bucket, "t1/s1/link-in.csv")
+	putLinkMeta(t, js, bucket, "t1/s1/link-link-out.csv", bucket, "t1/s1/link-out.csv")
+	putLinkMeta(t, js, bucket, "t1/s1/loop-a", bucket, "t1/s1/loop-b")
+	putLinkMeta(t, js, bucket, "t1/s1/loop-b", bucket, "t1/s1/loop-a")
+
+	o, err := source.NewOpener(js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(name string) (*source.Opened, error) {
+		return o.Open(ctx, scan, event.Artifact{Format: "csv", Source: "nats-os://" + bucket + "/" + name})
+	}
+	for _, name := range []string{"t1/s1/link-in.csv", "t1/s1/link-link.csv"} {
+		op, err := open(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, err := readAll(t, op); err != nil || !bytes.Equal(got, inside) {
+			t.Fatalf("%s: read %q, %v", name, got, err)
+		}
+	}
+	for _, name := range []string{
+		"t1/s1/link-out.csv",      // to another tenant
+		"t1/s1/link-scan.csv",     // to another scan of the same tenant
+		"t1/s1/link-store.csv",    // to another store, even under the same name
+		"t1/s1/link-bucket",       // to a whole store
+		"t1/s1/link-dots.csv",     // a target name that only looks inside
+		"t1/s1/link-link-out.csv", // through a link inside to one outside
+		"t1/s1/loop-a",            // a loop
+	} {
+		for range 2 { // the second time through the cached store handle
+			op, err := open(name)
+			if err == nil {
+				got, _ := readAll(t, op)
+				t.Fatalf("%s: opened, read %q", name, got)
+			}
+			wantCode(t, name, err, errcode.SourceRefused, false)
+			if strings.Contains(err.Error(), string(secret)) {
+				t.Fatalf("%s: the refusal leaks content: %v", name, err)
+			}
+		}
+	}
 }

@@ -113,9 +113,12 @@ func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src 
 	// A replica of the store's stream that lags (after a NATS fail-over)
 	// may answer "not found" for an object that exists: the store's leader
 	// is asked before an object is called missing (openChunks).
-	rc, size, err := o.get(ctx, src.Bucket, src.Object, checkDigest)
+	rc, size, err := o.get(ctx, src.Bucket, src.Object, prefix, checkDigest)
 	if err != nil {
+		var refused *errcode.Error
 		switch {
+		case errors.As(err, &refused): // a link that may not be followed
+			return nil, &errcode.Error{Code: refused.Code, Retryable: refused.Retryable, Err: fmt.Errorf("source %s: %w", src, refused.Err)}
 		case errors.Is(err, jetstream.ErrObjectNotFound):
 			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: object not found", src)
 		case errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
@@ -150,13 +153,14 @@ const maxStores = 1024
 // a stream info request, which would otherwise come once per artifact); a
 // cached handle that fails is looked up afresh once, in case the store was
 // deleted or re-created since.
-func (o *Opener) get(ctx context.Context, bucket, name string, checkDigest bool) (io.ReadCloser, int64, error) {
+func (o *Opener) get(ctx context.Context, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
 	o.mu.Lock()
 	st, cached := o.stores[bucket]
 	o.mu.Unlock()
 	if cached {
-		rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, checkDigest)
-		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) {
+		rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest)
+		var refused *errcode.Error
+		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) || errors.As(err, &refused) {
 			return rc, size, err
 		}
 		o.mu.Lock()
@@ -179,7 +183,7 @@ func (o *Opener) get(ctx context.Context, bucket, name string, checkDigest bool)
 	}
 	o.stores[bucket] = st
 	o.mu.Unlock()
-	return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, checkDigest)
+	return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest)
 }
 
 func (o *Opener) openFile(src event.Source) (*Opened, error) {
