@@ -195,7 +195,11 @@ func TestRefusedSourcesUploadNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(outside, "secret.csv"), []byte("not yours"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(outside, "secret.csv"), filepath.Join(root, "escape.csv")); err != nil {
+	// v1.1 layout: <root>/<tenant>/<scan>/; the scan ids are refused-a, -b, ...
+	if err := os.MkdirAll(filepath.Join(root, "tenant-a", "refused-b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret.csv"), filepath.Join(root, "tenant-a", "refused-b", "escape.csv")); err != nil {
 		t.Fatal(err)
 	}
 	// Another tenant's object in the object store.
@@ -207,8 +211,8 @@ func TestRefusedSourcesUploadNothing(t *testing.T) {
 		source string
 	}{
 		{"file outside the roots", "file://" + filepath.Join(outside, "secret.csv")},
-		{"symlink escaping the root", "file://" + filepath.Join(root, "escape.csv")},
-		{"dot-dot out of the root", "file://" + root + "/../" + filepath.Base(outside) + "/secret.csv"},
+		{"symlink escaping the root", "file://" + filepath.Join(root, "tenant-a", "refused-b", "escape.csv")},
+		{"dot-dot out of the root", "file://" + root + "/tenant-a/refused-c/../../../" + filepath.Base(outside) + "/secret.csv"},
 		{"another tenant's object", other.Artifacts[0].Source},
 	}
 	for i, tc := range cases {

@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -59,26 +62,46 @@ func readAll(t *testing.T, op *source.Opened) ([]byte, error) {
 	return io.ReadAll(op)
 }
 
-// fileTree lays out:
+// fileTree lays out (the event's tenant is t1, its scan s1):
 //
-//	base/root/s1/out.csv          allowed
-//	base/root/s1/link-in.csv  ->  base/root/s1/out.csv
-//	base/root/s1/link-out.csv ->  base/outside/secret.csv
-//	base/root/s1/dir-out      ->  base/outside
-//	base/rootx/s1/out.csv         a sibling whose name starts like the root
+//	base/root/t1/s1/out.csv           allowed
+//	base/root/t1/s1/sub/out.csv       allowed (any depth below the scan's folder)
+//	base/root/t1/s1/link-in.csv   ->  out.csv (relative, stays inside)
+//	base/root/t1/s1/link-abs.csv  ->  base/root/t1/s1/out.csv (absolute: refused)
+//	base/root/t1/s1/link-out.csv  ->  ../../../outside/secret.csv
+//	base/root/t1/s1/link-t2.csv   ->  ../../t2/s2/out.csv (inside the root, another tenant's)
+//	base/root/t1/s1/dir-out       ->  ../../../outside
+//	base/root/t1/s1/fifo              a FIFO (no writer: opening it blocks without O_NONBLOCK)
+//	base/root/t1/s2/out.csv           another scan of t1
+//	base/root/t1/s3               ->  s1 (a scan folder that is a symlink)
+//	base/root/t2/s2/out.csv           another tenant's
+//	base/root/t3                  ->  t2 (a tenant folder that is a symlink)
+//	base/root/s1/out.csv              the v1 layout, with no tenant folder
+//	base/rootx/t1/s1/out.csv          a sibling whose name starts like the root
 //	base/outside/secret.csv
-//	base/rootlink             ->  base/root (a root given through a symlink)
+//	base/rootlink                 ->  base/root (a root given through a symlink)
 func fileTree(t *testing.T) (base string, data []byte) {
 	base = t.TempDir()
-	// t.TempDir may itself sit under a symlink; the opener resolves roots.
 	data = []byte("AUTH_METHOD;TIMESTAMP;ACCOUNT_UID\nprofile;2025-08-05;111122223333\n")
-	write(t, filepath.Join(base, "root/s1/out.csv"), data)
-	write(t, filepath.Join(base, "rootx/s1/out.csv"), data)
-	write(t, filepath.Join(base, "outside/secret.csv"), []byte("secret"))
-	symlink(t, filepath.Join(base, "root/s1/out.csv"), filepath.Join(base, "root/s1/link-in.csv"))
-	symlink(t, filepath.Join(base, "outside/secret.csv"), filepath.Join(base, "root/s1/link-out.csv"))
-	symlink(t, filepath.Join(base, "outside"), filepath.Join(base, "root/s1/dir-out"))
+	secret := []byte("secret")
+	write(t, filepath.Join(base, "root/t1/s1/out.csv"), data)
+	write(t, filepath.Join(base, "root/t1/s1/sub/out.csv"), data)
+	write(t, filepath.Join(base, "root/t1/s2/out.csv"), secret)
+	write(t, filepath.Join(base, "root/t2/s2/out.csv"), secret)
+	write(t, filepath.Join(base, "root/s1/out.csv"), secret)
+	write(t, filepath.Join(base, "rootx/t1/s1/out.csv"), secret)
+	write(t, filepath.Join(base, "outside/secret.csv"), secret)
+	symlink(t, "out.csv", filepath.Join(base, "root/t1/s1/link-in.csv"))
+	symlink(t, filepath.Join(base, "root/t1/s1/out.csv"), filepath.Join(base, "root/t1/s1/link-abs.csv"))
+	symlink(t, "../../../outside/secret.csv", filepath.Join(base, "root/t1/s1/link-out.csv"))
+	symlink(t, "../../t2/s2/out.csv", filepath.Join(base, "root/t1/s1/link-t2.csv"))
+	symlink(t, "../../../outside", filepath.Join(base, "root/t1/s1/dir-out"))
+	symlink(t, "s1", filepath.Join(base, "root/t1/s3"))
+	symlink(t, "t2", filepath.Join(base, "root/t3"))
 	symlink(t, filepath.Join(base, "root"), filepath.Join(base, "rootlink"))
+	if err := syscall.Mkfifo(filepath.Join(base, "root/t1/s1/fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return base, data
 }
 
@@ -88,6 +111,11 @@ func TestNewOpener(t *testing.T) {
 	}
 	if _, err := source.NewOpener(nil, []string{filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Error("a missing root was accepted")
+	}
+	f := filepath.Join(t.TempDir(), "file")
+	write(t, f, nil)
+	if _, err := source.NewOpener(nil, []string{f}); err == nil {
+		t.Error("a file was accepted as a root")
 	}
 	if _, err := source.NewOpener(nil, nil); err != nil {
 		t.Errorf("no roots: %v", err)
@@ -100,26 +128,25 @@ func TestFileSourceAllowed(t *testing.T) {
 	if err := os.Mkdir(elsewhere, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, roots := range [][]string{
-		{base + "/root"},
-		{base + "/rootlink"}, // resolved at start
-		{base + "/root/"},
-		{elsewhere, base + "/root"},
+	for _, tc := range []struct {
+		roots []string
+		paths []string
+	}{
+		{[]string{base + "/root"}, []string{"root/t1/s1/out.csv", "root/t1/s1/sub/out.csv", "root/t1/s1/link-in.csv", "root/t1/s1/../s1/out.csv"}},
+		{[]string{base + "/root/"}, []string{"root/t1/s1/out.csv"}},
+		{[]string{elsewhere, base + "/root"}, []string{"root/t1/s1/out.csv"}},
+		// A root given through a symlink: paths may name it either way.
+		{[]string{base + "/rootlink"}, []string{"rootlink/t1/s1/out.csv", "root/t1/s1/out.csv", "rootlink/t1/s1/link-in.csv"}},
 	} {
-		o, err := source.NewOpener(nil, roots)
+		o, err := source.NewOpener(nil, tc.roots)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []string{
-			"root/s1/out.csv",
-			"root/s1/link-in.csv",   // a symlink that stays inside
-			"root/s1/../s1/out.csv", // cleaned, still inside
-			"rootlink/s1/out.csv",   // a path through a symlink to the root
-		} {
+		for _, p := range tc.paths {
 			a := event.Artifact{Format: "csv", Source: "file://" + base + "/" + p}
 			op, err := o.Open(context.Background(), scan, a)
 			if err != nil {
-				t.Fatalf("roots %v: Open(%s): %v", roots, p, err)
+				t.Fatalf("roots %v: Open(%s): %v", tc.roots, p, err)
 			}
 			if op.Size != int64(len(data)) {
 				t.Errorf("Size = %d", op.Size)
@@ -138,26 +165,61 @@ func TestFileSourceRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sock := filepath.Join(base, "root/t1/s1/sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
 	for _, tc := range []struct {
-		path string
-		code errcode.Code
+		path   string
+		tenant string // default t1
+		scan   string // default s1
+		code   errcode.Code
 	}{
-		{base + "/outside/secret.csv", errcode.SourceRefused},
-		{base + "/root/s1/link-out.csv", errcode.SourceRefused},       // symlink out of the root
-		{base + "/root/s1/dir-out/secret.csv", errcode.SourceRefused}, // through a symlinked directory
-		{base + "/root/../outside/secret.csv", errcode.SourceRefused}, // ".." out of the root
-		{base + "/root/s1/../../outside/secret.csv", errcode.SourceRefused},
-		{base + "/rootx/s1/out.csv", errcode.SourceRefused},    // a sibling sharing the root's name as a prefix
-		{base + "/outside/missing.csv", errcode.SourceRefused}, // outside and missing: refused, revealing nothing
-		{"/etc/passwd", errcode.SourceRefused},
-		{base + "/root/s1", errcode.SourceRefused}, // a directory
-		{base + "/root", errcode.SourceRefused},    // the root itself
-		{base + "/root/s1/missing.csv", errcode.SourceNotFound},
-		{base + "/root/s1/dir-out/missing.csv", errcode.SourceRefused}, // missing, through a symlinked directory: refused
-		{base + "/root/s1/nodir/missing.csv", errcode.SourceNotFound},
+		{path: base + "/outside/secret.csv", code: errcode.SourceRefused},
+		{path: base + "/root/t1/s1/link-out.csv", code: errcode.SourceRefused},       // symlink out of the root
+		{path: base + "/root/t1/s1/link-t2.csv", code: errcode.SourceRefused},        // symlink to another tenant, inside the root
+		{path: base + "/root/t1/s1/link-abs.csv", code: errcode.SourceRefused},       // an absolute symlink, even one leading inside
+		{path: base + "/root/t1/s1/dir-out/secret.csv", code: errcode.SourceRefused}, // through a symlinked folder
+		{path: base + "/root/../outside/secret.csv", code: errcode.SourceRefused},    // ".." out of the root
+		{path: base + "/root/t1/s1/../../../outside/secret.csv", code: errcode.SourceRefused},
+		{path: base + "/root/t1/s1/../../t2/s2/out.csv", code: errcode.SourceRefused}, // ".." into another tenant's folder
+		{path: base + "/root/t2/s2/out.csv", code: errcode.SourceRefused},             // another tenant's file
+		{path: base + "/root/t1/s2/out.csv", code: errcode.SourceRefused},             // another scan's file
+		{path: base + "/root/s1/out.csv", code: errcode.SourceRefused},                // the v1 layout
+		{path: base + "/root/t1/out.csv", code: errcode.SourceRefused},
+		{path: base + "/root/t3/s2/out.csv", tenant: "t3", scan: "s2", code: errcode.SourceRefused}, // a tenant folder that is a symlink
+		{path: base + "/root/t1/s3/out.csv", scan: "s3", code: errcode.SourceRefused},               // a scan folder that is a symlink
+		{path: base + "/rootx/t1/s1/out.csv", code: errcode.SourceRefused},                          // a sibling sharing the root's name as a prefix
+		{path: base + "/outside/missing.csv", code: errcode.SourceRefused},                          // outside and missing: refused, revealing nothing
+		{path: "/etc/passwd", code: errcode.SourceRefused},
+		{path: base + "/root/t1/s1", code: errcode.SourceRefused},      // the scan's folder itself
+		{path: base + "/root/t1/s1/sub", code: errcode.SourceRefused},  // a folder
+		{path: base + "/root/t1/s1/fifo", code: errcode.SourceRefused}, // a FIFO: refused, not waited on
+		{path: sock, code: errcode.SourceRefused},                      // a socket
+		{path: base + "/root", code: errcode.SourceRefused},
+		{path: base + "/root/t1/s1/missing.csv", code: errcode.SourceNotFound},
+		{path: base + "/root/t1/s1/dir-out/missing.csv", code: errcode.SourceRefused}, // missing, through a symlinked folder: refused
+		{path: base + "/root/t1/s1/nodir/missing.csv", code: errcode.SourceNotFound},
+		{path: base + "/root/t9/s9/out.csv", tenant: "t9", scan: "s9", code: errcode.SourceNotFound}, // no folder yet for that tenant
 	} {
-		_, err := o.Open(context.Background(), scan, event.Artifact{Format: "csv", Source: "file://" + tc.path})
+		sc := *scan
+		if tc.tenant != "" {
+			sc.TenantID = tc.tenant
+		}
+		if tc.scan != "" {
+			sc.ScanID = tc.scan
+		}
+		op, err := o.Open(context.Background(), &sc, event.Artifact{Format: "csv", Source: "file://" + tc.path})
+		if err == nil {
+			got, _ := readAll(t, op)
+			t.Fatalf("%s: opened, read %q", tc.path, got)
+		}
 		wantCode(t, tc.path, err, tc.code, false)
+		if strings.Contains(err.Error(), "secret") && !strings.Contains(tc.path, "secret") {
+			t.Errorf("%s: the refusal leaks content: %v", tc.path, err)
+		}
 	}
 
 	// With no roots, file sources are off.
@@ -165,7 +227,7 @@ func TestFileSourceRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = off.Open(context.Background(), scan, event.Artifact{Format: "csv", Source: "file://" + base + "/root/s1/out.csv"})
+	_, err = off.Open(context.Background(), scan, event.Artifact{Format: "csv", Source: "file://" + base + "/root/t1/s1/out.csv"})
 	wantCode(t, "no roots", err, errcode.SourceRefused, false)
 
 	// A source that does not parse is refused.
@@ -181,7 +243,7 @@ func TestFileSourceVerified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := "file://" + base + "/root/s1/out.csv"
+	src := "file://" + base + "/root/t1/s1/out.csv"
 	ctx := context.Background()
 
 	// Right digest and size.
@@ -207,7 +269,7 @@ func TestFileSourceVerified(t *testing.T) {
 
 	// A file cut short after it was opened (no size in the event): the size
 	// seen at open time still catches it.
-	cut := filepath.Join(base, "root/s1/cut.csv")
+	cut := filepath.Join(base, "root/t1/s1/cut.csv")
 	write(t, cut, data)
 	op, err = o.Open(ctx, scan, event.Artifact{Format: "csv", Source: "file://" + cut})
 	if err != nil {

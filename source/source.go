@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,7 +28,7 @@ type Opened struct {
 // Opener opens the artifacts of scans.
 type Opener struct {
 	js    jetstream.JetStream
-	roots []string // cleaned, symlinks resolved
+	roots []FileRoot
 
 	// stores caches object-store handles by bucket: looking one up is a
 	// stream info request, which would otherwise come once per artifact.
@@ -57,7 +55,10 @@ func NewOpener(js jetstream.JetStream, roots []string) (*Opener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("file source root %q: %w", r, err)
 		}
-		o.roots = append(o.roots, filepath.Clean(real))
+		if st, err := os.Stat(real); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("file source root %q is not a folder", r)
+		}
+		o.roots = append(o.roots, FileRoot{Given: filepath.Clean(r), Real: filepath.Clean(real)})
 	}
 	return o, nil
 }
@@ -66,18 +67,17 @@ func NewOpener(js jetstream.JetStream, roots []string) (*Opener, error) {
 // sha256 and size, when the event gives them, while it is read: a mismatch
 // is a permanent ChecksumMismatch error from Read, before the final EOF.
 func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Artifact) (*Opened, error) {
-	src, err := event.ParseSource(a.Source)
+	tg, err := Resolve(a.Source, scan.TenantID, scan.ScanID, o.roots)
 	if err != nil {
-		return nil, errcode.Permanent(errcode.SourceRefused, err)
+		return nil, err
 	}
+	src := tg.Source
 	var op *Opened
 	switch src.Scheme {
 	case event.SchemeObjectStore:
-		op, err = o.openObject(ctx, scan, src, a.SHA256 == "")
-	case event.SchemeFile:
-		op, err = o.openFile(src)
+		op, err = o.openObject(ctx, tg, a.SHA256 == "")
 	default:
-		err = errcode.Permanentf(errcode.SourceRefused, "source %s: unsupported scheme", src)
+		op, err = openFile(tg)
 	}
 	if err != nil {
 		return nil, err
@@ -101,12 +101,8 @@ func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Ar
 // openObject opens an object-store object. The store's own digest is
 // checked only when checkDigest is set: the verifier checks the event's
 // sha256, when it has one, over the same bytes.
-func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, src event.Source, checkDigest bool) (*Opened, error) {
-	prefix := scan.TenantID + "/" + scan.ScanID + "/"
-	if !event.CleanObjectName(src.Object) || !strings.HasPrefix(src.Object, prefix) {
-		return nil, errcode.Permanentf(errcode.SourceRefused,
-			"source %s: object names must start with %q (the event's tenant and scan) and be clean paths", src, prefix)
-	}
+func (o *Opener) openObject(ctx context.Context, tg Target, checkDigest bool) (*Opened, error) {
+	src, prefix := tg.Source, tg.Prefix
 	if o.js == nil {
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: no object store connection", src)
 	}
@@ -184,68 +180,4 @@ func (o *Opener) get(ctx context.Context, bucket, name, prefix string, checkDige
 	o.stores[bucket] = st
 	o.mu.Unlock()
 	return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest)
-}
-
-func (o *Opener) openFile(src event.Source) (*Opened, error) {
-	if len(o.roots) == 0 {
-		return nil, errcode.Permanentf(errcode.SourceRefused,
-			"source %s: file sources are off (S3EXPORTER_FILE_SOURCE_ROOTS is empty)", src)
-	}
-	real, err := filepath.EvalSymlinks(src.Path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			// Refuse before saying "not found", so nothing is revealed of
-			// paths outside the roots: resolve what exists of the path
-			// (a symlinked directory may lead out) and check that.
-			if !o.underRoot(resolveExisting(src.Path)) {
-				return nil, o.refuse(src)
-			}
-			return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: no such file", src)
-		}
-		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: %v", src, err)
-	}
-	if !o.underRoot(real) {
-		return nil, o.refuse(src)
-	}
-	f, err := os.Open(real)
-	if err != nil {
-		return nil, errcode.Permanentf(errcode.SourceNotFound, "source %s: %v", src, err)
-	}
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: not a regular file", src)
-	}
-	return &Opened{ReadCloser: f, Size: st.Size()}, nil
-}
-
-func (o *Opener) refuse(src event.Source) error {
-	return errcode.Permanentf(errcode.SourceRefused,
-		"source %s: the path (symlinks resolved) is outside S3EXPORTER_FILE_SOURCE_ROOTS", src)
-}
-
-func (o *Opener) underRoot(p string) bool {
-	for _, r := range o.roots {
-		if p == r || strings.HasPrefix(p, r+string(filepath.Separator)) {
-			return true
-		}
-	}
-	return false
-}
-
-// resolveExisting resolves the symlinks of the longest existing prefix of p
-// and appends the rest unchanged.
-func resolveExisting(p string) string {
-	rest := ""
-	for dir := p; ; {
-		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			return filepath.Join(real, rest)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return p
-		}
-		rest = filepath.Join(filepath.Base(dir), rest)
-		dir = parent
-	}
 }
