@@ -92,12 +92,27 @@ func IsMalformed(err error) bool {
 	return errors.As(err, &m)
 }
 
+// Limits of a scan-completed event (contract v1.1 §3). An event over them is
+// malformed: dead-lettered on its first delivery, never retried. They keep
+// the export status, which lists each artifact's outcome, within one NATS
+// message (about 14,000 artifacts fit in 1 MiB, and their status did not),
+// and bound the work one event can ask for.
+const (
+	MaxScanArtifacts = 256
+	MaxScanBytes     = 1 << 20
+)
+
 // DecodeScan decodes and validates a scan-completed payload received on
 // subject. The subject's tenant and provider tokens are authoritative.
 func DecodeScan(prefix, subject string, data []byte) (*ScanCompleted, error) {
 	toks, err := SubjectTokens(subject, prefix, ScansCompleted, 2)
 	if err != nil {
 		return nil, malformed("%v", err)
+	}
+	// Before parsing: a server configured with a larger max_payload would
+	// otherwise have this process decode whatever it is sent.
+	if len(data) > MaxScanBytes {
+		return nil, malformed("the event is %d bytes, over the limit of %d (1 MiB)", len(data), MaxScanBytes)
 	}
 	var s ScanCompleted
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -141,6 +156,9 @@ func (s *ScanCompleted) validate(subjTenant, subjProvider string) error {
 	}
 	if len(s.Artifacts) == 0 {
 		return malformed("artifacts: at least one artifact is required")
+	}
+	if len(s.Artifacts) > MaxScanArtifacts {
+		return malformed("artifacts: %d artifacts, over the limit of %d per event", len(s.Artifacts), MaxScanArtifacts)
 	}
 	seen := make(map[string]bool, len(s.Artifacts))
 	for i, a := range s.Artifacts {

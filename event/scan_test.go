@@ -1,7 +1,9 @@
 package event_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"strings"
 	"testing"
@@ -286,5 +288,42 @@ func TestDecodeScanReasonIsBounded(t *testing.T) {
 		if len(me.Reason) > 1100 || !utf8.ValidString(me.Reason) {
 			t.Errorf("%s: reason of %d bytes (valid UTF-8: %v)", name, len(me.Reason), utf8.ValidString(me.Reason))
 		}
+	}
+}
+
+// withArtifacts returns a valid payload with n compliance artifacts.
+func withArtifacts(n int) map[string]any {
+	m := validScan()
+	arts := make([]any, n)
+	for i := range arts {
+		fw := fmt.Sprintf("fw_%d", i)
+		arts[i] = map[string]any{"format": "compliance", "framework": fw, "source": "nats-os://PROWLER_OUTPUTS/t1/s1/" + fw + ".csv"}
+	}
+	m["artifacts"] = arts
+	return m
+}
+
+// Contract v1.1 §3: at most 256 artifacts and 1 MiB per event.
+func TestDecodeScanLimits(t *testing.T) {
+	if _, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, withArtifacts(event.MaxScanArtifacts))); err != nil {
+		t.Fatalf("%d artifacts: %v", event.MaxScanArtifacts, err)
+	}
+	_, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, withArtifacts(event.MaxScanArtifacts+1)))
+	if !event.IsMalformed(err) || !strings.Contains(err.Error(), "257 artifacts") {
+		t.Fatalf("%d artifacts: %v, want malformed", event.MaxScanArtifacts+1, err)
+	}
+
+	// A payload of exactly 1 MiB (padded with white space after the object,
+	// which JSON allows) is accepted; one byte more is not, and is refused
+	// before it is parsed: the bytes past the limit are not even JSON.
+	ok := mustJSON(t, validScan())
+	ok = append(ok, bytes.Repeat([]byte(" "), event.MaxScanBytes-len(ok))...)
+	if _, err := event.DecodeScan(prefix, scanSubject, ok); err != nil {
+		t.Fatalf("1 MiB: %v", err)
+	}
+	over := append(mustJSON(t, validScan()), bytes.Repeat([]byte("x"), event.MaxScanBytes)...)
+	_, err = event.DecodeScan(prefix, scanSubject, over[:event.MaxScanBytes+1])
+	if !event.IsMalformed(err) || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("1 MiB + 1: %v, want malformed for its size", err)
 	}
 }
