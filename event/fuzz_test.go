@@ -58,7 +58,7 @@ func FuzzDecodeScan(f *testing.F) {
 			if !slices.Contains(event.Formats, a.Format) {
 				t.Fatalf("accepted format %q", a.Format)
 			}
-			if (a.Format == event.FormatCompliance) != (a.Framework != "") {
+			if event.IsCompliance(a.Format) != (a.Framework != "") {
 				t.Fatalf("format %q with framework %q", a.Format, a.Framework)
 			}
 			if strings.ContainsAny(a.Framework, "/\\ ") || strings.Trim(a.Framework, ".") == "" && a.Framework != "" {

@@ -20,10 +20,19 @@ const (
 	FormatOCSF       = "json-ocsf"
 	FormatASFF       = "json-asff"
 	FormatCompliance = "compliance"
+	// FormatComplianceOCSF (v1.1) is the OCSF JSON Prowler 5 writes, besides
+	// the CSV, for provider-agnostic frameworks (compliance/…_<framework>.ocsf.json).
+	FormatComplianceOCSF = "compliance-ocsf"
 )
 
 // Formats lists every artifact format.
-var Formats = []string{FormatCSV, FormatHTML, FormatOCSF, FormatASFF, FormatCompliance}
+var Formats = []string{FormatCSV, FormatHTML, FormatOCSF, FormatASFF, FormatCompliance, FormatComplianceOCSF}
+
+// IsCompliance reports whether format is one of the compliance formats,
+// which carry a framework.
+func IsCompliance(format string) bool {
+	return format == FormatCompliance || format == FormatComplianceOCSF
+}
 
 var frameworkPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
@@ -54,9 +63,9 @@ type Artifact struct {
 }
 
 // Name identifies the artifact within its scan: the format, and the framework
-// for compliance files ("compliance/cis_5.0_aws").
+// for compliance files ("compliance/cis_5.0_aws", "compliance-ocsf/cis_5.0_aws").
 func (a Artifact) Name() string {
-	if a.Format == FormatCompliance {
+	if IsCompliance(a.Format) {
 		return a.Format + "/" + a.Framework
 	}
 	return a.Format
@@ -179,11 +188,11 @@ func (a Artifact) validate() error {
 		return malformed("missing format")
 	case FormatCSV, FormatHTML, FormatOCSF, FormatASFF:
 		if a.Framework != "" {
-			return malformed("framework is only allowed for the compliance format")
+			return malformed("framework is only allowed for the compliance formats")
 		}
-	case FormatCompliance:
+	case FormatCompliance, FormatComplianceOCSF:
 		if a.Framework == "" {
-			return malformed("missing framework (required for compliance)")
+			return malformed("missing framework (required for %s)", a.Format)
 		}
 		if !frameworkPattern.MatchString(a.Framework) || strings.Trim(a.Framework, ".") == "" {
 			return malformed("framework %q must match [A-Za-z0-9_.-]+", a.Framework)

@@ -3,8 +3,8 @@ package event_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +325,39 @@ func TestDecodeScanLimits(t *testing.T) {
 	_, err = event.DecodeScan(prefix, scanSubject, over[:event.MaxScanBytes+1])
 	if !event.IsMalformed(err) || !strings.Contains(err.Error(), "over the limit") {
 		t.Fatalf("1 MiB + 1: %v, want malformed for its size", err)
+	}
+}
+
+// Contract v1.1 §3: compliance-ocsf, with a framework required and unique
+// within its format (the same framework may come as CSV and as OCSF).
+func TestDecodeScanComplianceOCSF(t *testing.T) {
+	m := validScan()
+	arts := m["artifacts"].([]any)
+	m["artifacts"] = append(arts,
+		map[string]any{"format": "compliance-ocsf", "framework": "cis_5.0_aws", "source": "nats-os://PROWLER_OUTPUTS/t1/s1/cis.ocsf.json"},
+		map[string]any{"format": "compliance-ocsf", "framework": "cis_controls_8.1", "source": "nats-os://PROWLER_OUTPUTS/t1/s1/ctl.ocsf.json"})
+	s, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Artifacts[6].Name(); got != "compliance-ocsf/cis_5.0_aws" {
+		t.Errorf("Name() = %q", got)
+	}
+	for _, tc := range []struct {
+		name   string
+		art    map[string]any
+		reason string
+	}{
+		{"no framework", map[string]any{"format": "compliance-ocsf", "source": "nats-os://B/t1/s1/x"}, "missing framework (required for compliance-ocsf)"},
+		{"bad framework", map[string]any{"format": "compliance-ocsf", "framework": "a/b", "source": "nats-os://B/t1/s1/x"}, "must match"},
+		{"twice", map[string]any{"format": "compliance-ocsf", "framework": "cis_controls_8.1", "source": "nats-os://B/t1/s1/x"}, "compliance-ocsf/cis_controls_8.1 appears more than once"},
+	} {
+		m := validScan()
+		m["artifacts"] = append(m["artifacts"].([]any),
+			map[string]any{"format": "compliance-ocsf", "framework": "cis_controls_8.1", "source": "nats-os://PROWLER_OUTPUTS/t1/s1/ctl.ocsf.json"}, tc.art)
+		_, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m))
+		if !event.IsMalformed(err) || !strings.Contains(err.Error(), tc.reason) {
+			t.Errorf("%s: %v, want malformed saying %q", tc.name, err, tc.reason)
+		}
 	}
 }

@@ -34,11 +34,12 @@ var suffixes = map[string]string{
 }
 
 var contentTypes = map[string]string{
-	event.FormatCSV:        "text/csv",
-	event.FormatHTML:       "text/html",
-	event.FormatOCSF:       "application/json",
-	event.FormatASFF:       "application/json",
-	event.FormatCompliance: "text/csv",
+	event.FormatCSV:            "text/csv",
+	event.FormatHTML:           "text/html",
+	event.FormatOCSF:           "application/json",
+	event.FormatASFF:           "application/json",
+	event.FormatCompliance:     "text/csv",
+	event.FormatComplianceOCSF: "application/json",
 }
 
 // ContentType returns the Content-Type of a format's objects.
@@ -46,13 +47,16 @@ func ContentType(format string) string { return contentTypes[format] }
 
 // ObjectKey builds the key of one artifact (contract §4):
 // {dir}/{format}/prowler-output-{uid}-{ts}{suffix}, with compliance files as
-// {dir}/compliance/prowler-output-{uid}-{ts}_{framework}.csv.
+// {dir}/compliance/prowler-output-{uid}-{ts}_{framework}.csv and (v1.1)
+// compliance OCSF files beside them as ..._{framework}.ocsf.json: the folder
+// Prowler itself writes both to.
 func ObjectKey(dir string, a event.Artifact, providerUID string, startedAt time.Time) string {
 	name := "prowler-output-" + SanitizeUID(providerUID) + "-" + startedAt.UTC().Format(TimestampLayout)
-	if a.Format == event.FormatCompliance {
-		name += "_" + a.Framework + ".csv"
-	} else {
-		name += suffixes[a.Format]
+	switch a.Format {
+	case event.FormatCompliance:
+		return dir + "/compliance/" + name + "_" + a.Framework + ".csv"
+	case event.FormatComplianceOCSF:
+		return dir + "/compliance/" + name + "_" + a.Framework + ".ocsf.json"
 	}
-	return dir + "/" + a.Format + "/" + name
+	return dir + "/" + a.Format + "/" + name + suffixes[a.Format]
 }

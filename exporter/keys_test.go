@@ -51,6 +51,9 @@ func TestObjectKey(t *testing.T) {
 		{event.Artifact{Format: "json-asff"}, "output/json-asff/prowler-output-111122223333-20250805120000.asff.json", "application/json"},
 		{event.Artifact{Format: "compliance", Framework: "cis_5.0_aws"}, "output/compliance/prowler-output-111122223333-20250805120000_cis_5.0_aws.csv", "text/csv"},
 		{event.Artifact{Format: "compliance", Framework: "mitre_attack_aws"}, "output/compliance/prowler-output-111122223333-20250805120000_mitre_attack_aws.csv", "text/csv"},
+		// v1.1: beside the CSVs, in the folder Prowler writes both to.
+		{event.Artifact{Format: "compliance-ocsf", Framework: "cis_controls_8.1"}, "output/compliance/prowler-output-111122223333-20250805120000_cis_controls_8.1.ocsf.json", "application/json"},
+		{event.Artifact{Format: "compliance-ocsf", Framework: "cis_5.0_aws"}, "output/compliance/prowler-output-111122223333-20250805120000_cis_5.0_aws.ocsf.json", "application/json"},
 	} {
 		if got := exporter.ObjectKey("output", tc.a, uid, start); got != tc.key {
 			t.Errorf("ObjectKey(%s) = %q, want %q", tc.a.Name(), got, tc.key)

@@ -22,7 +22,7 @@ const Namespace = "s3exporter"
 
 // Formats are the artifact formats of the contract, the values of the
 // "format" label.
-var Formats = []string{"csv", "html", "json-ocsf", "json-asff", "compliance"}
+var Formats = []string{"csv", "html", "json-ocsf", "json-asff", "compliance", "compliance-ocsf"}
 
 // Values of the "result" label of s3exporter_exports_total: the contract's
 // export states.
