@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap"
 
@@ -321,31 +320,20 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		return nil, errcode.From(err)
 	}
 	defer src.Close()
+	po := objectOptions(scan, ig, a)
 	if src.Size >= 0 && src.Size < e.opts.MultipartThreshold {
-		return putSmall(ctx, cl, ig, a, key, src.Size, src)
+		return putSmall(ctx, cl, ig.Bucket, po, a, key, src.Size, src)
 	}
 	body := &countingReader{r: src}
 	in := &tm.UploadObjectInput{
-		Bucket:      aws.String(ig.Bucket),
-		Key:         aws.String(key),
-		Body:        body,
-		ContentType: aws.String(ContentType(a.Format)),
+		Bucket: aws.String(ig.Bucket),
+		Key:    aws.String(key),
+		Body:   body,
 	}
 	if src.Size >= 0 {
 		in.ContentLength = aws.Int64(src.Size)
 	}
-	if ig.SSE != "" {
-		in.ServerSideEncryption = tmtypes.ServerSideEncryption(ig.SSE)
-	}
-	if ig.KMSKeyID != "" {
-		in.SSEKMSKeyID = aws.String(ig.KMSKeyID)
-	}
-	if ig.StorageClass != "" {
-		in.StorageClass = tmtypes.StorageClass(ig.StorageClass)
-	}
-	if ig.BucketOwnerFullControl {
-		in.ACL = tmtypes.ObjectCannedACLBucketOwnerFullControl
-	}
+	po.applyUpload(in)
 	if src.Size < 0 || src.Size >= e.opts.MultipartThreshold {
 		e.abortStale(ctx, cl, ig.Bucket, key)
 	}

@@ -9,12 +9,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
 )
 
 // putSmall uploads an artifact of known size below the multipart threshold
@@ -23,7 +21,7 @@ import (
 // scan are this small). The body is read into a buffer of exactly its size,
 // and to its end, so that the source's size and sha256 checks have run
 // before anything is sent.
-func putSmall(ctx context.Context, cl *s3.Client, ig *integration.Integration, a event.Artifact, key string, size int64, body io.Reader) (*event.ObjectRecord, *errcode.Error) {
+func putSmall(ctx context.Context, cl *s3.Client, bucket string, po putOptions, a event.Artifact, key string, size int64, body io.Reader) (*event.ObjectRecord, *errcode.Error) {
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(body, buf); err != nil {
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
@@ -39,24 +37,12 @@ func putSmall(ctx context.Context, cl *s3.Client, ig *integration.Integration, a
 		return nil, classify("reading "+a.Source, err)
 	}
 	in := &s3.PutObjectInput{
-		Bucket:        aws.String(ig.Bucket),
+		Bucket:        aws.String(bucket),
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(buf),
 		ContentLength: aws.Int64(size),
-		ContentType:   aws.String(ContentType(a.Format)),
 	}
-	if ig.SSE != "" {
-		in.ServerSideEncryption = s3types.ServerSideEncryption(ig.SSE)
-	}
-	if ig.KMSKeyID != "" {
-		in.SSEKMSKeyId = aws.String(ig.KMSKeyID)
-	}
-	if ig.StorageClass != "" {
-		in.StorageClass = s3types.StorageClass(ig.StorageClass)
-	}
-	if ig.BucketOwnerFullControl {
-		in.ACL = s3types.ObjectCannedACLBucketOwnerFullControl
-	}
+	po.applyPut(in)
 	var opts []func(*s3.Options)
 	if a.SHA256 != "" {
 		// The body has just been read to its end, so the source has

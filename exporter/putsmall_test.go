@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
 )
 
 // seenPut is what a recording server saw of one PutObject.
@@ -112,8 +111,7 @@ func TestPutSmallSignsWithTheArtifactSHA256(t *testing.T) {
 	defer cancel()
 	body := []byte("name,status\nfinding,FAIL\n")
 	a := event.Artifact{Format: "csv", Source: "nats-os://b/t/s/out.csv", SHA256: strings.ToUpper(hexSHA256(body))}
-	ig := &integration.Integration{Bucket: "b"}
-	if _, e := putSmall(ctx, cl, ig, a, "out/csv/x.csv", int64(len(body)), bytes.NewReader(body)); e != nil {
+	if _, e := putSmall(ctx, cl, "b", putOptions{ContentType: "text/csv"}, a, "out/csv/x.csv", int64(len(body)), bytes.NewReader(body)); e != nil {
 		t.Fatal(e)
 	}
 	got := <-seen
