@@ -392,7 +392,10 @@ func TestReplayForgetsTheTargetsLedgerThenRepublishes(t *testing.T) {
 	w := newWorld(t, saved("t1", "a", "b", "p1"), saved("t1", "b", "b", "p1"), saved("t1", "other", "b", "p2"))
 	var calls []string
 	payload := storedScan(t, "t1")
-	w.ledger.delete = func(tenant, scan, id string) error { calls = append(calls, "delete "+tenant+"/"+scan+"/"+id); return nil }
+	w.ledger.delete = func(tenant, scan, id string) error {
+		calls = append(calls, "delete "+tenant+"/"+scan+"/"+id)
+		return nil
+	}
 	w.scans = scansFuncs{
 		find: func(tenant, scan string) (string, []byte, error) {
 			calls = append(calls, "find "+tenant+"/"+scan)
@@ -427,7 +430,9 @@ func TestReplayForgetsTheTargetsLedgerThenRepublishes(t *testing.T) {
 func TestReplayRefusals(t *testing.T) {
 	w := newWorld(t, saved("t1", "a", "b", "p1"), saved("t1", "other", "b", "p2"))
 	found := func(tenant string, payload []byte) func(string, string) (string, []byte, error) {
-		return func(string, string) (string, []byte, error) { return "prowler.scans.completed." + tenant + ".p1", payload, nil }
+		return func(string, string) (string, []byte, error) {
+			return "prowler.scans.completed." + tenant + ".p1", payload, nil
+		}
 	}
 	published := 0
 	for _, tc := range []struct {
