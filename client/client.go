@@ -137,8 +137,14 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// PublishScan publishes a scan-completed event, with Nats-Msg-Id set to the
-// scan id so JetStream drops duplicates.
+// ScanMsgID is the Nats-Msg-Id of a scan event: <tenant_id>.<scan_id>.
+// JetStream drops a duplicate within the stream's window whoever published
+// it, so the scan id alone would let one tenant's event silence another
+// tenant's with the same scan id.
+func ScanMsgID(s event.ScanCompleted) string { return s.TenantID + "." + s.ScanID }
+
+// PublishScan publishes a scan-completed event, with Nats-Msg-Id set to
+// ScanMsgID so JetStream drops duplicates.
 func (c *Client) PublishScan(ctx context.Context, s event.ScanCompleted) error {
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -146,7 +152,7 @@ func (c *Client) PublishScan(ctx context.Context, s event.ScanCompleted) error {
 	}
 	msg := nats.NewMsg(event.Subject(c.Prefix, event.ScansCompleted, s.TenantID, s.Provider.ID))
 	msg.Data = b
-	msg.Header.Set(jetstream.MsgIDHeader, s.ScanID)
+	msg.Header.Set(jetstream.MsgIDHeader, ScanMsgID(s))
 	_, err = c.JS.PublishMsg(ctx, msg)
 	return err
 }
