@@ -37,7 +37,7 @@ func (c *Client) WatchStatus(ctx context.Context, tenant string, fromStart bool,
 	stream := strings.ToUpper(c.Prefix) + "_STATUS"
 	cons, err := c.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters,
-		DeliverPolicy: policy,
+		DeliverPolicy:  policy,
 	})
 	if err != nil {
 		return fmt.Errorf("following %s: %w", stream, err)
