@@ -137,8 +137,14 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// PublishScan publishes a scan-completed event, with Nats-Msg-Id set to the
-// scan id so JetStream drops duplicates.
+// ScanMsgID is the Nats-Msg-Id of a scan event: <tenant_id>.<scan_id>.
+// JetStream drops a duplicate within the stream's window whoever published
+// it, so the scan id alone would let one tenant's event silence another
+// tenant's with the same scan id.
+func ScanMsgID(s event.ScanCompleted) string { return s.TenantID + "." + s.ScanID }
+
+// PublishScan publishes a scan-completed event, with Nats-Msg-Id set to
+// ScanMsgID so JetStream drops duplicates.
 func (c *Client) PublishScan(ctx context.Context, s event.ScanCompleted) error {
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -146,21 +152,35 @@ func (c *Client) PublishScan(ctx context.Context, s event.ScanCompleted) error {
 	}
 	msg := nats.NewMsg(event.Subject(c.Prefix, event.ScansCompleted, s.TenantID, s.Provider.ID))
 	msg.Data = b
-	msg.Header.Set(jetstream.MsgIDHeader, s.ScanID)
+	msg.Header.Set(jetstream.MsgIDHeader, ScanMsgID(s))
 	_, err = c.JS.PublishMsg(ctx, msg)
 	return err
 }
 
-// Request sends a control request and decodes the reply into reply. A reply
-// carrying an error becomes a *ReplyError.
+// Request sends a control request on a tenant-less subject (kind is
+// event.ControlTest, ...) and decodes the reply into reply. A reply carrying
+// an error becomes a *ReplyError.
 func (c *Client) Request(ctx context.Context, kind string, req, reply any) error {
+	return c.request(ctx, event.Subject(c.Prefix, kind), req, reply)
+}
+
+// RequestTenant sends a control request on tenant's scoped subject (op is
+// event.OpTest, ...), the one NATS permissions can grant a tenant's admin.
+func (c *Client) RequestTenant(ctx context.Context, tenant, op string, req, reply any) error {
+	if !event.ValidID(tenant) {
+		return fmt.Errorf("tenant %q is not an id (letters, digits, '_', '=' and '-')", tenant)
+	}
+	return c.request(ctx, event.ControlSubject(c.Prefix, tenant, op), req, reply)
+}
+
+func (c *Client) request(ctx context.Context, subject string, req, reply any) error {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	m, err := c.NC.RequestWithContext(ctx, event.Subject(c.Prefix, kind), b)
+	m, err := c.NC.RequestWithContext(ctx, subject, b)
 	if err != nil {
-		return fmt.Errorf("%s: %w", event.Subject(c.Prefix, kind), err)
+		return fmt.Errorf("%s: %w", subject, err)
 	}
 	var probe struct {
 		Error *event.ErrorBody `json:"error"`
@@ -176,14 +196,18 @@ type ReplyError struct{ Body event.ErrorBody }
 
 func (e *ReplyError) Error() string { return e.Body.Code + ": " + e.Body.Message }
 
+// The requests below use the tenant-scoped subjects (contract §7, v1.1),
+// which a per-tenant admin's NATS permissions allow.
+
 // TestConnection asks the exporter to test a cached integration.
 func (c *Client) TestConnection(ctx context.Context, tenant, id string) (event.TestReply, error) {
 	var r event.TestReply
-	err := c.Request(ctx, event.ControlTest, event.TestRequest{TenantID: tenant, IntegrationID: id}, &r)
+	err := c.RequestTenant(ctx, tenant, event.OpTest, event.TestRequest{IntegrationID: id}, &r)
 	return r, err
 }
 
 // TestUnsaved asks the exporter to test an integration that is not saved.
+// The test changes nothing of a saved integration of the same id.
 func (c *Client) TestUnsaved(ctx context.Context, in event.IntegrationPayload) (event.TestReply, error) {
 	var r event.TestReply
 	ch, err := marshalWire(event.IntegrationChanged{Integration: in})
@@ -194,20 +218,27 @@ func (c *Client) TestUnsaved(ctx context.Context, in event.IntegrationPayload) (
 	if err := json.Unmarshal(ch, &raw); err != nil {
 		return r, err
 	}
-	err = c.Request(ctx, event.ControlTest, map[string]json.RawMessage{"integration": raw["integration"]}, &r)
+	err = c.RequestTenant(ctx, in.TenantID, event.OpTest, map[string]json.RawMessage{"integration": raw["integration"]}, &r)
 	return r, err
 }
 
 // Get asks for a cached integration (credentials redacted).
 func (c *Client) Get(ctx context.Context, tenant, id string) (event.GetReply, error) {
 	var r event.GetReply
-	err := c.Request(ctx, event.ControlGet, event.GetRequest{TenantID: tenant, IntegrationID: id}, &r)
+	err := c.RequestTenant(ctx, tenant, event.OpGet, event.GetRequest{IntegrationID: id}, &r)
+	return r, err
+}
+
+// List asks for every cached integration of tenant (credentials redacted).
+func (c *Client) List(ctx context.Context, tenant string) (event.ListReply, error) {
+	var r event.ListReply
+	err := c.RequestTenant(ctx, tenant, event.OpList, event.ListRequest{}, &r)
 	return r, err
 }
 
 // Replay asks for a scan to be exported again.
 func (c *Client) Replay(ctx context.Context, tenant, scan, integration string) (event.ReplayReply, error) {
 	var r event.ReplayReply
-	err := c.Request(ctx, event.ControlReplay, event.ReplayRequest{TenantID: tenant, ScanID: scan, IntegrationID: integration}, &r)
+	err := c.RequestTenant(ctx, tenant, event.OpReplay, event.ReplayRequest{ScanID: scan, IntegrationID: integration}, &r)
 	return r, err
 }

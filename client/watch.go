@@ -22,9 +22,13 @@ type Status struct {
 // start when fromStart) and calls fn for each event until ctx ends or fn
 // returns false. Filter by tenant when tenant is not empty.
 func (c *Client) WatchStatus(ctx context.Context, tenant string, fromStart bool, fn func(Status) bool) error {
-	tok := "*"
+	// One filter for a tenant, prowler.*.status.<tenant>.*: the server then
+	// names it in the consumer-create subject, which is what lets NATS
+	// permissions confine a tenant's reader to its own statuses
+	// (docs/security.md). The status stream holds nothing else of that shape.
+	filters := []string{c.Prefix + ".*.status.*.*"}
 	if tenant != "" {
-		tok = tenant
+		filters = []string{c.Prefix + ".*.status." + tenant + ".*"}
 	}
 	policy := jetstream.DeliverNewPolicy
 	if fromStart {
@@ -32,11 +36,8 @@ func (c *Client) WatchStatus(ctx context.Context, tenant string, fromStart bool,
 	}
 	stream := strings.ToUpper(c.Prefix) + "_STATUS"
 	cons, err := c.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{
-			event.Subject(c.Prefix, event.ExportsStatus, tok, "*"),
-			event.Subject(c.Prefix, event.IntegrationsStatus, tok, "*"),
-		},
-		DeliverPolicy: policy,
+		FilterSubjects: filters,
+		DeliverPolicy:  policy,
 	})
 	if err != nil {
 		return fmt.Errorf("following %s: %w", stream, err)

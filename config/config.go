@@ -55,6 +55,9 @@ type Config struct {
 	FileSourceRoots           []string `envconfig:"S3EXPORTER_FILE_SOURCE_ROOTS" desc:"absolute directories allowed for file:// sources, comma-separated (empty: file sources off)"`
 	RoleARNPattern            string   `envconfig:"S3EXPORTER_ROLE_ARN_PATTERN" desc:"glob every role_arn must match, e.g. arn:aws:iam::*:role/Prowler*"`
 
+	// Control (contract §7).
+	GlobalControl bool `envconfig:"S3EXPORTER_GLOBAL_CONTROL" default:"true" desc:"also serve the tenant-less control subjects (<prefix>.control.integrations.test, ...), for a trusted admin backend; false leaves only <prefix>.control.<tenant_id>.*"`
+
 	// Logging.
 	LogLevel string `envconfig:"S3EXPORTER_LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error (logs are JSON)"`
 
@@ -99,6 +102,7 @@ func Default() *Config {
 		ShutdownGrace:         25 * time.Second,
 		ConsumerName:          "s3-exporter",
 		ConnectionTestTimeout: 20 * time.Second,
+		GlobalControl:         true,
 	}
 }
 

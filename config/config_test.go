@@ -98,7 +98,7 @@ func TestLoadDefaults(t *testing.T) {
 		"PartSize": int64(8388608), "MultipartThreshold": int64(16777216), "UploadTimeout": 30 * time.Minute,
 		"AckWait": time.Minute, "MaxDeliver": 10, "InProcessRetries": 3, "RetryBaseDelay": 200 * time.Millisecond,
 		"ShutdownGrace": 25 * time.Second, "ConsumerName": "s3-exporter", "ConnectionTestTimeout": 20 * time.Second,
-		"S3ForcePathStyle": false, "AllowPlaintextCredentials": false, "CredentialsKey": Secret(""),
+		"GlobalControl": true, "S3ForcePathStyle": false, "AllowPlaintextCredentials": false, "CredentialsKey": Secret(""),
 		"S3Endpoint": "", "STSEndpoint": "", "RoleARNPattern": "", "NATSCreds": "",
 	}
 	v := reflect.ValueOf(got).Elem()
@@ -224,6 +224,7 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_SHUTDOWN_GRACE": "0s"}, "S3EXPORTER_SHUTDOWN_GRACE", "positive"},
 		{map[string]string{"S3EXPORTER_CONSUMER_NAME": "s3.exporter"}, "S3EXPORTER_CONSUMER_NAME", "letters"},
 		{map[string]string{"S3EXPORTER_CONNECTION_TEST_TIMEOUT": "0s"}, "S3EXPORTER_CONNECTION_TEST_TIMEOUT", "positive"},
+		{map[string]string{"S3EXPORTER_GLOBAL_CONTROL": "tenants-only"}, "S3EXPORTER_GLOBAL_CONTROL", "true or false"},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

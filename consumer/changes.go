@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,55 +16,91 @@ import (
 )
 
 // ChangeHandler reacts once to an integration change (err is the rejection
-// of an invalid payload).
-type ChangeHandler func(ctx context.Context, ch integration.Change, err error)
+// of an invalid payload). control.Service is the exporter's.
+type ChangeHandler interface {
+	OnChange(ctx context.Context, ch integration.Change, err error)
+}
 
 // ChangeConsumer hands every new integration change to exactly one replica
 // (a durable consumer they share), so that side effects such as the automatic
 // connection test or a rejection status run once, not once per replica.
 type ChangeConsumer struct {
-	cc jetstream.ConsumeContext
+	JS      jetstream.JetStream
+	Topo    Topology
+	Durable string
+	Parser  *integration.Parser
+	Handler ChangeHandler
+	// Base is the context handlers run under (the daemon's: canceled when
+	// the shutdown grace runs out), each bounded by 90 s.
+	Base context.Context
+	Log  *zap.Logger
+
+	cons     jetstream.Consumer
+	mu       sync.Mutex
+	stopped  bool
+	handling sync.WaitGroup
 }
 
-// StartChangeConsumer binds the shared durable consumer durable on the
-// integrations stream. It starts at new messages when first created.
-func StartChangeConsumer(ctx context.Context, js jetstream.JetStream, topo Topology, durable string,
-	parser *integration.Parser, handle ChangeHandler, log *zap.Logger) (*ChangeConsumer, error) {
-	cons, err := js.CreateOrUpdateConsumer(ctx, topo.IntegrationsStream(), jetstream.ConsumerConfig{
-		Durable:       durable,
+// Bind creates or updates the shared durable consumer. It starts at new
+// messages when first created.
+func (c *ChangeConsumer) Bind(ctx context.Context) error {
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Topo.IntegrationsStream(), jetstream.ConsumerConfig{
+		Durable:       c.Durable,
 		Description:   "s3-exporter: one reaction per integration change",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       2 * time.Minute,
 		MaxDeliver:    3,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
-		FilterSubject: topo.Subject(event.IntegrationsChanged, ">"),
+		FilterSubject: c.Topo.Subject(event.IntegrationsChanged, ">"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("integration changes consumer %q: %w", durable, err)
+		return fmt.Errorf("integration changes consumer %q: %w", c.Durable, err)
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		ch, perr := parser.ParseChange(msg.Subject(), msg.Data())
-		hctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	c.cons = cons
+	return nil
+}
+
+// Run consumes until ctx ends (Bind first), then stops and waits for the
+// change being handled, if any: its side effects (a test, a status) finish
+// and its message is acknowledged, not redelivered to another replica to
+// run them twice.
+func (c *ChangeConsumer) Run(ctx context.Context) error {
+	base := c.Base
+	if base == nil {
+		base = context.WithoutCancel(ctx)
+	}
+	cc, err := c.cons.Consume(func(msg jetstream.Msg) {
+		c.mu.Lock()
+		if c.stopped {
+			// Left unacknowledged: redelivered after AckWait, to a replica
+			// that runs.
+			c.mu.Unlock()
+			return
+		}
+		c.handling.Add(1)
+		c.mu.Unlock()
+		defer c.handling.Done()
+		ch, perr := c.Parser.ParseChange(msg.Subject(), msg.Data())
+		hctx, cancel := context.WithTimeout(base, 90*time.Second)
 		defer cancel()
 		_ = msg.InProgress()
-		handle(hctx, ch, perr)
+		c.Handler.OnChange(hctx, ch, perr)
 		_ = msg.Ack()
 	}, jetstream.PullMaxMessages(4), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			log.Debug("integration changes consumer", zap.Error(err))
+			c.Log.Debug("integration changes consumer", zap.Error(err))
 		}
 	}))
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("integration changes consumer %q: %w", c.Durable, err)
 	}
-	return &ChangeConsumer{cc: cc}, nil
-}
-
-// Stop stops consuming.
-func (c *ChangeConsumer) Stop() {
-	if c != nil && c.cc != nil {
-		c.cc.Stop()
-	}
+	<-ctx.Done()
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	cc.Stop()
+	c.handling.Wait()
+	return nil
 }
 
 // ErrScanNotFound says a replayed scan is not in the scans stream.

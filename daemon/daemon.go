@@ -1,7 +1,9 @@
 // Package daemon wires the exporter together: the NATS connection, the
 // streams, the integration cache and its follower, the scan consumer, the S3
-// exporter, the control handlers and the metrics server. The s3-exporter
-// command, the dev stack and the tests all run it through this one path.
+// exporter, the control plane and the metrics server. It holds no decisions
+// of its own: each part runs as Run(ctx) error in one run group, started in
+// order and stopped in the reverse order. The s3-exporter command, the dev
+// stack and the tests all run it through this one path.
 package daemon
 
 import (
@@ -12,138 +14,236 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/consumer"
+	"github.com/prowler-cloud/s3-exporter/control"
 	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/fernet"
 	"github.com/prowler-cloud/s3-exporter/integration"
 	"github.com/prowler-cloud/s3-exporter/ledger"
 	"github.com/prowler-cloud/s3-exporter/metrics"
-	"github.com/prowler-cloud/s3-exporter/natsconn"
 	"github.com/prowler-cloud/s3-exporter/source"
 )
 
 // Daemon is one running exporter replica.
 type Daemon struct {
-	// TuneClients, when set before Start, adjusts the options the S3 and
-	// STS clients are built with (tests shorten the credential expiry
-	// window, which has no setting of its own).
-	TuneClients func(*exporter.ClientOptions)
-
 	cfg     *config.Config
 	log     *zap.Logger
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
+	topo    consumer.Topology
+	tune    func(*exporter.ClientOptions)
 
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	topo     consumer.Topology
-	cache    *integration.Cache
-	parser   *integration.Parser
-	follower *consumer.Follower
-	scans    *consumer.ScanConsumer
-	reporter *consumer.Reporter
-	exporter *exporter.Exporter
-	ledger   *ledger.Ledger
-	http     *metrics.Server
-	control  []*nats.Subscription
-	changes  *consumer.ChangeConsumer
+	http *metrics.Server
+	conn atomic.Pointer[natsConn]
+	// httpUp is closed once the metrics server listens.
+	httpUp chan struct{}
 
-	cacheReady atomic.Bool
-	bound      atomic.Bool
-	stop       context.CancelFunc
-	giveUps    func() // stops settling the scans that ran out of deliveries
-	runDone    chan struct{}
-	bg         sync.WaitGroup
+	cacheReady    atomic.Bool
+	statusesReady atomic.Bool
+	bound         atomic.Bool
+
+	// life is the context work runs under; kill cancels it when the
+	// shutdown grace runs out.
+	life context.Context
+	kill context.CancelFunc
+	// stop asks run to stop (Shutdown).
+	stop     context.CancelFunc
+	launched sync.Once
+	ready    chan struct{}
+	done     chan struct{}
+	err      error
+}
+
+// Option adjusts a daemon.
+type Option func(*Daemon)
+
+// WithClientOptions adjusts the options the S3 and STS clients are built
+// with (tests shorten the credential expiry window, which has no setting of
+// its own).
+func WithClientOptions(tune func(*exporter.ClientOptions)) Option {
+	return func(d *Daemon) { d.tune = tune }
 }
 
 // New builds a daemon. reg receives its metrics (nil: a new registry).
-func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry) *Daemon {
+func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, opts ...Option) *Daemon {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	return &Daemon{
+	d := &Daemon{
 		cfg: cfg, log: log, reg: reg,
 		metrics: metrics.New(reg, metrics.BuildInfo{Version: metrics.Version, Revision: metrics.Revision}),
 		topo:    consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge},
-		cache:   integration.NewCache(),
-		runDone: make(chan struct{}),
+		httpUp:  make(chan struct{}),
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
 	}
+	d.life, d.kill = context.WithCancel(context.Background())
+	for _, o := range opts {
+		o(d)
+	}
+	return d
 }
 
-// Registry returns the daemon's metrics registry.
-func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
-
-// Cache returns the integration cache.
-func (d *Daemon) Cache() *integration.Cache { return d.cache }
-
-// MetricsAddr returns the bound address of the metrics server.
+// MetricsAddr returns the bound address of the metrics server ("" until it
+// listens).
 func (d *Daemon) MetricsAddr() string {
-	if d.http == nil {
+	select {
+	case <-d.httpUp:
+		return d.http.Addr()
+	default:
 		return ""
 	}
-	return d.http.Addr()
 }
 
-// Start connects, prepares the streams, catches the cache up and starts
-// consuming. It returns once the replica is ready, or with the first error.
+// launch starts run once.
+func (d *Daemon) launch() {
+	d.launched.Do(func() {
+		ctx, stop := context.WithCancel(d.life)
+		d.stop = stop
+		go func() {
+			defer close(d.done)
+			d.err = d.run(ctx)
+		}()
+	})
+}
+
+// Start starts the daemon and returns once the replica is ready, or with the
+// error that stopped it. While NATS cannot be reached it keeps trying until
+// ctx ends; the daemon is then shut down.
 func (d *Daemon) Start(ctx context.Context) error {
-	if err := d.start(ctx); err != nil {
-		if d.follower != nil {
-			d.follower.Stop()
+	d.launch()
+	select {
+	case <-d.ready:
+		return nil
+	case <-d.done:
+		return d.err
+	case <-ctx.Done():
+		reason := d.Ready()
+		sctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace)
+		defer cancel()
+		_ = d.Shutdown(sctx)
+		if reason != nil {
+			return fmt.Errorf("not ready (%w): %w", reason, ctx.Err())
 		}
-		d.changes.Stop()
-		d.closeAll()
-		if d.http != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = d.http.Shutdown(sctx)
+		return ctx.Err()
+	}
+}
+
+// Shutdown stops taking work, lets in-flight scans and requests finish
+// within ctx (uploads still running when it ends are canceled and their
+// messages returned), then closes the connection and the metrics server.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	// A daemon never started has nothing to stop.
+	d.launched.Do(func() {
+		d.stop = func() {}
+		close(d.done)
+	})
+	d.stop()
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		d.kill()
+		<-d.done
+	}
+	d.kill()
+	return d.err
+}
+
+// Run runs a daemon until ctx ends, then shuts it down within the
+// configured grace. It returns early with the error of a part that failed.
+func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	d := New(cfg, log, nil)
+	d.launch()
+	select {
+	case <-d.done:
+		return d.err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("grace", cfg.ShutdownGrace))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	return d.Shutdown(sctx)
+}
+
+// run starts every part in order, waits for stop or for a part to fail,
+// then stops them all in the reverse order. A failed start and a shutdown
+// take the same path.
+func (d *Daemon) run(stop context.Context) (err error) {
+	g := newGroup(d.log)
+	defer func() {
+		d.bound.Store(false)
+		err = errors.Join(err, g.Err(), g.Stop())
+	}()
+	if err := d.start(stop, g); err != nil {
+		if stop.Err() != nil {
+			return nil // shut down while starting
 		}
 		return err
 	}
-	return nil
+	close(d.ready)
+	d.log.Info("exporter ready", zap.String("nats", d.conn.Load().nc.ConnectedUrlRedacted()), zap.String("consumer", d.cfg.ConsumerName),
+		zap.String("metrics_addr", d.http.Addr()))
+	select {
+	case <-stop.Done():
+		return nil
+	case <-g.Failed():
+		return nil // g.Err says why
+	}
 }
 
-func (d *Daemon) start(ctx context.Context) error {
+func (d *Daemon) start(ctx context.Context, g *group) error {
 	cfg := d.cfg
-	d.parser = &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials, RoleARNPattern: cfg.RoleARNPattern}
+	parser := &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials, RoleARNPattern: cfg.RoleARNPattern}
 	if k := cfg.CredentialsKey.Reveal(); k != "" {
 		key, err := fernet.ParseKey(k)
 		if err != nil {
 			return fmt.Errorf("S3EXPORTER_CREDENTIALS_KEY: %w", err)
 		}
-		d.parser.Key = key
+		parser.Key = key
 	}
 
 	d.http = metrics.NewServer(cfg.MetricsAddr, d.reg, d.Ready, d.log)
 	if err := d.http.Start(); err != nil {
 		return fmt.Errorf("metrics server on %s: %w", cfg.MetricsAddr, err)
 	}
+	close(d.httpUp)
+	g.Go("metrics server", func(ctx context.Context) error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return d.http.Shutdown(sctx)
+	})
 
-	nc, err := d.connect()
+	// Not reachable yet is not an error: the connection keeps trying, with
+	// backoff, while /healthz says alive and /readyz says why not ready.
+	conn, err := dialNATS(cfg, d.metrics, d.log)
 	if err != nil {
 		return err
 	}
-	d.nc = nc
-	d.metrics.NATSConnected.Set(1)
-	js, err := jetstream.New(nc)
+	d.conn.Store(conn)
+	g.Go("NATS connection", conn.Run)
+	if err := conn.WaitConnected(ctx); err != nil {
+		return err
+	}
+	js, err := jetstream.New(conn.nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	d.js = js
 
 	kv, err := consumer.EnsureStreams(ctx, js, d.topo, cfg.ManageStreams)
 	if err != nil {
 		return err
 	}
-	d.ledger = ledger.New(kv)
-	d.reporter = consumer.NewReporter(js, d.topo, d.ledger, d.metrics, d.cache, d.log)
+	cache := integration.NewCache()
+	led := ledger.New(kv)
+	reporter := consumer.NewReporter(js, d.topo, led, d.metrics, cache, d.log)
 
 	opener, err := source.NewOpener(js, cfg.FileSourceRoots)
 	if err != nil {
@@ -153,90 +253,123 @@ func (d *Daemon) start(ctx context.Context) error {
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
 		OnRetry: func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
 	}
-	if d.TuneClients != nil {
-		d.TuneClients(&copts)
+	if d.tune != nil {
+		d.tune(&copts)
 	}
 	clients, err := exporter.NewClients(ctx, copts)
 	if err != nil {
 		return err
 	}
-	d.exporter = exporter.New(clients, opener, exporter.Options{
+	exp := exporter.New(clients, opener, exporter.Options{
 		Concurrency: cfg.Concurrency, PartSize: cfg.PartSize, MultipartThreshold: cfg.MultipartThreshold,
 		UploadTimeout: cfg.UploadTimeout, Retries: cfg.InProcessRetries, RetryBaseDelay: cfg.RetryBaseDelay,
 		InFlight: d.metrics.UploadsInFlight.Add,
 	}, d.log)
 
-	d.follower = consumer.NewFollower(js, d.topo, d.cache, d.parser, d.log)
-	if err := d.follower.Start(ctx); err != nil {
+	follower := consumer.NewFollower(js, d.topo, cache, parser, d.log)
+	if err := follower.Start(ctx); err != nil {
 		return err
 	}
+	g.Go("integration follower", func(ctx context.Context) error {
+		<-ctx.Done()
+		follower.Stop()
+		return nil
+	})
 	d.cacheReady.Store(true)
 	d.metrics.CacheReady.Set(1)
-	d.reporter.RefreshIntegrations()
+	reporter.RefreshIntegrations()
 
-	if err := d.startControl(ctx); err != nil {
+	svc := control.New(control.Ports{
+		Cache:  cache,
+		Ledger: led,
+		Scans:  scanStore{js: js, topo: d.topo},
+		Test: func(ctx context.Context, ig *integration.Integration) control.TestResult {
+			return testResult(clients.TestConnection(ctx, ig))
+		},
+		Build:   parser.Build,
+		Publish: reporter.Connection,
+		CatchUp: follower.CatchUp,
+		Changed: reporter.RefreshIntegrations,
+		Tested: func(connected bool) {
+			result := metrics.ConnectionDisconnected
+			if connected {
+				result = metrics.ConnectionConnected
+			}
+			d.metrics.ConnectionTests.WithLabelValues(result).Inc()
+		},
+	}, control.Options{Prefix: cfg.SubjectPrefix, TestTimeout: cfg.ConnectionTestTimeout, Global: cfg.GlobalControl}, d.log)
+
+	// Every replica learns every connection status, whoever published it,
+	// starting from the last stored one of each integration.
+	statuses := &control.Statuses{
+		NC: conn.nc, Subject: d.topo.Subject(event.IntegrationsStatus, ">"),
+		Load: func(ctx context.Context) ([]event.ConnectionStatus, error) {
+			return control.LoadLast(ctx, js, d.topo.StatusStream(), d.topo.Subject(event.IntegrationsStatus, ">"))
+		},
+		Current: cache.Status, Set: cache.SetStatus, Loaded: reporter.RefreshIntegrations, Log: d.log,
+	}
+	if err := statuses.Start(ctx); err != nil {
 		return err
 	}
+	d.statusesReady.Store(true)
+	g.Go("connection statuses", statuses.Run)
 
-	d.scans = consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
+	server := &control.Server{NC: conn.nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
+		Base: d.life, Timeout: cfg.ConnectionTestTimeout + 5*time.Second, Log: d.log}
+	g.Go("control", server.Run)
+
+	changes := &consumer.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
+		Parser: parser, Handler: svc, Base: d.life, Log: d.log}
+	if err := changes.Bind(ctx); err != nil {
+		return err
+	}
+	g.Go("integration changes", changes.Run)
+
+	scans := consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
 		Durable: cfg.ConsumerName, MaxInFlight: cfg.MaxInFlightScans, AckWait: cfg.AckWait,
 		MaxDeliver: cfg.MaxDeliver, Backoff: cfg.BackoffFor,
-	}, d.cache, d.follower, d.exporter, d.ledger, d.reporter, d.metrics, d.log)
-	if err := d.scans.Bind(ctx); err != nil {
+	}, cache, follower, exp, led, reporter, d.metrics, d.log)
+	if err := scans.Bind(ctx); err != nil {
 		return fmt.Errorf("binding the scans consumer %q: %w", cfg.ConsumerName, err)
 	}
-	if d.giveUps, err = d.scans.WatchGiveUps(); err != nil {
+	stopGiveUps, err := scans.WatchGiveUps()
+	if err != nil {
 		return err
 	}
+	g.Go("give-ups", func(ctx context.Context) error {
+		<-ctx.Done()
+		stopGiveUps()
+		return nil
+	})
 	d.bound.Store(true)
-
-	runCtx, stop := context.WithCancel(context.Background())
-	d.stop = stop
-	go func() {
-		defer close(d.runDone)
-		d.scans.Run(runCtx)
-	}()
-	d.bg.Add(1)
-	go func() {
-		defer d.bg.Done()
-		d.watchConsumer(runCtx)
-	}()
-	d.log.Info("exporter ready", zap.String("nats", nc.ConnectedUrlRedacted()), zap.String("consumer", cfg.ConsumerName),
-		zap.Int("integrations", d.cache.Len()), zap.String("metrics_addr", d.http.Addr()))
+	g.Go("scans", func(ctx context.Context) error {
+		scans.Run(ctx)
+		d.bound.Store(false)
+		// The grace is the daemon's: d.life ends when it runs out.
+		if err := scans.Shutdown(d.life); err != nil {
+			// Expected when uploads outlast the grace: they were aborted and
+			// their scans returned to the stream, nothing is lost.
+			d.log.Warn("shutdown grace ran out", zap.Error(err))
+		}
+		return nil
+	})
+	g.Go("consumer gauges", func(ctx context.Context) error {
+		watchConsumer(ctx, scans, d.metrics)
+		return nil
+	})
 	return nil
 }
 
-func (d *Daemon) connect() (*nats.Conn, error) {
-	cfg := d.cfg
-	return natsconn.Connect(cfg.NATSURL, "s3-exporter", natsconn.Auth{
-		Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKeySeed, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA,
-	},
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			d.metrics.NATSConnected.Set(0)
-			d.log.Warn("NATS disconnected", zap.Error(err))
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			d.metrics.NATSConnected.Set(1)
-			d.log.Info("NATS reconnected", zap.String("server", nc.ConnectedUrlRedacted()))
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			d.log.Warn("NATS error", zap.Error(err))
-		}),
-	)
-}
-
 // watchConsumer keeps the consumer gauges current.
-func (d *Daemon) watchConsumer(ctx context.Context) {
+func watchConsumer(ctx context.Context, scans *consumer.ScanConsumer, m *metrics.Metrics) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
-		if c := d.scans.Consumer(); c != nil {
+		if c := scans.Consumer(); c != nil {
 			ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if info, err := c.Info(ictx); err == nil {
-				d.metrics.ConsumerPending.Set(float64(info.NumPending))
-				d.metrics.ConsumerAckPending.Set(float64(info.NumAckPending))
+				m.ConsumerPending.Set(float64(info.NumPending))
+				m.ConsumerAckPending.Set(float64(info.NumAckPending))
 			}
 			cancel()
 		}
@@ -249,81 +382,20 @@ func (d *Daemon) watchConsumer(ctx context.Context) {
 }
 
 // Ready reports whether the replica can take work: NATS connected, cache
-// caught up, consumer bound.
+// caught up, consumer bound; when not, the error says why (/readyz shows it).
 func (d *Daemon) Ready() error {
+	conn := d.conn.Load()
 	switch {
-	case d.nc == nil || !d.nc.IsConnected():
-		return errors.New("NATS not connected")
+	case conn == nil:
+		return errors.New("NATS not connected yet")
+	case !conn.Connected():
+		return conn.NotConnected()
 	case !d.cacheReady.Load():
 		return errors.New("integration cache catching up")
+	case !d.statusesReady.Load():
+		return errors.New("loading the last connection statuses")
 	case !d.bound.Load():
 		return errors.New("scans consumer not bound")
 	}
 	return nil
-}
-
-// Shutdown stops taking work, lets in-flight scans finish within ctx (their
-// uploads are canceled and their messages returned when it ends), then closes
-// the connection and the metrics server.
-func (d *Daemon) Shutdown(ctx context.Context) error {
-	var errs []error
-	d.bound.Store(false)
-	if d.stop != nil {
-		d.stop()
-		<-d.runDone
-	}
-	for _, s := range d.control {
-		_ = s.Drain()
-	}
-	if d.scans != nil {
-		if err := d.scans.Shutdown(ctx); err != nil {
-			// Expected when uploads outlast the grace: they were aborted and
-			// their scans returned to the stream, nothing is lost.
-			d.log.Warn("shutdown grace ran out", zap.Error(err))
-		}
-	}
-	if d.giveUps != nil {
-		d.giveUps()
-	}
-	d.bg.Wait()
-	if d.follower != nil {
-		d.follower.Stop()
-	}
-	d.changes.Stop()
-	d.closeAll()
-	if d.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := d.http.Shutdown(sctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (d *Daemon) closeAll() {
-	if d.nc != nil && !d.nc.IsClosed() {
-		if err := d.nc.Drain(); err != nil {
-			d.nc.Close()
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for !d.nc.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		d.nc.Close()
-	}
-}
-
-// Run starts the daemon, waits for ctx to end, then shuts down within the
-// configured grace.
-func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
-	d := New(cfg, log, nil)
-	if err := d.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	log.Info("shutting down", zap.Duration("grace", cfg.ShutdownGrace))
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	defer cancel()
-	return d.Shutdown(sctx)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -158,12 +159,27 @@ func checkStatus(t testing.TB, what string, connected bool, e *event.ErrorBody, 
 // returns the reply and the status event it published.
 func (e *env) testUnsaved(in event.IntegrationPayload) (event.TestReply, event.ConnectionStatus) {
 	e.t.Helper()
-	n := len(e.connStatuses(in.TenantID, in.ID))
 	rep, err := e.cl.TestUnsaved(context.Background(), in)
 	if err != nil {
 		e.t.Fatalf("testing unsaved %s: %v", in.ID, err)
 	}
-	return rep, e.waitConn(in.TenantID, in.ID, n)
+	// Contract v1.1 §7: an unsaved test answers the request only, so the
+	// status to check is the reply's (noUnsavedStatus checks none came).
+	return rep, event.ConnectionStatus{TenantID: in.TenantID, IntegrationID: in.ID, Connected: rep.Connected,
+		LastCheckedAt: rep.CheckedAt, BucketRegion: rep.BucketRegion, Error: rep.Error}
+}
+
+// noUnsavedStatus checks that no connection status was published for the
+// unsaved integrations ids. Call it after waiting for a later status: the
+// statuses are read in stream order, so one published by an earlier unsaved
+// test would have been seen.
+func (e *env) noUnsavedStatus(tenant string, ids ...string) {
+	e.t.Helper()
+	for _, id := range ids {
+		if sts := e.connStatuses(tenant, id); len(sts) != 0 {
+			e.t.Errorf("testing unsaved %s published %d connection statuses: %+v", id, len(sts), sts)
+		}
+	}
 }
 
 // testSaved runs the connection test of a cached integration and returns
@@ -213,14 +229,14 @@ func newEnvTuned(t *testing.T, mutate func(*config.Config), tune func(*exporter.
 	t.Helper()
 	e := newEnvFull(t, s3Server(t), mutate, false)
 	core, logs := observer.New(zap.DebugLevel)
-	d := daemon.New(e.cfg, zap.New(core), nil)
-	d.TuneClients = tune
+	reg := prometheus.NewRegistry()
+	d := daemon.New(e.cfg, zap.New(core), reg, daemon.WithClientOptions(tune))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.Start(ctx); err != nil {
 		t.Fatalf("starting the exporter: %v", err)
 	}
-	e.d, e.logs = d, logs
+	e.d, e.reg, e.logs = d, reg, logs
 	t.Cleanup(e.stop)
 	return e
 }

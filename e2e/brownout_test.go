@@ -57,7 +57,7 @@ func TestS3BrownOutIsAbsorbedByRetries(t *testing.T) {
 	// AWS SDK's retries inside one attempt (3 tries per request) are not,
 	// but every fault the proxy injected was either absorbed by them or
 	// surfaced as one of the exporter's.
-	reg := e.d.Registry()
+	reg := e.reg
 	retries := sumMetric(t, reg, "s3exporter_retries_total")
 	sdkRetries := sumMetric(t, reg, "s3exporter_s3_request_retries_total")
 	failures := sumMetric(t, reg, "s3exporter_upload_failures_total")

@@ -173,8 +173,10 @@ func TestRestartedExporterRebuildsItsCache(t *testing.T) {
 
 	e.stop()
 	e.start()
-	if n := e.d.Cache().Len(); n != 1 {
-		t.Fatalf("cache after restart holds %d integrations, want 1", n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if l, err := e.cl.List(ctx, "tenant-a"); err != nil || len(l.Integrations) != 1 {
+		t.Fatalf("cache after restart holds %+v (%v), want 1 integration", l, err)
 	}
 	e.publishScan("tenant-a", "prov-1", "222233334444", "scan-9", files)
 	if st := e.waitExport("scan-9", "survivor"); st.State != event.StateSucceeded {

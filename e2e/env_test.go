@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -35,6 +36,7 @@ type env struct {
 	s3   *testutil.S3Server
 	cfg  *config.Config
 	d    *daemon.Daemon
+	reg  *prometheus.Registry // the running exporter's metrics
 	nc   *nats.Conn
 	cl   *client.Client
 	logs *observer.ObservedLogs
@@ -143,13 +145,14 @@ func (e *env) start() {
 	e.t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	e.logs = logs
-	d := daemon.New(e.cfg, zap.New(core), nil)
+	reg := prometheus.NewRegistry()
+	d := daemon.New(e.cfg, zap.New(core), reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.Start(ctx); err != nil {
 		e.t.Fatalf("starting the exporter: %v", err)
 	}
-	e.d = d
+	e.d, e.reg = d, reg
 	e.t.Cleanup(func() { e.stop() })
 }
 

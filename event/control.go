@@ -3,7 +3,8 @@ package event
 import "time"
 
 // TestRequest asks for a connection test: of a cached integration (TenantID
-// and IntegrationID) or of an unsaved one (Integration).
+// and IntegrationID) or of an unsaved one (Integration). On a tenant-scoped
+// subject TenantID may be left out.
 type TestRequest struct {
 	TenantID      string              `json:"tenant_id,omitempty"`
 	IntegrationID string              `json:"integration_id,omitempty"`
@@ -18,9 +19,10 @@ type TestReply struct {
 	Error        *ErrorBody `json:"error"`
 }
 
-// GetRequest asks for a cached integration.
+// GetRequest asks for a cached integration. On a tenant-scoped subject
+// TenantID may be left out.
 type GetRequest struct {
-	TenantID      string `json:"tenant_id"`
+	TenantID      string `json:"tenant_id,omitempty"`
 	IntegrationID string `json:"integration_id"`
 }
 
@@ -31,9 +33,22 @@ type GetReply struct {
 	Status      *ConnectionStatus  `json:"status"`
 }
 
-// ReplayRequest asks for a scan to be exported again.
+// ListRequest asks for every cached integration of the subject's tenant
+// (tenant-scoped subjects only). TenantID, when given, must be that tenant.
+type ListRequest struct {
+	TenantID string `json:"tenant_id,omitempty"`
+}
+
+// ListReply answers a ListRequest: the tenant's integrations, each as a
+// GetReply, sorted by id.
+type ListReply struct {
+	Integrations []GetReply `json:"integrations"`
+}
+
+// ReplayRequest asks for a scan to be exported again. On a tenant-scoped
+// subject TenantID may be left out.
 type ReplayRequest struct {
-	TenantID      string `json:"tenant_id"`
+	TenantID      string `json:"tenant_id,omitempty"`
 	ScanID        string `json:"scan_id"`
 	IntegrationID string `json:"integration_id,omitempty"`
 }

@@ -141,6 +141,22 @@ func (c *Cache) Select(tenant, provider string) []*Integration {
 	return out
 }
 
+// List returns every integration of tenant, enabled or not, sorted by id.
+// It walks the whole cache: it serves an admin's list request, not the scan
+// path.
+func (c *Cache) List(tenant string) []*Integration {
+	c.mu.RLock()
+	var out []*Integration
+	for _, ig := range c.byKey {
+		if ig.TenantID == tenant {
+			out = append(out, ig)
+		}
+	}
+	c.mu.RUnlock()
+	sortByID(out)
+	return out
+}
+
 func sortByID(igs []*Integration) {
 	slices.SortFunc(igs, func(a, b *Integration) int { return strings.Compare(a.ID, b.ID) })
 }

@@ -27,6 +27,7 @@ type globals struct {
 	tlsKey  string
 	tlsCA   string
 	prefix  string
+	inbox   string
 	timeout time.Duration
 	json    bool
 }
@@ -40,6 +41,7 @@ func defaultGlobals(getenv func(string) string) globals {
 		tlsCert: getenv("NATS_CERT"),
 		tlsKey:  getenv("NATS_KEY"),
 		tlsCA:   getenv("NATS_CA"),
+		inbox:   getenv("NATS_INBOX_PREFIX"),
 		prefix:  "prowler",
 		timeout: 30 * time.Second,
 	}
@@ -60,11 +62,15 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.tlsKey, "tlskey", g.tlsKey, "TLS client key")
 	fs.StringVar(&g.tlsCA, "tlsca", g.tlsCA, "TLS CA")
 	fs.StringVar(&g.prefix, "prefix", g.prefix, "subject prefix")
+	fs.StringVar(&g.inbox, "inbox-prefix", g.inbox, "reply subject prefix")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "time limit of each request")
 	fs.BoolVar(&g.json, "json", g.json, "JSON output")
 }
 
-var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+var (
+	prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	inboxPattern  = regexp.MustCompile(`^[A-Za-z0-9_=-]+(\.[A-Za-z0-9_=-]+)*$`)
+)
 
 // check validates the connection flags.
 func (g *globals) check() error {
@@ -76,6 +82,9 @@ func (g *globals) check() error {
 	}
 	if (g.tlsCert == "") != (g.tlsKey == "") {
 		return usageErrorf("--tlscert and --tlskey go together")
+	}
+	if g.inbox != "" && !inboxPattern.MatchString(g.inbox) {
+		return usageErrorf("--inbox-prefix %q: must be subject tokens without wildcards, e.g. _INBOX_tenant-a", g.inbox)
 	}
 	if strings.TrimSpace(g.server) == "" {
 		return usageErrorf("--server is empty")
@@ -91,9 +100,15 @@ func (a *app) connect() (*client.Client, func(), error) {
 		return nil, nil, err
 	}
 	a.secrets.addURLPasswords(g.server)
+	opts := []nats.Option{nats.Timeout(g.timeout)}
+	if g.inbox != "" {
+		// A tenant's user may subscribe its own reply subjects only: with
+		// _INBOX.> it could read the replies sent to other tenants.
+		opts = append(opts, nats.CustomInboxPrefix(g.inbox))
+	}
 	nc, err := natsconn.Connect(g.server, "exporterctl", natsconn.Auth{
 		Creds: g.creds, NKeySeed: g.nkey, TLSCert: g.tlsCert, TLSKey: g.tlsKey, TLSCA: g.tlsCA,
-	}, nats.Timeout(g.timeout))
+	}, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

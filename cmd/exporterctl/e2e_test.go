@@ -229,6 +229,27 @@ func TestEndToEnd(t *testing.T) {
 	}
 	w.eventually(0, "integration", "get", "--tenant", tenant, "--id", "plain")
 
+	// integration list: the tenant's own, as a table and as JSON (over a
+	// reply prefix of its own, as a per-tenant NATS user needs).
+	r = w.must(0, "integration", "list", "--tenant", tenant)
+	if rows := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(rows) != 3 || !strings.HasPrefix(rows[0], "ID") ||
+		!strings.HasPrefix(rows[1], "enc ") || !strings.HasPrefix(rows[2], "plain ") || !strings.Contains(rows[1], bucket) {
+		t.Errorf("integration list:\n%s", r.stdout)
+	}
+	r = w.must(0, "--json", "--inbox-prefix", "_INBOX_tenant-1", "integration", "list", "--tenant", tenant)
+	var listed event.ListReply
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed.Integrations) != 2 ||
+		listed.Integrations[0].Integration.ID != "enc" || listed.Integrations[1].Integration.ID != "plain" {
+		t.Errorf("integration list --json: %q (%v)", r.stdout, err)
+	}
+	if strings.Contains(r.stdout, secret) {
+		t.Error("integration list shows the secret")
+	}
+	r = w.must(0, "integration", "list", "--tenant", "tenant-2")
+	if !strings.Contains(r.stdout, "tenant tenant-2 has no integration") {
+		t.Errorf("list of another tenant: %q", r.stdout)
+	}
+
 	// integration test: cached, and unsaved from a file (encrypted on the way).
 	r = w.must(0, "integration", "test", "--tenant", tenant, "--id", "plain")
 	if !strings.HasPrefix(r.stdout, "connected") {

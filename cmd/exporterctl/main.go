@@ -73,6 +73,7 @@ func init() {
 		{"integration put", "publish an integration (upsert)", integrationPutHelp, runIntegrationPut},
 		{"integration delete", "publish the deletion of an integration", integrationDeleteHelp, runIntegrationDelete},
 		{"integration get", "show an integration as the exporter holds it (redacted) and its last connection status", integrationGetHelp, runIntegrationGet},
+		{"integration list", "list a tenant's integrations as the exporter holds them, with their connection status", integrationListHelp, runIntegrationList},
 		{"integration test", "run a connection test of a saved or an unsaved integration", integrationTestHelp, runIntegrationTest},
 		{"scan publish", "store a folder of Prowler outputs and publish the scan-completed event", scanPublishHelp, runScanPublish},
 		{"status watch", "print export and connection status events as JSON lines", statusWatchHelp, runStatusWatch},
@@ -329,6 +330,8 @@ const globalHelp = `Connection flags (before or after the command):
   --tlskey FILE       client key for NATS TLS (env NATS_KEY)
   --tlsca FILE        CA to verify the NATS servers (env NATS_CA)
   --prefix P          subject prefix of the exporter (default prowler)
+  --inbox-prefix P    prefix of reply subjects (env NATS_INBOX_PREFIX; default _INBOX); a
+                      per-tenant NATS user is allowed its own only (docs/security.md)
   --timeout D         time limit of connecting and of each request (default 30s)
   --json              machine-readable (JSON) output
 `

@@ -404,8 +404,8 @@ func (l *lazyFile) close() {
 	l.done = true
 }
 
-// publishScan publishes the event like client.PublishScan (Nats-Msg-Id = scan
-// id) but returns the ack, to tell a duplicate the stream dropped.
+// publishScan publishes the event like client.PublishScan (Nats-Msg-Id =
+// client.ScanMsgID) but returns the ack, to tell a duplicate the stream dropped.
 func publishScan(ctx context.Context, cl *client.Client, subject string, s event.ScanCompleted) (*jetstream.PubAck, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -413,7 +413,7 @@ func publishScan(ctx context.Context, cl *client.Client, subject string, s event
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = b
-	msg.Header.Set(jetstream.MsgIDHeader, s.ScanID)
+	msg.Header.Set(jetstream.MsgIDHeader, client.ScanMsgID(s))
 	return cl.JS.PublishMsg(ctx, msg)
 }
 

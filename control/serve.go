@@ -1,0 +1,147 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
+)
+
+// Queue is the queue group of the control subscriptions: one replica answers
+// each request.
+const Queue = "s3-exporter"
+
+// Handler answers one control request (Service is one).
+type Handler interface {
+	Handle(ctx context.Context, scope, op string, data []byte) any
+}
+
+// Server serves the control subjects over core NATS request-reply.
+type Server struct {
+	NC     *nats.Conn
+	Prefix string
+	// Global subscribes the tenant-less subjects too.
+	Global  bool
+	Handler Handler
+	// Base is the context requests run under (the daemon's: canceled when
+	// the shutdown grace runs out), each bounded by Timeout.
+	Base    context.Context
+	Timeout time.Duration
+	// MaxInFlight bounds requests served at once (8 if zero).
+	MaxInFlight int
+	Log         *zap.Logger
+
+	mu      sync.Mutex
+	stopped bool
+	running sync.WaitGroup
+}
+
+// Subjects returns the subjects the server subscribes.
+func (s *Server) Subjects() []string {
+	var out []string
+	for _, op := range event.ControlOps {
+		out = append(out, event.ControlSubject(s.Prefix, "*", op))
+		if s.Global && op != event.OpList {
+			out = append(out, event.ControlSubject(s.Prefix, "", op))
+		}
+	}
+	return out
+}
+
+// Run subscribes and serves until ctx ends; it then stops taking requests,
+// answers those already received and waits for them.
+func (s *Server) Run(ctx context.Context) error {
+	base := s.Base
+	if base == nil {
+		base = context.WithoutCancel(ctx)
+	}
+	n := s.MaxInFlight
+	if n <= 0 {
+		n = 8
+	}
+	sem := make(chan struct{}, n)
+	var subs []*nats.Subscription
+	defer func() { s.drain(base, subs) }()
+	for _, subj := range s.Subjects() {
+		sub, err := s.NC.QueueSubscribe(subj, Queue, func(m *nats.Msg) { s.serve(base, sem, m) })
+		if err != nil {
+			return fmt.Errorf("subscribing %s: %w", subj, err)
+		}
+		subs = append(subs, sub)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// drain stops the subscriptions, letting the requests NATS already handed
+// over be served, then waits for every request being served (all bounded by
+// base: when the daemon's grace runs out, the requests are canceled).
+func (s *Server) drain(base context.Context, subs []*nats.Subscription) {
+	var closed []<-chan nats.SubStatus
+	for _, sub := range subs {
+		ch := sub.StatusChanged(nats.SubscriptionClosed)
+		if err := sub.Drain(); err != nil {
+			_ = sub.Unsubscribe()
+			continue
+		}
+		closed = append(closed, ch)
+	}
+	for _, ch := range closed {
+		select {
+		case <-ch:
+		case <-base.Done():
+		}
+	}
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.running.Wait()
+}
+
+func (s *Server) serve(base context.Context, sem chan struct{}, m *nats.Msg) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.running.Add(1)
+	s.mu.Unlock()
+	// Blocking here holds the subscription's delivery: past MaxInFlight,
+	// requests wait in NATS's buffer instead of piling up goroutines.
+	sem <- struct{}{}
+	go func() {
+		defer s.running.Done()
+		defer func() { <-sem }()
+		ctx, cancel := context.WithTimeout(base, s.timeout())
+		defer cancel()
+		var reply any
+		if scope, op, err := event.ParseControlSubject(s.Prefix, m.Subject); err != nil {
+			reply = badRequest("%v", err)
+		} else {
+			reply = s.Handler.Handle(ctx, scope, op, m.Data)
+		}
+		b, err := json.Marshal(reply)
+		if err != nil {
+			b, _ = json.Marshal(event.ErrorReply{Error: event.ErrorBody{Code: string(errcode.InternalError), Message: err.Error()}})
+		}
+		if m.Reply != "" {
+			if err := m.Respond(b); err != nil && s.Log != nil {
+				s.Log.Debug("answering a control request", zap.String("subject", m.Subject), zap.Error(err))
+			}
+		}
+	}()
+}
+
+func (s *Server) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return 30 * time.Second
+}

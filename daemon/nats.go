@@ -1,0 +1,146 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/prowler-cloud/s3-exporter/config"
+	"github.com/prowler-cloud/s3-exporter/metrics"
+	"github.com/prowler-cloud/s3-exporter/natsconn"
+)
+
+// natsConn is the daemon's NATS connection. It never gives up: a server
+// that cannot be reached at start, or later, is tried again with backoff
+// (a pod must not crash-loop through a NATS restart), and Connected and
+// NotConnected tell /readyz.
+type natsConn struct {
+	nc        *nats.Conn
+	log       *zap.Logger
+	connected chan struct{} // closed at the first connection
+	once      sync.Once
+	closed    chan struct{} // closed when the connection is closed
+	closing   atomic.Bool   // a graceful close: its disconnection is no news
+	mu        sync.Mutex
+	lastErr   error
+}
+
+// reconnectDelay is the wait before reconnect attempt n: exponential from
+// 250 ms to 5 s. A restarting server is back within seconds; waiting longer
+// would only delay the exports.
+func reconnectDelay(attempts int) time.Duration {
+	d := 250 * time.Millisecond
+	for i := 1; i < attempts && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Second)
+}
+
+func dialNATS(cfg *config.Config, m *metrics.Metrics, log *zap.Logger) (*natsConn, error) {
+	c := &natsConn{log: log, connected: make(chan struct{}), closed: make(chan struct{})}
+	nc, err := natsconn.Connect(cfg.NATSURL, "s3-exporter", natsconn.Auth{
+		Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKeySeed, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA,
+	},
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			m.NATSConnected.Set(1)
+			c.setErr(nil)
+			c.once.Do(func() { close(c.connected) })
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			m.NATSConnected.Set(0)
+			if c.closing.Load() {
+				log.Debug("NATS connection closed")
+				return
+			}
+			c.setErr(err)
+			log.Warn("NATS disconnected", zap.Error(err))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			m.NATSConnected.Set(1)
+			c.setErr(nil)
+			c.once.Do(func() { close(c.connected) })
+			log.Info("NATS reconnected", zap.String("server", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// Logged when the reason changes, not at every attempt.
+			if c.setErr(err) {
+				log.Warn("NATS not reachable; trying again", zap.Error(err))
+			}
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS error", zap.Error(err))
+		}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	c.nc = nc
+	if nc.IsConnected() {
+		m.NATSConnected.Set(1)
+		c.once.Do(func() { close(c.connected) })
+	}
+	return c, nil
+}
+
+// setErr records why the connection is down and reports whether the reason
+// changed.
+func (c *natsConn) setErr(err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := (err == nil) != (c.lastErr == nil) || (err != nil && err.Error() != c.lastErr.Error())
+	c.lastErr = err
+	return changed
+}
+
+// Connected reports whether the connection is up.
+func (c *natsConn) Connected() bool { return c.nc.IsConnected() }
+
+// NotConnected says why the connection is down.
+func (c *natsConn) NotConnected() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastErr != nil {
+		return fmt.Errorf("NATS not connected: %s", redactedErr(c.lastErr))
+	}
+	return errors.New("NATS not connected")
+}
+
+// redactedErr is the client library's message; it names servers by their
+// address, never with the user and password of a URL.
+func redactedErr(err error) string { return config.RedactURLs(err.Error()) }
+
+// WaitConnected waits for the first connection.
+func (c *natsConn) WaitConnected(ctx context.Context) error {
+	select {
+	case <-c.connected:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for NATS: %w", ctx.Err())
+	}
+}
+
+// Run holds the connection until ctx ends, then drains it (pending
+// publishes and replies go out) and closes it.
+func (c *natsConn) Run(ctx context.Context) error {
+	<-ctx.Done()
+	c.closing.Store(true)
+	if err := c.nc.Drain(); err != nil {
+		c.nc.Close()
+	}
+	select {
+	case <-c.closed:
+	case <-time.After(5 * time.Second):
+		c.nc.Close()
+	}
+	return nil
+}

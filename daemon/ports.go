@@ -1,0 +1,35 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/prowler-cloud/s3-exporter/consumer"
+	"github.com/prowler-cloud/s3-exporter/control"
+	"github.com/prowler-cloud/s3-exporter/exporter"
+)
+
+// scanStore is control's view of the scans stream.
+type scanStore struct {
+	js   jetstream.JetStream
+	topo consumer.Topology
+}
+
+func (s scanStore) Find(ctx context.Context, tenant, scan string) (string, []byte, error) {
+	subject, payload, err := consumer.FindScan(ctx, s.js, s.topo, tenant, scan)
+	if errors.Is(err, consumer.ErrScanNotFound) {
+		return "", nil, control.ErrScanNotFound
+	}
+	return subject, payload, err
+}
+
+func (s scanStore) Republish(ctx context.Context, subject string, payload []byte) error {
+	_, err := s.js.Publish(ctx, subject, payload)
+	return err
+}
+
+func testResult(r exporter.ConnectionResult) control.TestResult {
+	return control.TestResult{Connected: r.Connected, Region: r.Region, CheckedAt: r.CheckedAt, Err: r.Err}
+}
