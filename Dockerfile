@@ -23,7 +23,7 @@ ENV CGO_ENABLED=0
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath \
-      -ldflags "-s -w -X github.com/prowler-cloud/s3-exporter/metrics.Version=${VERSION} -X github.com/prowler-cloud/s3-exporter/metrics.Revision=${REVISION}" \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION} -X github.com/prometheus/common/version.BuildUser=docker" \
       -o /out/ ./cmd/s3-exporter ./cmd/exporterctl
 
 # distroless static: no shell, no package manager; CA certificates, tzdata

@@ -4,7 +4,10 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS  := -s -w -X github.com/prowler-cloud/s3-exporter/metrics.Version=$(VERSION) -X github.com/prowler-cloud/s3-exporter/metrics.Revision=$(REVISION)
+BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+# Build info as Prometheus's own exporters stamp it (metrics.CurrentBuild reads it).
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS  := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=make -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 FUZZTIME ?= 10000x
 
 .PHONY: demo test test-short race fuzz bench bench-quick build lint clean

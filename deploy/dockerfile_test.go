@@ -130,7 +130,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatalf("go build has no -ldflags \"...\": %s", goBuild)
 	}
 	ld := strings.Fields(m[1])
-	for _, want := range []string{"-s", "-w", "-X", modulePath + "/metrics.Version=${VERSION}", modulePath + "/metrics.Revision=${REVISION}"} {
+	for _, want := range []string{"-s", "-w", "-X", "github.com/prometheus/common/version.Version=${VERSION}", "github.com/prometheus/common/version.Revision=${REVISION}"} {
 		if !slices.Contains(ld, want) {
 			t.Errorf("ldflags lack %s: %s", want, m[1])
 		}
@@ -183,7 +183,7 @@ func TestDockerfileLdflagsStamp(t *testing.T) {
 
 	dir := t.TempDir()
 	main := filepath.Join(dir, "main.go")
-	src := "package main\n\nimport (\n\t\"fmt\"\n\n\t\"" + modulePath + "/metrics\"\n)\n\nfunc main() { fmt.Print(metrics.Version, \" \", metrics.Revision) }\n"
+	src := "package main\n\nimport (\n\t\"fmt\"\n\n\t\"" + modulePath + "/metrics\"\n)\n\nfunc main() { b := metrics.CurrentBuild(); fmt.Print(b.Version, \" \", b.Revision) }\n"
 	if err := os.WriteFile(main, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
