@@ -16,13 +16,20 @@ FUZZTIME ?= 10000x
 demo:
 	$(GO) run ./cmd/devstack
 
-## test: the whole suite (unit, end to end on embedded nats-server and a versitygw process)
+# deploy/ is a Go module of its own (its tests need HCL, YAML and the helm and
+# kustomize tools, which the exporter does not): every target that runs or
+# checks "everything" runs it too.
+DEPLOY := deploy
+
+## test: the whole suite (unit, end to end on embedded nats-server and a versitygw process; the deploy module's chart, manifests, rules and templates)
 test:
 	$(GO) test -count=1 -timeout 20m ./...
+	cd $(DEPLOY) && $(GO) test -count=1 -timeout 20m ./...
 
 ## test-short: the unit tests only
 test-short:
 	$(GO) test -count=1 -short ./...
+	cd $(DEPLOY) && $(GO) test -count=1 -short ./...
 
 ## race: the unit packages under the race detector
 race:
@@ -48,6 +55,7 @@ build:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	cd $(DEPLOY) && $(GO) vet ./...
 
 clean:
 	rm -rf bin .devstack
