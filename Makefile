@@ -10,7 +10,7 @@ VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS  := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=make -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 FUZZTIME ?= 10000x
 
-.PHONY: demo test test-short race fuzz bench bench-quick build lint clean
+.PHONY: demo test test-short race fuzz bench bench-quick build lint clean chart-files
 
 ## demo: run NATS + versitygw + the exporter in-process, export a demo scan, stay up until Ctrl-C
 demo:
@@ -50,6 +50,11 @@ bench-quick:
 ## build: static binaries in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/s3-exporter ./cmd/exporterctl ./cmd/devstack
+
+## chart-files: copy the rules and the dashboard into the Helm chart (a chart cannot reach outside its folder; a test keeps the copies equal)
+chart-files:
+	cp deploy/prometheus/alerts.yml deploy/helm/s3-exporter/files/alerts.yml
+	cp deploy/grafana/s3-exporter.json deploy/helm/s3-exporter/files/s3-exporter.json
 
 ## lint: gofmt and go vet
 lint:
