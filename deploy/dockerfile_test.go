@@ -223,7 +223,7 @@ func TestDockerignoreKeepsTheSources(t *testing.T) {
 			t.Errorf(".dockerignore pattern %q excludes %s", pat, p)
 		}
 	}
-	for _, p := range []string{".git/HEAD", "deploy/kubernetes/deployment.yaml"} {
+	for _, p := range []string{".git/HEAD", "deploy/kubernetes/base/deployment.yaml"} {
 		if ignored(p) == "" {
 			t.Errorf(".dockerignore keeps %s in the build context", p)
 		}
