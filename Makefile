@@ -10,7 +10,7 @@ VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS  := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=make -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 FUZZTIME ?= 10000x
 
-.PHONY: demo test test-short race fuzz bench bench-quick build lint clean chart-files
+.PHONY: demo test test-short race fuzz bench bench-quick build lint clean chart-files release-check release-snapshot
 
 ## demo: run NATS + versitygw + the exporter in-process, export a demo scan, stay up until Ctrl-C
 demo:
@@ -56,6 +56,21 @@ chart-files:
 	cp deploy/prometheus/alerts.yml deploy/helm/s3-exporter/files/alerts.yml
 	cp deploy/grafana/s3-exporter.json deploy/helm/s3-exporter/files/s3-exporter.json
 
+# Release tools, at the versions the project supports, from the Go module
+# proxy. syft (the SBOM) is installed into bin/tools when it is not on PATH.
+GORELEASER ?= $(GO) run github.com/goreleaser/goreleaser/v2@v2.15.1
+SYFT_PKG   := github.com/anchore/syft/cmd/syft@v1.57.1
+TOOLS      := $(CURDIR)/bin/tools
+
+## release-check: validate .goreleaser.yaml (CI runs it)
+release-check:
+	$(GORELEASER) check
+
+## release-snapshot: the whole release locally (static linux/amd64+arm64 binaries, archives, checksums, SBOMs) in dist/, nothing published
+release-snapshot:
+	@command -v syft >/dev/null 2>&1 || test -x $(TOOLS)/syft || GOBIN=$(TOOLS) $(GO) install $(SYFT_PKG)
+	PATH="$(TOOLS):$$PATH" $(GORELEASER) release --snapshot --clean
+
 ## lint: gofmt and go vet
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
@@ -63,4 +78,4 @@ lint:
 	cd $(DEPLOY) && $(GO) vet ./...
 
 clean:
-	rm -rf bin .devstack
+	rm -rf bin dist .devstack
