@@ -6,8 +6,18 @@
 #     --build-arg VERSION=$(git describe --tags --always) \
 #     --build-arg REVISION=$(git rev-parse HEAD) \
 #     -t prowlercloud/s3-exporter .
+#
+# The base images are build arguments so that a release can pin them by
+# digest without editing this file (a test accepts a tag with or without an
+# @sha256: digest, and nothing else):
+#
+#     --build-arg GO_IMAGE=golang:1.26@sha256:<digest> \
+#     --build-arg RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot@sha256:<digest>
 
-FROM golang:1.26 AS build
+ARG GO_IMAGE=golang:1.26
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+
+FROM ${GO_IMAGE} AS build
 WORKDIR /src
 
 # Dependencies first, so source changes reuse this layer.
@@ -23,12 +33,12 @@ ENV CGO_ENABLED=0
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath \
-      -ldflags "-s -w -X github.com/prowler-cloud/s3-exporter/metrics.Version=${VERSION} -X github.com/prowler-cloud/s3-exporter/metrics.Revision=${REVISION}" \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION} -X github.com/prometheus/common/version.BuildUser=docker" \
       -o /out/ ./cmd/s3-exporter ./cmd/exporterctl
 
 # distroless static: no shell, no package manager; CA certificates, tzdata
 # and the nonroot user (uid/gid 65532).
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="s3-exporter" \

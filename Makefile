@@ -4,22 +4,32 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS  := -s -w -X github.com/prowler-cloud/s3-exporter/metrics.Version=$(VERSION) -X github.com/prowler-cloud/s3-exporter/metrics.Revision=$(REVISION)
+BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+# Build info as Prometheus's own exporters stamp it (metrics.CurrentBuild reads it).
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS  := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=make -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 FUZZTIME ?= 10000x
 
-.PHONY: demo test test-short race fuzz bench bench-quick build lint clean
+.PHONY: demo test test-short race fuzz bench bench-quick build lint clean chart-files release-check release-snapshot
 
 ## demo: run NATS + versitygw + the exporter in-process, export a demo scan, stay up until Ctrl-C
 demo:
 	$(GO) run ./cmd/devstack
 
-## test: the whole suite (unit, end to end on embedded nats-server and a versitygw process)
+# deploy/ is a Go module of its own (its tests need HCL, YAML and the helm and
+# kustomize tools, which the exporter does not): every target that runs or
+# checks "everything" runs it too.
+DEPLOY := deploy
+
+## test: the whole suite (unit, end to end on embedded nats-server and a versitygw process; the deploy module's chart, manifests, rules and templates)
 test:
 	$(GO) test -count=1 -timeout 20m ./...
+	cd $(DEPLOY) && $(GO) test -count=1 -timeout 20m ./...
 
 ## test-short: the unit tests only
 test-short:
 	$(GO) test -count=1 -short ./...
+	cd $(DEPLOY) && $(GO) test -count=1 -short ./...
 
 ## race: the unit packages under the race detector
 race:
@@ -41,10 +51,31 @@ bench-quick:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/s3-exporter ./cmd/exporterctl ./cmd/devstack
 
+## chart-files: copy the rules and the dashboard into the Helm chart (a chart cannot reach outside its folder; a test keeps the copies equal)
+chart-files:
+	cp deploy/prometheus/alerts.yml deploy/helm/s3-exporter/files/alerts.yml
+	cp deploy/grafana/s3-exporter.json deploy/helm/s3-exporter/files/s3-exporter.json
+
+# Release tools, at the versions the project supports, from the Go module
+# proxy. syft (the SBOM) is installed into bin/tools when it is not on PATH.
+GORELEASER ?= $(GO) run github.com/goreleaser/goreleaser/v2@v2.15.1
+SYFT_PKG   := github.com/anchore/syft/cmd/syft@v1.57.1
+TOOLS      := $(CURDIR)/bin/tools
+
+## release-check: validate .goreleaser.yaml (CI runs it)
+release-check:
+	$(GORELEASER) check
+
+## release-snapshot: the whole release locally (static linux/amd64+arm64 binaries, archives, checksums, SBOMs) in dist/, nothing published
+release-snapshot:
+	@command -v syft >/dev/null 2>&1 || test -x $(TOOLS)/syft || GOBIN=$(TOOLS) $(GO) install $(SYFT_PKG)
+	PATH="$(TOOLS):$$PATH" $(GORELEASER) release --snapshot --clean
+
 ## lint: gofmt and go vet
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	cd $(DEPLOY) && $(GO) vet ./...
 
 clean:
-	rm -rf bin .devstack
+	rm -rf bin dist .devstack

@@ -78,7 +78,7 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, opts ...
 	}
 	d := &Daemon{
 		cfg: cfg, log: log, reg: reg,
-		metrics: metrics.New(reg, metrics.BuildInfo{Version: metrics.Version, Revision: metrics.Revision}),
+		metrics: metrics.New(reg, metrics.CurrentBuild()),
 		topo:    consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge},
 		httpUp:  make(chan struct{}),
 		ready:   make(chan struct{}),

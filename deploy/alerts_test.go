@@ -70,6 +70,46 @@ var requiredAlerts = []string{
 	"S3ExporterNoReadyReplica",
 	"S3ExporterIntegrationsDisconnected",
 	"S3ExporterNATSDisconnected",
+	"S3ExporterExportFailures", // issue 13: occasional permanent failures
+}
+
+var (
+	aggregationRE = regexp.MustCompile(`\b(sum|max|min|avg|count|topk|bottomk)\s+(by|without)\s*\(([^)]*)\)`)
+	absentRE      = regexp.MustCompile(`\babsent(_over_time)?\s*\(([^()]*(\([^()]*\))?[^()]*)\)`)
+)
+
+// TestAlertsAggregateByNamespaceAndJob: every aggregation keeps namespace and
+// job, so two installations (two namespaces, or two jobs) never add up into
+// one alert or hide each other; every absent() names the job, or any other
+// exporter's series would satisfy it.
+func TestAlertsAggregateByNamespaceAndJob(t *testing.T) {
+	for _, r := range loadAlerts(t) {
+		name := r.Alert + r.Record
+		for _, m := range aggregationRE.FindAllStringSubmatch(r.Expr, -1) {
+			if m[2] == "without" {
+				t.Errorf("%s: %s without (…) — keep the labels explicit", name, m[1])
+				continue
+			}
+			labels := map[string]bool{}
+			for l := range strings.SplitSeq(m[3], ",") {
+				labels[strings.TrimSpace(l)] = true
+			}
+			if !labels["namespace"] || !labels["job"] {
+				t.Errorf("%s: %s by (%s) drops namespace or job", name, m[1], m[3])
+			}
+		}
+		if strings.Contains(r.Expr, "absent") {
+			ms := absentRE.FindAllStringSubmatch(r.Expr, -1)
+			if len(ms) == 0 {
+				t.Errorf("%s: cannot read its absent(): %s", name, r.Expr)
+			}
+			for _, m := range ms {
+				if !strings.Contains(m[2], `job="`) {
+					t.Errorf("%s: %s is not scoped to a job", name, m[0])
+				}
+			}
+		}
+	}
 }
 
 func TestAlertsNameRealMetrics(t *testing.T) {
@@ -107,14 +147,17 @@ func TestAlertsAreDocumented(t *testing.T) {
 		if s := r.Labels["severity"]; s != "warning" && s != "critical" {
 			t.Errorf("%s: severity %q, want warning or critical", r.Alert, s)
 		}
-		for _, k := range []string{"summary", "description", "runbook"} {
+		if _, old := r.Annotations["runbook"]; old {
+			t.Errorf("%s: annotation runbook; Alertmanager and Grafana read runbook_url", r.Alert)
+		}
+		for _, k := range []string{"summary", "description", "runbook_url"} {
 			if strings.TrimSpace(r.Annotations[k]) == "" {
 				t.Errorf("%s: no %s annotation", r.Alert, k)
 			}
 		}
-		u, err := url.Parse(r.Annotations["runbook"])
+		u, err := url.Parse(r.Annotations["runbook_url"])
 		if err != nil || !strings.HasSuffix(u.Path, "/docs/operations.md") || u.Fragment == "" {
-			t.Errorf("%s: runbook %q does not point to a section of docs/operations.md", r.Alert, r.Annotations["runbook"])
+			t.Errorf("%s: runbook_url %q does not point to a section of docs/operations.md", r.Alert, r.Annotations["runbook_url"])
 			continue
 		}
 		if !anchors[u.Fragment] {

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path"
@@ -91,20 +92,18 @@ func TestDockerfile(t *testing.T) {
 	}
 	build, final := stages[0], stages[len(stages)-1]
 
-	if !strings.HasPrefix(build.From, "golang:1.26") || strings.Contains(build.From, "@sha256:") {
-		t.Errorf("build stage FROM %s, want a golang:1.26 tag", build.From)
+	args := dockerGlobalArgs(string(readFile(t, filepath.Join(repoRoot, "Dockerfile"))))
+	for _, msg := range checkBaseImages(expandArgs(build.From, args), expandArgs(final.From, args)) {
+		t.Error(msg)
 	}
 	if build.Name == "" {
 		t.Error("build stage is not named")
 	}
-	if final.From != "gcr.io/distroless/static-debian12:nonroot" {
-		t.Errorf("final stage FROM %s, want gcr.io/distroless/static-debian12:nonroot", final.From)
-	}
 
 	// Static build, stamped with the version.
-	args := build.all("ARG")
+	buildArgs := build.all("ARG")
 	for _, a := range []string{"VERSION", "REVISION"} {
-		if !slices.ContainsFunc(args, func(s string) bool { return s == a || strings.HasPrefix(s, a+"=") }) {
+		if !slices.ContainsFunc(buildArgs, func(s string) bool { return s == a || strings.HasPrefix(s, a+"=") }) {
 			t.Errorf("ARG %s not declared in the build stage", a)
 		}
 	}
@@ -130,7 +129,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatalf("go build has no -ldflags \"...\": %s", goBuild)
 	}
 	ld := strings.Fields(m[1])
-	for _, want := range []string{"-s", "-w", "-X", modulePath + "/metrics.Version=${VERSION}", modulePath + "/metrics.Revision=${REVISION}"} {
+	for _, want := range []string{"-s", "-w", "-X", "github.com/prometheus/common/version.Version=${VERSION}", "github.com/prometheus/common/version.Revision=${REVISION}"} {
 		if !slices.Contains(ld, want) {
 			t.Errorf("ldflags lack %s: %s", want, m[1])
 		}
@@ -183,7 +182,7 @@ func TestDockerfileLdflagsStamp(t *testing.T) {
 
 	dir := t.TempDir()
 	main := filepath.Join(dir, "main.go")
-	src := "package main\n\nimport (\n\t\"fmt\"\n\n\t\"" + modulePath + "/metrics\"\n)\n\nfunc main() { fmt.Print(metrics.Version, \" \", metrics.Revision) }\n"
+	src := "package main\n\nimport (\n\t\"fmt\"\n\n\t\"" + modulePath + "/metrics\"\n)\n\nfunc main() { b := metrics.CurrentBuild(); fmt.Print(b.Version, \" \", b.Revision) }\n"
 	if err := os.WriteFile(main, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -223,9 +222,83 @@ func TestDockerignoreKeepsTheSources(t *testing.T) {
 			t.Errorf(".dockerignore pattern %q excludes %s", pat, p)
 		}
 	}
-	for _, p := range []string{".git/HEAD", "deploy/kubernetes/deployment.yaml"} {
+	for _, p := range []string{".git/HEAD", "deploy/kubernetes/base/deployment.yaml", ".devstack/fernet.key", ".devstack"} {
 		if ignored(p) == "" {
 			t.Errorf(".dockerignore keeps %s in the build context", p)
 		}
+	}
+}
+
+var (
+	goImageRE      = regexp.MustCompile(`^golang:1\.26(\.[0-9]+)?(-[a-z0-9.]+)?(@sha256:[0-9a-f]{64})?$`)
+	runtimeImageRE = regexp.MustCompile(`^gcr\.io/distroless/static-debian12:nonroot(@sha256:[0-9a-f]{64})?$`)
+)
+
+// checkBaseImages: the build stage is Go 1.26 and the final stage distroless
+// static nonroot, each by tag or by tag and digest (a digest pins the exact
+// image a release was built from).
+func checkBaseImages(build, final string) []string {
+	var msgs []string
+	if !goImageRE.MatchString(build) {
+		msgs = append(msgs, fmt.Sprintf("build stage FROM %s, want golang:1.26[@sha256:…]", build))
+	}
+	if !runtimeImageRE.MatchString(final) {
+		msgs = append(msgs, fmt.Sprintf("final stage FROM %s, want gcr.io/distroless/static-debian12:nonroot[@sha256:…]", final))
+	}
+	return msgs
+}
+
+// dockerGlobalArgs returns the defaults of the ARGs before the first FROM.
+func dockerGlobalArgs(src string) map[string]string {
+	args := map[string]string{}
+	for line := range strings.Lines(src) {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if strings.EqualFold(f[0], "FROM") {
+			break
+		}
+		if strings.EqualFold(f[0], "ARG") && len(f) > 1 {
+			if k, v, ok := strings.Cut(f[1], "="); ok {
+				args[k] = v
+			}
+		}
+	}
+	return args
+}
+
+func expandArgs(s string, args map[string]string) string {
+	return os.Expand(s, func(k string) string { return args[k] })
+}
+
+func TestDockerBaseImagesMayBePinnedByDigest(t *testing.T) {
+	d := "@sha256:" + strings.Repeat("a1", 32)
+	for _, ok := range [][2]string{
+		{"golang:1.26", "gcr.io/distroless/static-debian12:nonroot"},
+		{"golang:1.26" + d, "gcr.io/distroless/static-debian12:nonroot" + d},
+		{"golang:1.26.8-bookworm" + d, "gcr.io/distroless/static-debian12:nonroot"},
+	} {
+		if msgs := checkBaseImages(ok[0], ok[1]); len(msgs) > 0 {
+			t.Errorf("%v refused: %v", ok, msgs)
+		}
+	}
+	for _, bad := range [][2]string{
+		{"golang:latest", "gcr.io/distroless/static-debian12:nonroot"},
+		{"golang:1.26@sha256:abc", "gcr.io/distroless/static-debian12:nonroot"},
+		{"golang:1.26", "gcr.io/distroless/static-debian12:latest"},
+		{"golang:1.26", "gcr.io/distroless/base-debian12:nonroot" + d},
+	} {
+		if msgs := checkBaseImages(bad[0], bad[1]); len(msgs) == 0 {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	// The Dockerfile's own defaults, once pinned by --build-arg, still pass.
+	args := dockerGlobalArgs(string(readFile(t, filepath.Join(repoRoot, "Dockerfile"))))
+	if args["GO_IMAGE"] == "" || args["RUNTIME_IMAGE"] == "" {
+		t.Fatalf("Dockerfile has no GO_IMAGE/RUNTIME_IMAGE build arguments: %v", args)
+	}
+	if msgs := checkBaseImages(args["GO_IMAGE"]+d, args["RUNTIME_IMAGE"]+d); len(msgs) > 0 {
+		t.Error(msgs)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,7 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const kustomizeDir = "kubernetes"
+const kustomizeDir = "kubernetes/base"
 
 type k8sObject struct {
 	APIVersion string `yaml:"apiVersion"`
@@ -219,7 +218,6 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 		"kustomize.config.k8s.io/v1beta1 Kustomization",
 		"monitoring.coreos.com/v1 ServiceMonitor",
 		"policy/v1 PodDisruptionBudget",
-		"v1 Secret",
 		"v1 Service",
 		"v1 ServiceAccount",
 	}
@@ -345,8 +343,9 @@ func TestDeployment(t *testing.T) {
 		t.Error("no pod anti-affinity on kubernetes.io/hostname selecting the exporter's pods")
 	}
 
-	// NATS credentials: the example Secret, mounted at /etc/nats, named by
-	// S3EXPORTER_NATS_CREDS.
+	// NATS credentials: the Secret s3-exporter-nats, created beside the base
+	// (the base ships none, so applying it never replaces a real one with a
+	// placeholder), mounted at /etc/nats and named by S3EXPORTER_NATS_CREDS.
 	credsPath, _ := env(c, "S3EXPORTER_NATS_CREDS")
 	if !strings.HasPrefix(credsPath, "/etc/nats/") {
 		t.Fatalf("S3EXPORTER_NATS_CREDS %q is not under /etc/nats", credsPath)
@@ -364,19 +363,18 @@ func TestDeployment(t *testing.T) {
 			}
 		}
 	}
-	secret := byKind(t, objs, "Secret")
-	if mounted != secret.Metadata.Name {
-		t.Fatalf("/etc/nats mounts secret %q, want the example %q", mounted, secret.Metadata.Name)
+	if mounted != "s3-exporter-nats" {
+		t.Errorf("/etc/nats mounts secret %q, want s3-exporter-nats (the name docs/operations.md gives)", mounted)
 	}
-	s := decodeObj[struct {
-		StringData map[string]string `yaml:"stringData"`
-		Data       map[string]string `yaml:"data"`
-	}](t, secret)
-	key := strings.TrimPrefix(credsPath, "/etc/nats/")
-	if _, ok := s.StringData[key]; !ok {
-		if _, ok := s.Data[key]; !ok {
-			t.Errorf("secret %s has no key %q for S3EXPORTER_NATS_CREDS", secret.Metadata.Name, key)
+	for _, o := range objs {
+		if o.Kind == "Secret" {
+			t.Errorf("the base ships Secret %s (in %s): it would overwrite the real one", o.Metadata.Name, o.file)
 		}
+	}
+	// A pinned image, never latest (with IfNotPresent a node would keep
+	// whatever latest it pulled first).
+	if _, tag, ok := strings.Cut(c.Image, ":"); !ok || tag == "" || tag == "latest" {
+		t.Errorf("base image %q: want a version tag", c.Image)
 	}
 	if _, ok := env(c, "S3EXPORTER_CONSUMER_NAME"); !ok {
 		t.Error("S3EXPORTER_CONSUMER_NAME not set: replicas must share one durable consumer")
@@ -435,18 +433,127 @@ func TestServicePDBAndServiceMonitorSelectThePods(t *testing.T) {
 	}
 }
 
-// TestKustomizeBuild renders the base when kustomize is installed.
+const productionOverlay = "kubernetes/overlays/production"
+
+// kustomizeBuild runs a real `kustomize build` of dir and returns its objects.
+func kustomizeBuild(t *testing.T, dir string) []map[string]any {
+	t.Helper()
+	out, err := runTool(t, ".", goTool(t, kustomizePkg), "build", dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var objs []map[string]any
+	dec := yaml.NewDecoder(strings.NewReader(out))
+	for {
+		var o map[string]any
+		if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("kustomize build %s: output is not YAML: %v", dir, err)
+		}
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+func builtContainer(t *testing.T, objs []map[string]any) map[string]any {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] == "Deployment" {
+			return dig[map[string]any](t, o, "spec", "template", "spec", "containers", 0)
+		}
+	}
+	t.Fatal("no Deployment built")
+	return nil
+}
+
+// TestKustomizeBuild renders the base with a real kustomize.
 func TestKustomizeBuild(t *testing.T) {
-	k, err := exec.LookPath("kustomize")
-	if err != nil {
-		t.Skip("kustomize not on PATH; the manifests are still parsed by the other tests")
+	objs := kustomizeBuild(t, kustomizeDir)
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o["kind"].(string))
 	}
-	out, err := exec.CommandContext(t.Context(), k, "build", kustomizeDir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kustomize build: %v\n%s", err, out)
+	slices.Sort(kinds)
+	if want := []string{"Deployment", "PodDisruptionBudget", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(kinds, want) {
+		t.Errorf("base builds %v, want %v (no Secret)", kinds, want)
 	}
-	if !bytes.Contains(out, []byte("kind: Deployment")) {
-		t.Errorf("kustomize build output has no Deployment:\n%s", out)
+	c := builtContainer(t, objs)
+	if img := dig[string](t, c, "image"); img != "prowlercloud/s3-exporter:1.1.0" {
+		t.Errorf("base image %s", img)
+	}
+}
+
+// TestProductionOverlay builds the documented production overlay with a real
+// kustomize: its image entry must match the base's image name (kustomize
+// ignores one that matches nothing, silently), and its settings must land.
+func TestProductionOverlay(t *testing.T) {
+	objs := kustomizeBuild(t, productionOverlay)
+	c := builtContainer(t, objs)
+	if img := dig[string](t, c, "image"); img != "prowlercloud/s3-exporter:1.1.0" || dig[string](t, c, "imagePullPolicy") != "IfNotPresent" {
+		t.Errorf("overlay image %s (%s)", img, c["imagePullPolicy"])
+	}
+	var natsURL []string
+	for _, e := range dig[[]any](t, c, "env") {
+		if dig[string](t, e, "name") == "S3EXPORTER_NATS_URL" {
+			natsURL = append(natsURL, dig[string](t, e, "value"))
+		}
+	}
+	if !slices.Equal(natsURL, []string{"nats://nats.nats.svc:4222"}) {
+		t.Errorf("S3EXPORTER_NATS_URL %v, want the overlay's once", natsURL)
+	}
+	for _, o := range objs {
+		if ns := dig[string](t, o, "metadata", "namespace"); ns != "prowler" {
+			t.Errorf("%s in namespace %q", o["kind"], ns)
+		}
+		if o["kind"] == "Secret" {
+			t.Error("the overlay builds a Secret")
+		}
+		if o["kind"] == "Deployment" && dig[int](t, o, "spec", "replicas") != 3 {
+			t.Errorf("replicas %v, want 3", dig[int](t, o, "spec", "replicas"))
+		}
+	}
+
+	// The overlay's image entry really applies: a copy of the tree whose
+	// overlay asks for another tag and a digest builds with them.
+	root := t.TempDir()
+	copyTree(t, "kubernetes", filepath.Join(root, "kubernetes"))
+	kpath := filepath.Join(root, productionOverlay, "kustomization.yaml")
+	k := string(readFile(t, kpath))
+	digest := "sha256:" + strings.Repeat("0f", 32)
+	edited := strings.Replace(k, `newTag: "1.1.0"`, `newTag: "9.9.9"`, 1)
+	if edited == k {
+		t.Fatalf("%s has no newTag \"1.1.0\" to edit", kpath)
+	}
+	if err := os.WriteFile(kpath, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if img := dig[string](t, builtContainer(t, kustomizeBuild(t, filepath.Join(root, productionOverlay))), "image"); img != "prowlercloud/s3-exporter:9.9.9" {
+		t.Errorf("overlay asking for 9.9.9 builds image %s: its images entry matches nothing", img)
+	}
+	edited = strings.Replace(k, `newTag: "1.1.0"`, `digest: "`+digest+`"`, 1)
+	if err := os.WriteFile(kpath, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if img := dig[string](t, builtContainer(t, kustomizeBuild(t, filepath.Join(root, productionOverlay))), "image"); img != "prowlercloud/s3-exporter@"+digest {
+		t.Errorf("overlay pinning a digest builds image %s", img)
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		return os.WriteFile(filepath.Join(to, rel), readFile(t, p), 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

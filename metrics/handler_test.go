@@ -106,7 +106,12 @@ func TestServerServesAndShutsDown(t *testing.T) {
 	code, body := get(t, base+"/metrics")
 	if code != http.StatusOK ||
 		!strings.Contains(body, "s3exporter_scans_received_total 5") ||
-		!strings.Contains(body, `s3exporter_build_info{goversion=`) ||
+		!strings.Contains(body, `s3exporter_build_info{branch="",goarch=`) ||
+		!strings.Contains(body, `revision="deadbeef",tags="",version="9.9.9"} 1`) ||
+		!strings.Contains(body, "\ngo_goroutines ") ||
+		!strings.Contains(body, "\ngo_gc_gomemlimit_bytes ") ||
+		!strings.Contains(body, "\nprocess_resident_memory_bytes ") ||
+		!strings.Contains(body, "\nprocess_start_time_seconds ") ||
 		!strings.Contains(body, `s3exporter_dead_letters_total{reason="MalformedEvent"} 0`) {
 		t.Errorf("/metrics = %d\n%s", code, body)
 	}

@@ -9,9 +9,10 @@
 package metrics
 
 import (
-	"runtime"
+	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -74,9 +75,14 @@ var ExportDurationBuckets = []float64{
 	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
 }
 
-// BuildInfo identifies the running binary; the Go version comes from the
-// runtime.
-type BuildInfo struct{ Version, Revision string }
+// BuildInfo identifies the running binary (see CurrentBuild); the Go
+// version, OS and architecture come from the runtime.
+type BuildInfo struct {
+	Version, Revision, Branch, BuildUser, BuildDate string
+	// Tags are the build tags, as github.com/prometheus/common/version
+	// reports them.
+	Tags string
+}
 
 // Metrics are the exporter's metrics. Label values are the constants of this
 // package, Formats, and errcode codes; a value outside those creates a new
@@ -134,8 +140,9 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 }
 
-// New creates the metrics, registers them with reg and pre-creates every
-// label combination. It panics if a metric is already registered with reg,
+// New creates the metrics, registers them with reg, together with the
+// standard Go runtime and process collectors, and pre-creates every label
+// combination. It panics if a metric is already registered with reg,
 // as promauto does: build one Metrics per registry.
 func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	f := promauto.With(reg)
@@ -230,11 +237,25 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace,
 			Name:      "build_info",
-			Help:      "Always 1, labelled with the exporter's version, revision and Go version.",
-		}, []string{"version", "revision", "goversion"}),
+			Help:      "Always 1, labelled with the version, revision, branch, Go version, OS, architecture and build tags of the exporter.",
+		}, buildInfoLabels),
 	}
 	m.precreate()
-	m.BuildInfo.WithLabelValues(build.Version, build.Revision, runtime.Version()).Set(1)
+	m.BuildInfo.WithLabelValues(build.labels()...).Set(1)
+	// The runtime's and the process's standard series (go_*, process_*),
+	// which every Prometheus exporter exposes: memory against GOMEMLIMIT,
+	// goroutines, open file descriptors, CPU, restarts (process_start_time).
+	if reg != nil { // promauto.With(nil) registers nothing; neither do we
+		reg.MustRegister(
+			// Plus go_gc_gomemlimit_bytes and go_gc_gogc_percent: the limit
+			// the Helm chart derives from the memory limit, next to the heap
+			// it bounds (not all of MetricsGC, a dozen series more).
+			collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+				collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/(gomemlimit|gogc):`)},
+			)),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
+	}
 	return m
 }
 

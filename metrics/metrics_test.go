@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/version"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -91,6 +93,9 @@ func TestEverySeriesStartsAtZero(t *testing.T) {
 	got := map[string]bool{}
 	for _, mf := range mfs {
 		name := mf.GetName()
+		if strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_") {
+			continue // the standard collectors: TestRuntimeAndProcessCollectors
+		}
 		got[name] = true
 		want, ok := wantFamilies[name]
 		if !ok {
@@ -160,18 +165,54 @@ func TestLint(t *testing.T) {
 func TestBuildInfo(t *testing.T) {
 	m, _ := newMetrics(t)
 	want := fmt.Sprintf(`
-# HELP s3exporter_build_info Always 1, labelled with the exporter's version, revision and Go version.
+# HELP s3exporter_build_info Always 1, labelled with the version, revision, branch, Go version, OS, architecture and build tags of the exporter.
 # TYPE s3exporter_build_info gauge
-s3exporter_build_info{goversion=%q,revision="abc123",version="1.2.3"} 1
-`, runtime.Version())
+s3exporter_build_info{branch="",goarch=%q,goos=%q,goversion=%q,revision="abc123",tags="",version="1.2.3"} 1
+`, runtime.GOARCH, runtime.GOOS, runtime.Version())
 	if err := testutil.CollectAndCompare(m.BuildInfo, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
 }
 
-func TestCurrentBuildReadsLinkerVariables(t *testing.T) {
-	if got := CurrentBuild(); got.Version != Version || got.Revision != Revision {
-		t.Errorf("CurrentBuild() = %+v, want %q %q", got, Version, Revision)
+func TestCurrentBuildReadsPrometheusCommonVersion(t *testing.T) {
+	saved := [...]string{version.Version, version.Revision, version.Branch, version.BuildUser, version.BuildDate}
+	t.Cleanup(func() {
+		version.Version, version.Revision, version.Branch, version.BuildUser, version.BuildDate = saved[0], saved[1], saved[2], saved[3], saved[4]
+	})
+	version.Version, version.Revision, version.Branch, version.BuildUser, version.BuildDate = "1.1.0", "f00d", "main", "ci", "20261201-10:00:00"
+	got := CurrentBuild()
+	want := BuildInfo{Version: "1.1.0", Revision: "f00d", Branch: "main", BuildUser: "ci", BuildDate: "20261201-10:00:00", Tags: version.GetTags()}
+	if got != want {
+		t.Errorf("CurrentBuild() = %+v, want %+v", got, want)
+	}
+	// Without linker flags (go install, go test) the version is the
+	// module's, never empty.
+	version.Version = ""
+	if got := CurrentBuild().Version; got == "" {
+		t.Error("CurrentBuild().Version is empty without linker flags")
+	}
+}
+
+// TestRuntimeAndProcessCollectors: the registry carries the standard go_*
+// and process_* series beside the exporter's own (issue 13 point 2).
+func TestRuntimeAndProcessCollectors(t *testing.T) {
+	_, reg := newMetrics(t)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, want := range []string{
+		"go_goroutines", "go_memstats_heap_alloc_bytes", "go_gc_duration_seconds", "go_gc_gomemlimit_bytes", "go_gc_gogc_percent",
+		"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds",
+		"s3exporter_build_info",
+	} {
+		if !names[want] {
+			t.Errorf("registry does not expose %s", want)
+		}
 	}
 }
 

@@ -1,16 +1,64 @@
 package metrics
 
-// Version and Revision identify the build. They are set at link time:
-//
-//	go build -ldflags "-X github.com/prowler-cloud/s3-exporter/metrics.Version=1.2.3 \
-//	  -X github.com/prowler-cloud/s3-exporter/metrics.Revision=$(git rev-parse HEAD)"
-//
-// They are the only package variables of the project, and only the linker
-// writes them.
-var (
-	Version  = "dev"
-	Revision = "unknown"
+import (
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/common/version"
 )
 
-// CurrentBuild returns the BuildInfo stamped into this binary.
-func CurrentBuild() BuildInfo { return BuildInfo{Version: Version, Revision: Revision} }
+// The build is identified the way Prometheus's own exporters do it: the
+// linker writes github.com/prometheus/common/version's variables,
+//
+//	go build -ldflags "-X github.com/prometheus/common/version.Version=1.2.3 \
+//	  -X github.com/prometheus/common/version.Revision=$(git rev-parse HEAD) \
+//	  -X github.com/prometheus/common/version.Branch=main \
+//	  -X github.com/prometheus/common/version.BuildUser=ci \
+//	  -X github.com/prometheus/common/version.BuildDate=20261201-10:00:00"
+//
+// (the Makefile, the Dockerfile and .goreleaser.yaml do), and CurrentBuild
+// reads them. Without linker flags, as after `go install …@v1.1.0`, the
+// module version and the VCS revision Go stamps into every binary are used,
+// so such a binary still says what it is.
+
+// Version and Revision mirror CurrentBuild for older callers.
+//
+// Deprecated: use CurrentBuild; these are no longer written by the linker.
+var (
+	Version  = CurrentBuild().Version
+	Revision = CurrentBuild().Revision
+)
+
+// CurrentBuild returns the BuildInfo of this binary.
+func CurrentBuild() BuildInfo {
+	b := BuildInfo{
+		Version:   version.Version,
+		Revision:  version.GetRevision(),
+		Branch:    version.Branch,
+		BuildUser: version.BuildUser,
+		BuildDate: version.BuildDate,
+		Tags:      version.GetTags(),
+	}
+	if b.Version == "" {
+		b.Version = moduleVersion()
+	}
+	return b
+}
+
+// moduleVersion is the main module's version as `go install` records it, or
+// "dev" for a build from a work tree.
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// labels are the build_info labels, those of
+// github.com/prometheus/client_golang/prometheus/collectors/version, so
+// dashboards written for Prometheus's exporters work unchanged.
+func (b BuildInfo) labels() []string {
+	return []string{b.Version, b.Revision, b.Branch, runtime.Version(), runtime.GOOS, runtime.GOARCH, b.Tags}
+}
+
+var buildInfoLabels = []string{"version", "revision", "branch", "goversion", "goos", "goarch", "tags"}
