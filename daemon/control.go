@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -256,15 +254,6 @@ func (d *Daemon) onIntegrationChange(ctx context.Context, ch integration.Change,
 	d.reporter.RefreshIntegrations()
 }
 
-// fingerprint identifies what a connection test depends on: the bucket and
-// the credentials (hashed; the secrets never leave memory in clear).
-func fingerprint(ig *integration.Integration) string {
-	c := ig.Credentials
-	h := sha256.New()
-	for _, f := range []string{ig.Bucket, c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.RoleARN, c.ExternalID,
-		c.RoleSessionName, fmt.Sprint(c.SessionDuration)} {
-		h.Write([]byte(f))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// fingerprint identifies what a connection test depends on (the hashing is
+// shared with the S3 client cache keys, in package integration).
+func fingerprint(ig *integration.Integration) string { return ig.Fingerprint() }

@@ -112,9 +112,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 
 func (d *Daemon) start(ctx context.Context) error {
 	cfg := d.cfg
-	d.parser = &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials, RoleARNPattern: cfg.RoleARNPattern}
+	d.parser = &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials,
+		RoleARNPattern: cfg.RoleARNPattern, AllowAmbient: cfg.AllowAmbientCredentials}
 	if k := cfg.CredentialsKey.Reveal(); k != "" {
-		key, err := fernet.ParseKey(k)
+		key, err := fernet.ParseKeys(k)
 		if err != nil {
 			return fmt.Errorf("S3EXPORTER_CREDENTIALS_KEY: %w", err)
 		}
