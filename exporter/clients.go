@@ -288,6 +288,13 @@ func (c *Clients) Client(ctx context.Context, ig *integration.Integration) (*s3.
 	}
 	if !ok {
 		region, err := c.DiscoverRegion(ctx, ig)
+		var expired *credentialsExpiredError
+		if errors.As(err, &expired) && expired.renewable {
+			// The session was refused as expired and has been dropped:
+			// ask once more with a new one, rather than fail every
+			// artifact of the delivery for it.
+			region, err = c.DiscoverRegion(ctx, ig)
+		}
 		switch {
 		case err == nil:
 			br = bucketRegion{region: region}

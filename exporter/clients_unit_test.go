@@ -293,3 +293,19 @@ func TestExpiredTokenRenewsFetchedCredentials(t *testing.T) {
 		t.Errorf("a static token's expiry fetched the exporter's credentials (%d fetches)", p.n.Load())
 	}
 }
+
+// Region discovery refused for an expired session asks again with a new
+// one, so the upload is not failed for it.
+func TestRegionDiscoveryRenewsAnExpiredSession(t *testing.T) {
+	b := &expiringBucket{}
+	c := newTestClients(t, serve(t, b), nil)
+	p := &countingProvider{}
+	c.base.Credentials = aws.NewCredentialsCache(p)
+	ig := &integration.Integration{TenantID: "t", ID: "i", Bucket: "bucket"}
+	if _, _, err := c.Client(context.Background(), ig); err != nil {
+		t.Fatalf("Client: %v", err)
+	}
+	if p.n.Load() != 2 || b.refused.Load() != 1 {
+		t.Errorf("%d fetches, %d refused; want 2 and 1", p.n.Load(), b.refused.Load())
+	}
+}
