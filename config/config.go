@@ -50,8 +50,9 @@ type Config struct {
 	MetricsAddr string `envconfig:"S3EXPORTER_METRICS_ADDR" default:":9090" desc:"listen address of /metrics, /healthz and /readyz"`
 
 	// Integrations.
-	CredentialsKey            Secret   `envconfig:"S3EXPORTER_CREDENTIALS_KEY" desc:"Fernet key (url-safe base64 of 32 bytes) that decrypts encrypted_credentials"`
+	CredentialsKey            Secret   `envconfig:"S3EXPORTER_CREDENTIALS_KEY" desc:"Fernet key(s) (url-safe base64 of 32 bytes) that decrypt encrypted_credentials; several comma-separated for rotation: the first encrypts, all decrypt"`
 	AllowPlaintextCredentials bool     `envconfig:"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS" default:"false" desc:"accept plaintext credentials in integration events"`
+	AllowAmbientCredentials   bool     `envconfig:"S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS" default:"false" desc:"accept integrations with neither keys nor role_arn, written with the exporter's own AWS identity (single-tenant deployments only)"`
 	FileSourceRoots           []string `envconfig:"S3EXPORTER_FILE_SOURCE_ROOTS" desc:"absolute directories allowed for file:// sources, comma-separated (empty: file sources off)"`
 	RoleARNPattern            string   `envconfig:"S3EXPORTER_ROLE_ARN_PATTERN" desc:"glob every role_arn must match, e.g. arn:aws:iam::*:role/Prowler*"`
 

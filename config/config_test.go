@@ -66,7 +66,7 @@ func TestEveryFieldIsDocumented(t *testing.T) {
 		"S3EXPORTER_STS_ENDPOINT", "S3EXPORTER_METRICS_ADDR", "S3EXPORTER_CREDENTIALS_KEY",
 		"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS", "S3EXPORTER_FILE_SOURCE_ROOTS",
 		"S3EXPORTER_ROLE_ARN_PATTERN", "S3EXPORTER_LOG_LEVEL", "S3EXPORTER_MANAGE_STREAMS",
-		"S3EXPORTER_STREAM_REPLICAS",
+		"S3EXPORTER_STREAM_REPLICAS", "S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS",
 	} {
 		if !seen[name] {
 			t.Errorf("contract variable %s is missing", name)
@@ -132,6 +132,7 @@ func TestLoadFromEnvironment(t *testing.T) {
 		"S3EXPORTER_S3_FORCE_PATH_STYLE":         "true",
 		"S3EXPORTER_CREDENTIALS_KEY":             testKey,
 		"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS": "1",
+		"S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS":   "true",
 		"S3EXPORTER_FILE_SOURCE_ROOTS":           " /var/lib/prowler/out/ ,/srv//outputs,",
 		"S3EXPORTER_ROLE_ARN_PATTERN":            "arn:aws:iam::*:role/Prowler*",
 		"S3EXPORTER_LOG_LEVEL":                   "DEBUG",
@@ -148,6 +149,9 @@ func TestLoadFromEnvironment(t *testing.T) {
 	}
 	if c.ManageStreams || c.StreamReplicas != 3 || !c.S3ForcePathStyle || !c.AllowPlaintextCredentials {
 		t.Errorf("bools/ints not read: %+v", c)
+	}
+	if !c.AllowAmbientCredentials {
+		t.Errorf("AllowAmbientCredentials not read")
 	}
 	if c.CredentialsKey.Reveal() != testKey {
 		t.Errorf("CredentialsKey not read")
@@ -204,6 +208,9 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_METRICS_ADDR": "9090"}, "S3EXPORTER_METRICS_ADDR", "host:port"},
 		{map[string]string{"S3EXPORTER_METRICS_ADDR": ":http-ish"}, "S3EXPORTER_METRICS_ADDR", "host:port"},
 		{map[string]string{"S3EXPORTER_CREDENTIALS_KEY": "c2hvcnQ="}, "S3EXPORTER_CREDENTIALS_KEY", "not a Fernet key"},
+		{map[string]string{"S3EXPORTER_CREDENTIALS_KEY": testKey + ",c2hvcnQ="}, "S3EXPORTER_CREDENTIALS_KEY", "key 2 of 2"},
+		{map[string]string{"S3EXPORTER_CREDENTIALS_KEY": testKey + ","}, "S3EXPORTER_CREDENTIALS_KEY", "key 2 of 2 is empty"},
+		{map[string]string{"S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS": "sure"}, "S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS", "true or false"},
 		{map[string]string{"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS": "sure"}, "S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS", "true or false"},
 		{map[string]string{"S3EXPORTER_FILE_SOURCE_ROOTS": "/ok,relative/dir"}, "S3EXPORTER_FILE_SOURCE_ROOTS", `"relative/dir"`},
 		{map[string]string{"S3EXPORTER_ROLE_ARN_PATTERN": "role/Prowler*"}, "S3EXPORTER_ROLE_ARN_PATTERN", "ARN glob"},

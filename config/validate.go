@@ -71,8 +71,9 @@ func (c *Config) Validate() error {
 	v.listenAddr("S3EXPORTER_METRICS_ADDR", c.MetricsAddr)
 
 	if c.CredentialsKey.IsSet() {
-		if _, err := fernet.ParseKey(c.CredentialsKey.Reveal()); err != nil {
-			v.add("S3EXPORTER_CREDENTIALS_KEY", "not a Fernet key: must be the url-safe base64 encoding of 32 bytes")
+		if _, err := fernet.ParseKeys(c.CredentialsKey.Reveal()); err != nil {
+			// The error names the position of a bad key, never its text.
+			v.add("S3EXPORTER_CREDENTIALS_KEY", fmt.Sprintf("not a Fernet key or comma-separated list of keys (each the url-safe base64 encoding of 32 bytes): %v", err))
 		}
 	}
 	for _, r := range c.FileSourceRoots {

@@ -69,7 +69,7 @@ func (e *followerEnv) flush() {
 
 func (e *followerEnv) start(cache *integration.Cache, log *zap.Logger) *consumer.Follower {
 	e.t.Helper()
-	f := consumer.NewFollower(e.js, e.topo, cache, &integration.Parser{Prefix: "prowler"}, log)
+	f := consumer.NewFollower(e.js, e.topo, cache, &integration.Parser{Prefix: "prowler", AllowAmbient: true}, log) // payloads without credentials
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := f.Start(ctx); err != nil {

@@ -231,7 +231,9 @@ func (c *ScanConsumer) handle(msg jetstream.Msg) {
 			continue // already settled for this integration
 		}
 		entries[ig.ID] = e
-		jobs = append(jobs, exporter.Job{Integration: ig, Done: e.Objects, Failed: e.Failed})
+		// A redelivery, or a ledger entry from an earlier try (a replay):
+		// uploads may have been left behind.
+		jobs = append(jobs, exporter.Job{Integration: ig, Done: e.Objects, Failed: e.Failed, Retry: attempt > 1 || e.State != ""})
 	}
 	if len(jobs) == 0 {
 		c.ack(msg, log)

@@ -2,9 +2,6 @@ package control
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 
 	"go.uber.org/zap"
 
@@ -58,14 +55,6 @@ func (s *Service) OnChange(ctx context.Context, ch integration.Change, perr erro
 }
 
 // Fingerprint identifies what a connection test depends on: the bucket and
-// the credentials (hashed; the secrets never leave memory in clear).
-func Fingerprint(ig *integration.Integration) string {
-	c := ig.Credentials
-	h := sha256.New()
-	for _, f := range []string{ig.Bucket, c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.RoleARN, c.ExternalID,
-		c.RoleSessionName, fmt.Sprint(c.SessionDuration)} {
-		h.Write([]byte(f))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// the credentials (hashed; the hashing is shared with the S3 client cache
+// keys, in package integration).
+func Fingerprint(ig *integration.Integration) string { return ig.Fingerprint() }

@@ -200,9 +200,10 @@ func (d *Daemon) run(stop context.Context) (err error) {
 
 func (d *Daemon) start(ctx context.Context, g *group) error {
 	cfg := d.cfg
-	parser := &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials, RoleARNPattern: cfg.RoleARNPattern}
+	parser := &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials,
+		RoleARNPattern: cfg.RoleARNPattern, AllowAmbient: cfg.AllowAmbientCredentials}
 	if k := cfg.CredentialsKey.Reveal(); k != "" {
-		key, err := fernet.ParseKey(k)
+		key, err := fernet.ParseKeys(k)
 		if err != nil {
 			return fmt.Errorf("S3EXPORTER_CREDENTIALS_KEY: %w", err)
 		}

@@ -90,7 +90,8 @@ func TestAssumeRoleThroughSTS(t *testing.T) {
 		}
 	}
 
-	// Defaults: external ID = tenant ID, session name ProwlerS3Export, 3600 s.
+	// Defaults: external ID = tenant ID, session name prowler-<tenant ID>
+	// (contract v1.1; v1 named every session ProwlerS3Export), 3600 s.
 	in := e.integration(tenant, "role-defaults-unsaved", b, "prov-1")
 	in.Credentials = source(roleExport)
 	rep, st := e.testUnsaved(in)
@@ -100,7 +101,7 @@ func TestAssumeRoleThroughSTS(t *testing.T) {
 	checkStatus(t, "defaults, automatic", st.Connected, st.Error, "")
 	rep, st = e.testSaved(tenant, in.ID)
 	checkConn(t, "defaults, by id", rep, st, "")
-	checkCalls("defaults", roleExport, tenant, "ProwlerS3Export", 3600)
+	checkCalls("defaults", roleExport, tenant, "prowler-"+tenant, 3600)
 
 	// The export writes with the assumed identity.
 	files, _ := prowlerFiles(61, "111122223333")

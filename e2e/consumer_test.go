@@ -89,7 +89,9 @@ func TestNoCredentialsMeansTheDefaultChain(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
-	e := newEnv(t, nil)
+	// Contract v1.1: only where the operator allows the exporter's own
+	// identity (TestAmbientCredentialsRefusedUnlessAllowed shows the refusal).
+	e := newEnv(t, func(c *config.Config) { c.AllowAmbientCredentials = true })
 	b := e.bucket("default-chain")
 	in := e.integration("tenant-a", "ambient", b, "prov-1")
 	in.Credentials = nil

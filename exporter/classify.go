@@ -35,6 +35,16 @@ func classify(op string, err error) *errcode.Error {
 	if errors.Is(err, context.Canceled) {
 		return wrap(errcode.Timeout, true)
 	}
+	var expired *credentialsExpiredError
+	if errors.As(err, &expired) {
+		if expired.renewable {
+			// Invalidated by expiredTokenMiddleware: the next attempt
+			// signs with new credentials.
+			return wrap(errcode.AWSInvalidCredentials, true)
+		}
+		return &errcode.Error{Code: errcode.AWSInvalidCredentials, Err: fmt.Errorf(
+			"%s: the session token of these static credentials has expired; nothing can renew it: update aws_session_token (or give the integration a role_arn, whose sessions the exporter renews): %w", op, err)}
+	}
 	var assume *assumeRoleError
 	if errors.As(err, &assume) {
 		return wrap(errcode.AWSAssumeRoleError, isTransientAPI(err))

@@ -20,6 +20,8 @@ const BeaconKey = "test-prowler-connection.txt"
 // ConnectionResult is the outcome of a connection test.
 type ConnectionResult struct {
 	Connected bool
+	// Region is the bucket's region as S3 told it; empty when it is not
+	// known (the default region was tried).
 	Region    string
 	CheckedAt time.Time
 	Err       *errcode.Error
@@ -38,15 +40,17 @@ func (c *Clients) TestConnection(ctx context.Context, ig *integration.Integratio
 		switch e.Code {
 		case errcode.S3BucketAccessDenied, errcode.S3ClientError:
 			// Neither GetBucketLocation nor HeadBucket answered; the put
-			// below tells whether writing works at all.
+			// below tells whether writing works at all. The region is a
+			// guess, so it is reported as unknown (empty), not as found.
 			region = c.opts.DefaultRegion
 		default:
 			res.Err = explain(e, ig.Bucket, "")
 			return res
 		}
+	} else {
+		res.Region = region
 	}
-	res.Region = region
-	cl := c.client(ig.Credentials, region)
+	cl := c.client(ig, region)
 	body := fmt.Sprintf("Prowler S3 integration connection test, %s\n", res.CheckedAt.Format(time.RFC3339))
 	_, err = cl.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(ig.Bucket), Key: aws.String(BeaconKey),

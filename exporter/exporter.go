@@ -102,6 +102,13 @@ type Job struct {
 	// Failed lists the artifacts (by Artifact.Name) that failed permanently
 	// in an earlier delivery; they are reported, not tried again.
 	Failed map[string]event.ExportError
+	// Retry says an earlier delivery (or replay) of this scan may have
+	// started uploads for this integration: only then are multipart uploads
+	// left behind looked for. On a first attempt there can be none, and the
+	// documented IAM policy refuses ListMultipartUploads, so asking would
+	// put an AccessDenied in the bucket owner's CloudTrail for every large
+	// file.
+	Retry bool
 }
 
 // ArtifactResult is what happened to one artifact for one integration.
@@ -193,7 +200,7 @@ func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs [
 			e.spawn(func() {
 				defer wg.Done()
 				defer func() { <-e.sem }()
-				e.uploadWithRetry(ctx, scan, ig, ar)
+				e.uploadWithRetry(ctx, scan, ig, ar, job.Retry)
 			})
 		}
 	}
@@ -246,7 +253,7 @@ func allSkipped(ars []ArtifactResult) bool {
 
 // uploadWithRetry uploads one artifact, retrying in process; the caller holds
 // an upload slot.
-func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult) {
+func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult, retry bool) {
 	e.opts.InFlight(1)
 	defer e.opts.InFlight(-1)
 
@@ -260,7 +267,7 @@ func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanComplete
 			ar.Err = classify("upload", err)
 			return
 		}
-		rec, err := e.upload(ctx, scan, ig, ar.Artifact, ar.Key)
+		rec, err := e.upload(ctx, scan, ig, ar.Artifact, ar.Key, retry || attempt > 0)
 		if err == nil {
 			ar.Object, ar.Err = rec, nil
 			return
@@ -293,7 +300,7 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // upload streams one artifact to one bucket.
-func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, a event.Artifact, key string) (*event.ObjectRecord, *errcode.Error) {
+func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, a event.Artifact, key string, retry bool) (*event.ObjectRecord, *errcode.Error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.UploadTimeout)
 	defer cancel()
 	cl, _, err := e.clients.Client(ctx, ig)
@@ -334,7 +341,7 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		in.ContentLength = aws.Int64(src.Size)
 	}
 	po.applyUpload(in)
-	if src.Size < 0 || src.Size >= e.opts.MultipartThreshold {
+	if retry && (src.Size < 0 || src.Size >= e.opts.MultipartThreshold) {
 		e.abortStale(ctx, cl, ig.Bucket, key)
 	}
 	threshold := e.opts.MultipartThreshold
@@ -351,6 +358,11 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		// Abort a failed multipart upload even when ctx is canceled, so no
 		// parts are left behind.
 		o.FailTimeout = 30 * time.Second
+		// The transfer manager's own setting wins over the client's and
+		// defaults to "when supported" (CRC32 on every part) whatever
+		// AWS_REQUEST_CHECKSUM_CALCULATION says: pass the client's on, so
+		// that when_required reaches stores that refuse flexible checksums.
+		o.RequestChecksumCalculation = cl.Options().RequestChecksumCalculation
 	})
 	out, err := up.UploadObject(ctx, in)
 	if err != nil {
@@ -363,13 +375,15 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 }
 
 // abortStale aborts multipart uploads of key left behind by an earlier
-// attempt that could not abort them itself (a crash, a SIGKILL). It is best
-// effort: the documented IAM policy does not grant
-// s3:ListBucketMultipartUploads, and then the bucket's lifecycle rule
+// attempt that could not abort them itself (a crash, a SIGKILL); it is
+// called on retries and redeliveries only. It is best effort: the documented
+// IAM policy does not grant s3:ListBucketMultipartUploads (a refused list is
+// expected, logged at debug), and then the bucket's lifecycle rule
 // (AbortIncompleteMultipartUpload) cleans up instead.
 func (e *Exporter) abortStale(ctx context.Context, cl *s3.Client, bucket, key string) {
 	out, err := cl.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
 	if err != nil {
+		e.log.Debug("listing multipart uploads left behind", zap.String("key", key), zap.Error(err))
 		return
 	}
 	for _, u := range out.Uploads {
@@ -377,9 +391,14 @@ func (e *Exporter) abortStale(ctx context.Context, cl *s3.Client, bucket, key st
 			continue
 		}
 		_, err := cl.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId})
-		if err == nil {
-			e.log.Info("aborted a multipart upload left behind", zap.String("key", key), zap.String("upload_id", aws.ToString(u.UploadId)))
+		if err != nil {
+			// Its parts stay billed until the lifecycle rule removes them:
+			// the operator should know.
+			e.log.Warn("could not abort a multipart upload left behind (the bucket's AbortIncompleteMultipartUpload lifecycle rule will)",
+				zap.String("key", key), zap.String("upload_id", aws.ToString(u.UploadId)), zap.String("code", string(classify("AbortMultipartUpload", err).Code)), zap.Error(err))
+			continue
 		}
+		e.log.Info("aborted a multipart upload left behind", zap.String("key", key), zap.String("upload_id", aws.ToString(u.UploadId)))
 	}
 }
 

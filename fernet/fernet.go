@@ -229,3 +229,82 @@ func unpad(b []byte) ([]byte, bool) {
 	}
 	return b[:len(b)-n], true
 }
+
+// Keys is an ordered set of keys, as Python's MultiFernet: the first one
+// encrypts, every one of them decrypts. It lets an operator rotate
+// S3EXPORTER_CREDENTIALS_KEY without a moment where tokens made with the
+// old key are refused: put the new key first, keep the old one after it
+// until every token is re-encrypted, then drop it. Printing Keys shows no
+// key material.
+type Keys struct {
+	keys []*Key
+}
+
+// ParseKeys parses one key or several, comma-separated (white space around
+// each is ignored). An empty entry ("k1,,k2", a trailing comma) is an error,
+// not skipped: a key list that is not what the operator meant should fail
+// at start, not at the first token. The error names the position of the bad
+// key, never its text.
+func ParseKeys(s string) (*Keys, error) {
+	parts := strings.Split(s, ",")
+	ks := &Keys{keys: make([]*Key, 0, len(parts))}
+	for i, p := range parts {
+		if strings.TrimSpace(p) == "" {
+			return nil, fmt.Errorf("%w: key %d of %d is empty", ErrBadKey, i+1, len(parts))
+		}
+		k, err := ParseKey(p)
+		if err != nil {
+			if len(parts) == 1 {
+				return nil, err
+			}
+			return nil, fmt.Errorf("key %d of %d: %w", i+1, len(parts), err)
+		}
+		ks.keys = append(ks.keys, k)
+	}
+	return ks, nil
+}
+
+// NewKeys makes a key set of keys, the first of which encrypts. It panics
+// when given none, a programming error.
+func NewKeys(keys ...*Key) *Keys {
+	if len(keys) == 0 {
+		panic("fernet: NewKeys needs at least one key")
+	}
+	return &Keys{keys: append([]*Key(nil), keys...)}
+}
+
+// Len is the number of keys.
+func (ks *Keys) Len() int { return len(ks.keys) }
+
+// Encrypt encrypts with the first key.
+func (ks *Keys) Encrypt(plaintext []byte, now time.Time) ([]byte, error) {
+	return ks.keys[0].Encrypt(plaintext, now)
+}
+
+// Decrypt tries each key in order and returns the first plaintext one of
+// them authenticates. An expired token (authentic under some key) fails
+// with ErrExpired, anything else with ErrInvalidToken, as Key.Decrypt.
+func (ks *Keys) Decrypt(token []byte, ttl time.Duration, now time.Time) ([]byte, error) {
+	err := ErrInvalidToken
+	for _, k := range ks.keys {
+		out, kerr := k.Decrypt(token, ttl, now)
+		if kerr == nil {
+			return out, nil
+		}
+		if errors.Is(kerr, ErrExpired) {
+			// Authentic under this key: no other key can do better.
+			return nil, kerr
+		}
+		err = kerr
+	}
+	return nil, err
+}
+
+// String implements fmt.Stringer without revealing the keys.
+func (ks Keys) String() string { return fmt.Sprintf("fernet.Keys([REDACTED] × %d)", len(ks.keys)) }
+
+// GoString implements fmt.GoStringer without revealing the keys.
+func (ks Keys) GoString() string { return ks.String() }
+
+// Format makes every fmt verb print String.
+func (ks Keys) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(ks.String())) }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -18,9 +19,9 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 )
 
-// Defaults of contract §2.
+// Defaults of contract §2. The default role session name is
+// DefaultSessionName(tenant_id).
 const (
-	DefaultRoleSessionName = "ProwlerS3Export"
 	DefaultSessionDuration = 3600
 	MinSessionDuration     = 900
 	MaxSessionDuration     = 43200
@@ -104,6 +105,13 @@ type Parser struct {
 	AllowPlaintext bool
 	// RoleARNPattern, when set, is a glob every role_arn must match.
 	RoleARNPattern string
+	// AllowAmbient accepts integrations with neither keys nor role_arn,
+	// which the exporter's own AWS identity writes for
+	// (S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS; contract v1.1 §2). Off, such an
+	// integration is refused: in a multi-tenant exporter it would let any
+	// tenant write with the exporter's identity into any bucket that
+	// identity can write (a confused deputy).
+	AllowAmbient bool
 }
 
 // Change is a parsed integration-changed event.
@@ -217,7 +225,7 @@ func (p *Parser) build(in event.IntegrationPayload) (*Integration, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := applyCredentialDefaults(&creds, in.TenantID, p.RoleARNPattern); err != nil {
+	if err := applyCredentialDefaults(&creds, in.TenantID, p.RoleARNPattern, p.AllowAmbient); err != nil {
 		return nil, err
 	}
 	ig.Credentials = creds
@@ -237,8 +245,17 @@ func (p *Parser) credentials(in event.IntegrationPayload) (event.Credentials, er
 			return event.Credentials{}, invalid("encrypted_credentials could not be decrypted with S3EXPORTER_CREDENTIALS_KEY: %v", err)
 		}
 		var c event.Credentials
-		if err := json.Unmarshal(plain, &c); err != nil {
+		var bound tokenBinding
+		err = json.Unmarshal(plain, &c)
+		if err == nil {
+			err = json.Unmarshal(plain, &bound)
+		}
+		clear(plain)
+		if err != nil {
 			return event.Credentials{}, invalid("encrypted_credentials do not hold a credentials JSON object")
+		}
+		if err := bound.check(in.TenantID, in.ID); err != nil {
+			return event.Credentials{}, err
 		}
 		return c, nil
 	case in.Credentials != nil:
@@ -250,7 +267,32 @@ func (p *Parser) credentials(in event.IntegrationPayload) (event.Credentials, er
 	return event.Credentials{}, nil
 }
 
-func applyCredentialDefaults(c *event.Credentials, tenantID, pattern string) error {
+// tokenBinding is what a decrypted encrypted_credentials object may say
+// about whose it is (contract v1.1 §2). Pointers tell a field that is absent
+// (a Prowler App token: accepted) from one that is present but empty
+// (refused: it names no one, so it cannot be this integration).
+type tokenBinding struct {
+	TenantID      *string `json:"tenant_id"`
+	IntegrationID *string `json:"integration_id"`
+}
+
+// check refuses a token bound to another tenant or integration, so a token
+// copied from one integration is useless in another. The message names the
+// mismatching field, not its value: the value is another tenant's.
+func (b tokenBinding) check(tenantID, id string) error {
+	if b.TenantID != nil && *b.TenantID != tenantID {
+		return invalid("encrypted_credentials are bound to another tenant_id than this integration's: re-encrypt them for this integration")
+	}
+	if b.IntegrationID != nil && *b.IntegrationID != id {
+		return invalid("encrypted_credentials are bound to another integration_id than this integration's: re-encrypt them for this integration")
+	}
+	return nil
+}
+
+// AmbientSetting is the setting that lets the exporter's own identity write.
+const AmbientSetting = "S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS"
+
+func applyCredentialDefaults(c *event.Credentials, tenantID, pattern string, allowAmbient bool) error {
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return invalid("aws_access_key_id and aws_secret_access_key go together")
 	}
@@ -261,16 +303,28 @@ func applyCredentialDefaults(c *event.Credentials, tenantID, pattern string) err
 		if c.ExternalID != "" || c.RoleSessionName != "" || c.SessionDuration != 0 {
 			return invalid("external_id, role_session_name and session_duration need role_arn")
 		}
+		if c.AccessKeyID == "" && !allowAmbient {
+			return invalid("no credentials: neither access keys nor role_arn are set, and this exporter does not write with its own AWS identity "+
+				"(set credentials or a role_arn on the integration; single-tenant deployments may set %s=true)", AmbientSetting)
+		}
 		return nil
 	}
 	if err := ValidateRoleARN(c.RoleARN, pattern); err != nil {
 		return err
 	}
-	if c.ExternalID == "" {
+	switch {
+	case c.AccessKeyID == "" && c.ExternalID != "" && c.ExternalID != tenantID:
+		// The exporter's own identity assumes this role: the external ID
+		// is what tells the role's trust policy on whose behalf, so it is
+		// the tenant's ID and nothing else, or any tenant could use a
+		// role that trusts the exporter for another tenant.
+		return invalid("external_id %s: a role assumed with the exporter's own identity (role_arn without keys) always uses the tenant_id as external ID; "+
+			"leave external_id out or set it to the tenant_id", quote(c.ExternalID))
+	case c.ExternalID == "":
 		c.ExternalID = tenantID
 	}
 	if c.RoleSessionName == "" {
-		c.RoleSessionName = DefaultRoleSessionName
+		c.RoleSessionName = DefaultSessionName(tenantID)
 	}
 	if !sessionNamePattern.MatchString(c.RoleSessionName) {
 		return invalid("role_session_name %s must match [\\w+=,.@-]{2,64}", quote(c.RoleSessionName))
@@ -282,6 +336,30 @@ func applyCredentialDefaults(c *event.Credentials, tenantID, pattern string) err
 		return invalid("session_duration %d: must be between %d and %d seconds", c.SessionDuration, MinSessionDuration, MaxSessionDuration)
 	}
 	return nil
+}
+
+// maxSessionName is the longest role session name STS accepts.
+const maxSessionName = 64
+
+// DefaultSessionName is the role session name used when an integration sets
+// none: "prowler-<tenant_id>", so that the bucket owner's CloudTrail shows
+// which tenant acted. Characters STS does not accept (outside [\w+=,.@-])
+// become '-', and the name is cut to 64 characters.
+func DefaultSessionName(tenantID string) string {
+	b := make([]byte, 0, maxSessionName)
+	b = append(b, "prowler-"...)
+	for _, r := range tenantID {
+		if len(b) == maxSessionName {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("_+=,.@-", r):
+			b = append(b, byte(r))
+		default:
+			b = append(b, '-')
+		}
+	}
+	return string(b)
 }
 
 func invalid(format string, args ...any) error {

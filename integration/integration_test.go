@@ -78,7 +78,7 @@ func encrypt(t testing.TB, k *fernet.Key, creds map[string]any) string {
 }
 
 func TestParseChangeUpsert(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	ch, err := p.ParseChange(changeSubject, mustJSON(t, upsert()))
 	if err != nil {
 		t.Fatalf("ParseChange: %v", err)
@@ -105,7 +105,7 @@ func TestParseChangeUpsert(t *testing.T) {
 }
 
 func TestParseChangeDefaults(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	m := upsert()
 	delete(payload(m), "enabled")
 	payload(m)["configuration"] = map[string]any{"bucket_name": "bucket"}
@@ -135,7 +135,7 @@ func TestParseChangeDefaults(t *testing.T) {
 }
 
 func TestParseChangeOptionalConfiguration(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	m := upsert()
 	payload(m)["configuration"] = map[string]any{
 		"bucket_name": "b-1", "sse": "aws:kms", "kms_key_id": "alias/prowler",
@@ -167,7 +167,7 @@ func TestParseChangeOptionalConfiguration(t *testing.T) {
 }
 
 func TestParseChangeRejected(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	for _, tc := range []struct {
 		name   string
 		change func(m map[string]any)
@@ -218,7 +218,7 @@ func TestParseChangeRejected(t *testing.T) {
 func TestParseChangeIDsMustBeTokens(t *testing.T) {
 	// A subject token can't hold '.', but a payload may claim an id the
 	// subject can't carry: it must not be cached under an unusable key.
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	ig := upsert()
 	payload(ig)["id"] = "i 1"
 	_, err := p.ParseChange("prowler.integrations.changed.t1.i 1", mustJSON(t, ig))
@@ -226,7 +226,7 @@ func TestParseChangeIDsMustBeTokens(t *testing.T) {
 }
 
 func TestParseChangeBadSubject(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	data := mustJSON(t, upsert())
 	for _, subj := range []string{
 		"prowler.integrations.changed.t1",
@@ -247,7 +247,7 @@ func TestParseChangeBadSubject(t *testing.T) {
 }
 
 func TestParseChangeOtherTypeIgnored(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	for _, typ := range []string{"jira", "aws_security_hub", ""} {
 		m := upsert()
 		payload(m)["type"] = typ
@@ -264,7 +264,7 @@ func TestParseChangeOtherTypeIgnored(t *testing.T) {
 }
 
 func TestParseChangeDelete(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	data := []byte(`{"action":"delete","integration":{"id":"i1","tenant_id":"t1"}}`)
 	ch, err := p.ParseChange(changeSubject, data)
 	if err != nil {
@@ -307,9 +307,11 @@ func TestPlaintextCredentials(t *testing.T) {
 		t.Errorf("credentials = %v", c)
 	}
 
-	// Empty plaintext credentials hold nothing to protect: fine either way.
+	// Empty plaintext credentials hold nothing to protect: not refused as
+	// plaintext (they are ambient credentials, which have their own setting).
 	payload(m)["credentials"] = map[string]any{}
-	if _, err := refusing.ParseChange(changeSubject, mustJSON(t, m)); err != nil {
+	ambient := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
+	if _, err := ambient.ParseChange(changeSubject, mustJSON(t, m)); err != nil {
 		t.Errorf("empty credentials: %v", err)
 	}
 }
@@ -331,7 +333,7 @@ func TestEncryptedCredentials(t *testing.T) {
 		t.Errorf("credentials = %v", c)
 	}
 	// Role defaults apply to decrypted credentials too.
-	if c.ExternalID != "t1" || c.RoleSessionName != "ProwlerS3Export" || c.SessionDuration != 3600 {
+	if c.ExternalID != "t1" || c.RoleSessionName != "prowler-t1" || c.SessionDuration != 3600 {
 		t.Errorf("defaults not applied: %v", c)
 	}
 }
@@ -418,15 +420,20 @@ func TestCredentialRules(t *testing.T) {
 		want  event.Credentials
 	}{
 		{map[string]any{"role_arn": role},
-			event.Credentials{RoleARN: role, ExternalID: "t1", RoleSessionName: "ProwlerS3Export", SessionDuration: 3600}},
-		{map[string]any{"role_arn": role, "external_id": "ext-123", "role_session_name": "a+b=c,d.e@f-g_h", "session_duration": 900},
-			event.Credentials{RoleARN: role, ExternalID: "ext-123", RoleSessionName: "a+b=c,d.e@f-g_h", SessionDuration: 900}},
+			event.Credentials{RoleARN: role, ExternalID: "t1", RoleSessionName: "prowler-t1", SessionDuration: 3600}},
+		// The exporter's identity assumes the role: the tenant's own ID
+		// may be given, and is what goes out.
+		{map[string]any{"role_arn": role, "external_id": "t1", "role_session_name": "a+b=c,d.e@f-g_h", "session_duration": 900},
+			event.Credentials{RoleARN: role, ExternalID: "t1", RoleSessionName: "a+b=c,d.e@f-g_h", SessionDuration: 900}},
+		// Keys + role: the external ID is the tenant's to choose.
+		{map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey, "role_arn": role, "external_id": "ext-123"},
+			event.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretKey, RoleARN: role, ExternalID: "ext-123", RoleSessionName: "prowler-t1", SessionDuration: 3600}},
 		{map[string]any{"role_arn": role, "role_session_name": "ab", "session_duration": 43200},
 			event.Credentials{RoleARN: role, ExternalID: "t1", RoleSessionName: "ab", SessionDuration: 43200}},
 		{map[string]any{"role_arn": role, "role_session_name": strings.Repeat("s", 64)},
 			event.Credentials{RoleARN: role, ExternalID: "t1", RoleSessionName: strings.Repeat("s", 64), SessionDuration: 3600}},
 		{map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey, "role_arn": role},
-			event.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretKey, RoleARN: role, ExternalID: "t1", RoleSessionName: "ProwlerS3Export", SessionDuration: 3600}},
+			event.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretKey, RoleARN: role, ExternalID: "t1", RoleSessionName: "prowler-t1", SessionDuration: 3600}},
 		{map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey},
 			event.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretKey}},
 	}
@@ -479,7 +486,7 @@ func TestCredentialRules(t *testing.T) {
 }
 
 func TestBuild(t *testing.T) {
-	p := &integration.Parser{Prefix: "prowler"}
+	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	in := event.IntegrationPayload{ID: "i1", TenantID: "t1", Providers: []string{"p1"},
 		Configuration: event.Configuration{BucketName: "bucket", OutputDirectory: " x "}}
 	ig, err := p.Build(in)

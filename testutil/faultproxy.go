@@ -50,10 +50,14 @@ type FaultStats struct {
 // upload open that real S3 would not.
 type FaultProxy struct {
 	aborted sync.Map // upload id -> struct{}
-	srv     *httptest.Server
-	mu      sync.Mutex
-	faults  Faults
-	stats   struct{ requests, errors, resets, slowed atomic.Int64 }
+	// intercept and log: see Intercept and Requests.
+	hookMu    sync.Mutex
+	intercept func(w http.ResponseWriter, r *http.Request) bool
+	log       []ProxiedRequest
+	srv       *httptest.Server
+	mu        sync.Mutex
+	faults    Faults
+	stats     struct{ requests, errors, resets, slowed atomic.Int64 }
 }
 
 // NewFaultProxy starts a proxy to target (an http URL); it stops at the end of
@@ -74,6 +78,13 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 	}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.stats.requests.Add(1)
+		p.hookMu.Lock()
+		p.log = append(p.log, ProxiedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone()})
+		hook := p.intercept
+		p.hookMu.Unlock()
+		if hook != nil && hook(w, r) {
+			return
+		}
 		f := p.Faults()
 		if f.PathPrefix != "" && !strings.HasPrefix(r.URL.Path, f.PathPrefix) {
 			f = Faults{}
@@ -126,6 +137,50 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// ProxiedRequest is a request as the proxy received it (before any fault).
+type ProxiedRequest struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Header http.Header
+}
+
+// SignedBy is the access key ID in the request's SigV4 Authorization header.
+func (r ProxiedRequest) SignedBy() string { return SignedBy(r.Header) }
+
+// SignedBy is the access key ID of a SigV4 Authorization header ("" if none).
+func SignedBy(h http.Header) string {
+	if m := sigV4CredentialRe.FindStringSubmatch(h.Get("Authorization")); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// Requests returns every request received so far, in order.
+func (p *FaultProxy) Requests() []ProxiedRequest {
+	p.hookMu.Lock()
+	defer p.hookMu.Unlock()
+	return append([]ProxiedRequest(nil), p.log...)
+}
+
+// Intercept sets a function that sees each request first (after it is
+// recorded, before any fault); when it returns true it has answered and the
+// request goes no further. Tests use it to answer as AWS would where
+// versitygw does not (ExpiredToken, a 403 with x-amz-bucket-region). nil
+// removes it.
+func (p *FaultProxy) Intercept(f func(w http.ResponseWriter, r *http.Request) bool) {
+	p.hookMu.Lock()
+	p.intercept = f
+	p.hookMu.Unlock()
+}
+
+// WriteS3Error answers an S3 error, as S3 does.
+func WriteS3Error(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>`+code+`</Code><Message>`+msg+`</Message></Error>`)
 }
 
 // URL is the proxy's address; use it as the S3 endpoint.

@@ -48,6 +48,7 @@ type STS struct {
 
 	mu       sync.Mutex
 	creds    STSCredentials
+	rotation []STSCredentials // handed out in turn, when set
 	lifetime time.Duration
 	roles    map[string]string // role ARN -> required external ID ("" = none)
 	calls    []AssumeRoleCall
@@ -88,6 +89,15 @@ func (s *STS) SetCredentials(c STSCredentials) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.creds = c
+}
+
+// SetRotation makes each granted AssumeRole hand out the next credentials of
+// list in turn (the last one repeats), as AWS hands out new keys for each
+// session; nil goes back to SetCredentials' ones.
+func (s *STS) SetRotation(list []STSCredentials) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rotation = append([]STSCredentials(nil), list...)
 }
 
 // Calls returns every AssumeRole request received so far, in order.
@@ -139,6 +149,14 @@ func (s *STS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeSTSError(w, status, "Sender", code, msg)
 		return
 	}
+	s.mu.Lock()
+	if len(s.rotation) > 0 {
+		creds = s.rotation[0]
+		if len(s.rotation) > 1 {
+			s.rotation = s.rotation[1:]
+		}
+	}
+	s.mu.Unlock()
 
 	duration := 3600 * time.Second
 	if call.DurationSeconds != 0 {

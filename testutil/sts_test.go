@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,28 @@ func TestSTSWithAssumeRoleProvider(t *testing.T) {
 	s.Expect(testRole, "someone-else")
 	if _, err := newCache().Retrieve(ctx); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
 		t.Fatalf("Retrieve with a wrong external ID: %v", err)
+	}
+}
+
+func TestSTSRotation(t *testing.T) {
+	s := NewSTS(t, issued)
+	s.Expect(testRole, "")
+	client := newSTSClient(s)
+	one := STSCredentials{AccessKeyID: "ASIAROTATION00000001", SecretAccessKey: "s1"}
+	two := STSCredentials{AccessKeyID: "ASIAROTATION00000002", SecretAccessKey: "s2"}
+	s.SetRotation([]STSCredentials{one, two})
+	var got []string
+	for range 3 {
+		out, err := client.AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: aws.String(testRole), RoleSessionName: aws.String("prowler-t")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, aws.ToString(out.Credentials.AccessKeyId))
+	}
+	if want := []string{one.AccessKeyID, two.AccessKeyID, two.AccessKeyID}; !slices.Equal(got, want) {
+		t.Fatalf("keys handed out %v, want %v (in turn, the last repeating)", got, want)
+	}
+	if n := len(s.Calls()); n != 3 {
+		t.Fatalf("%d calls recorded, want 3", n)
 	}
 }

@@ -121,6 +121,9 @@ func demo(ctx context.Context, dir string, natsPort, s3Port int, metricsAddr str
 	cfg.S3Endpoint = endpoint
 	cfg.S3ForcePathStyle = true
 	cfg.AllowPlaintextCredentials = true
+	// A single-tenant demo: an integration without credentials may write
+	// with the exporter's own identity (contract v1.1 §2).
+	cfg.AllowAmbientCredentials = true
 	cfg.MetricsAddr = metricsAddr
 	d := daemon.New(cfg, log, nil)
 	if err := d.Start(ctx); err != nil {

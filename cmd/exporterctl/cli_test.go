@@ -213,9 +213,14 @@ func TestSealCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	oldKey, err := fernet.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two keys, as during a rotation: the first one encrypts.
 	a := &app{getenv: func(k string) string {
 		if k == "S3EXPORTER_CREDENTIALS_KEY" {
-			return key
+			return key + "," + oldKey
 		}
 		return ""
 	}, secrets: &secretSet{}}
@@ -243,6 +248,19 @@ func TestSealCredentials(t *testing.T) {
 	}
 	if back != creds {
 		t.Fatalf("decrypted %#v, want the credentials sent", back.Redacted())
+	}
+	// The token is bound to its integration (contract v1.1 §2).
+	var bound struct {
+		TenantID      string `json:"tenant_id"`
+		IntegrationID string `json:"integration_id"`
+	}
+	if err := json.Unmarshal(plain, &bound); err != nil || bound.TenantID != "t" || bound.IntegrationID != "i" {
+		t.Fatalf("token binding %+v (%v), want tenant_id t and integration_id i", bound, err)
+	}
+	for _, s := range []string{key, oldKey} {
+		if !slices.Contains(a.secrets.vals, s) {
+			t.Errorf("a key of S3EXPORTER_CREDENTIALS_KEY is not masked in output")
+		}
 	}
 
 	plainIn := event.IntegrationPayload{ID: "i", TenantID: "t", Credentials: &creds}

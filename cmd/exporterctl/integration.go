@@ -38,20 +38,25 @@ Integration:
   --storage-class C           S3 storage class
   --bucket-owner-full-control grant the bucket owner full control of the objects
 
-Credentials (all optional; none means the exporter's own AWS identity):
+Credentials (none means the exporter's own AWS identity, which an exporter accepts
+only with S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS=true):
   --access-key-id K           AWS access key id
   --secret-access-key S       AWS secret access key (visible to other local users; prefer the file
                               or AWS_SECRET_ACCESS_KEY, which is read only with --access-key-id)
   --secret-access-key-file F  file holding the secret access key
   --session-token T           AWS session token (or --session-token-file F)
   --role-arn ARN              role to assume
-  --external-id X             external id for the role (default: the tenant id)
-  --role-session-name N       role session name (default ProwlerS3Export)
+  --external-id X             external id for the role (default: the tenant id; without keys
+                              it can only be the tenant id)
+  --role-session-name N       role session name (default prowler-<tenant id>)
   --session-duration N        role session duration in seconds (900 to 43200; default 3600)
 
 Encryption:
   --encrypt                   send the credentials as encrypted_credentials (a Fernet token)
-  --key-file F                file holding the Fernet key (default: env S3EXPORTER_CREDENTIALS_KEY)
+  --key-file F                file holding the Fernet key (default: env S3EXPORTER_CREDENTIALS_KEY;
+                              of several comma-separated keys the first encrypts)
+  The token is bound to the integration (it carries tenant_id and integration_id), so
+  the exporter refuses it in any other integration.
   Without --encrypt the credentials travel in clear, which only an exporter with
   S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS=true accepts.
 
@@ -331,7 +336,9 @@ func validatePayload(in event.IntegrationPayload) error {
 		return errors.New("send either credentials or encrypted_credentials, not both")
 	}
 	in.EncryptedCredentials = ""
-	p := integration.Parser{AllowPlaintext: true}
+	// The exporter decides on ambient credentials (its own setting); here
+	// they are let through, and refused there with a message naming it.
+	p := integration.Parser{AllowPlaintext: true, AllowAmbient: true}
 	if _, err := p.Build(in); err != nil {
 		return fmt.Errorf("invalid integration: %w", err)
 	}
@@ -363,7 +370,7 @@ func (a *app) sealCredentials(in *event.IntegrationPayload, encrypt bool, keyFil
 	if err != nil {
 		return "", err
 	}
-	wire, err := in.Credentials.WireJSON()
+	wire, err := boundCredentialsJSON(*in.Credentials, in.TenantID, in.ID)
 	if err != nil {
 		return "", err
 	}
@@ -377,8 +384,27 @@ func (a *app) sealCredentials(in *event.IntegrationPayload, encrypt bool, keyFil
 	return "encrypted", nil
 }
 
-// loadKey reads the Fernet key from keyFile or S3EXPORTER_CREDENTIALS_KEY.
-func (a *app) loadKey(keyFile string) (*fernet.Key, error) {
+// boundCredentialsJSON is the credentials' wire JSON with tenant_id and
+// integration_id added (contract v1.1 §2): the exporter then refuses the
+// token in any other integration, so a token copied elsewhere is useless.
+func boundCredentialsJSON(c event.Credentials, tenantID, id string) ([]byte, error) {
+	wire, err := c.WireJSON()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	err = json.Unmarshal(wire, &m)
+	clear(wire)
+	if err != nil {
+		return nil, err
+	}
+	m["tenant_id"], m["integration_id"] = tenantID, id
+	return json.Marshal(m)
+}
+
+// loadKey reads the Fernet key from keyFile or S3EXPORTER_CREDENTIALS_KEY;
+// of several comma-separated keys, the first encrypts (as the exporter's).
+func (a *app) loadKey(keyFile string) (*fernet.Keys, error) {
 	var s, from string
 	if keyFile != "" {
 		b, err := a.readFile(keyFile)
@@ -392,8 +418,10 @@ func (a *app) loadKey(keyFile string) (*fernet.Key, error) {
 			return nil, usageErrorf("--encrypt needs a Fernet key: --key-file or S3EXPORTER_CREDENTIALS_KEY")
 		}
 	}
-	a.secrets.add(strings.TrimSpace(s))
-	key, err := fernet.ParseKey(s)
+	for _, k := range strings.Split(s, ",") {
+		a.secrets.add(strings.TrimSpace(k))
+	}
+	key, err := fernet.ParseKeys(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", from, err)
 	}

@@ -77,7 +77,10 @@ func newParser(t *testing.T) *integration.Parser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &integration.Parser{Prefix: prefix, Key: key, AllowPlaintext: true}
+	// AllowAmbient: an example without credentials is valid on the wire;
+	// whether the exporter's own identity may write for it is an operator
+	// setting (S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS), tested in integration.
+	return &integration.Parser{Prefix: prefix, Key: key, AllowPlaintext: true, AllowAmbient: true}
 }
 
 func parseChangeExample(t *testing.T, p *integration.Parser, data []byte) (integration.Change, error) {
