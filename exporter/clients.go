@@ -44,6 +44,9 @@ type ClientOptions struct {
 	// OnRetry, when set, is called each time the SDK's retryer sends a
 	// request again, with the code of the failure it retries.
 	OnRetry func(errcode.Code)
+	// ResponseTimeout bounds the wait for a request's response headers and
+	// a stalled body (default DefaultResponseTimeout; see stall.go).
+	ResponseTimeout time.Duration
 }
 
 // DefaultCredentialExpiryWindow is how long before their expiry assumed-role
@@ -81,14 +84,23 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 	}
 	// The HTTP client must stay a *awshttp.BuildableClient so that
 	// AWS_CA_BUNDLE keeps working.
+	if opts.ResponseTimeout <= 0 {
+		opts.ResponseTimeout = DefaultResponseTimeout
+	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = 64
+		withResponseTimeout(tr, opts.ResponseTimeout)
 	})
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithRegion(opts.DefaultRegion),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
-			std := retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = opts.MaxAttempts })
+			std := retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = opts.MaxAttempts
+				// No answer within ResponseTimeout: trying twice more
+				// would wait three times as long (stall.go).
+				o.Retryables = append([]retry.IsErrorRetryable{noRetryWithoutResponse}, o.Retryables...)
+			})
 			if opts.OnRetry == nil {
 				return std
 			}
