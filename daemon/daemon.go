@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/fernet"
 	"github.com/prowler-cloud/s3-exporter/integration"
@@ -151,7 +153,8 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	copts := exporter.ClientOptions{
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
-		OnRetry: func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
+		OnRetry:         func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
+		ResponseTimeout: cfg.ResponseTimeout,
 	}
 	if d.TuneClients != nil {
 		d.TuneClients(&copts)
@@ -160,10 +163,15 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// GOMEMLIMIT, read without changing it (a negative limit only reads).
+	budget := exporter.UploadMemory(cfg.UploadMemory, debug.SetMemoryLimit(-1))
+	d.metrics.UploadMemoryBudget.Set(float64(budget))
 	d.exporter = exporter.New(clients, opener, exporter.Options{
 		Concurrency: cfg.Concurrency, PartSize: cfg.PartSize, MultipartThreshold: cfg.MultipartThreshold,
 		UploadTimeout: cfg.UploadTimeout, Retries: cfg.InProcessRetries, RetryBaseDelay: cfg.RetryBaseDelay,
-		InFlight: d.metrics.UploadsInFlight.Add,
+		InFlight:     d.metrics.UploadsInFlight.Add,
+		UploadMemory: budget, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
+		Observer: d.metrics.SchedObserver(), OnBreaker: d.breakerStatus,
 	}, d.log)
 
 	d.follower = consumer.NewFollower(js, d.topo, d.cache, d.parser, d.log)
@@ -225,6 +233,27 @@ func (d *Daemon) connect() (*nats.Conn, error) {
 			d.log.Warn("NATS error", zap.Error(err))
 		}),
 	)
+}
+
+// breakerStatus publishes a connection status when the breaker of an
+// integration's destination opens (connected false, the failure that opened
+// it) or closes again (connected true: a probe got through).
+func (d *Daemon) breakerStatus(ig *integration.Integration, open bool, cause *errcode.Error) {
+	st := event.ConnectionStatus{TenantID: ig.TenantID, IntegrationID: ig.ID, LastCheckedAt: time.Now().UTC(),
+		Connected: !open, Breaker: event.BreakerClosed}
+	if r, ok := d.exporter.Clients().CachedRegion(ig); ok {
+		st.BucketRegion = r
+	}
+	if open {
+		st.Breaker = event.BreakerOpen
+		st.Error = &event.ErrorBody{Code: string(errcode.Timeout), Message: "uploads fail fast after repeated failures"}
+		if cause != nil {
+			st.Error = &event.ErrorBody{Code: string(cause.Code), Message: cause.Message()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.reporter.Connection(ctx, st)
 }
 
 // watchConsumer keeps the consumer gauges current.

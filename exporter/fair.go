@@ -25,7 +25,7 @@ func destKey(tenant string, ig *integration.Integration) string {
 // black hole fails it fast once its breaker is open, and its timeouts count
 // towards opening it.
 func (e *Exporter) region(ctx context.Context, tenant string, ig *integration.Integration) (string, *errcode.Error) {
-	if r, ok := e.clients.cachedRegion(ig); ok {
+	if r, ok := e.clients.CachedRegion(ig); ok {
 		return r, nil
 	}
 	g, err := e.sched.Acquire(ctx, sched.Request{Tenant: tenant, Dest: destKey(tenant, ig)})
@@ -41,8 +41,8 @@ func (e *Exporter) region(ctx context.Context, tenant string, ig *integration.In
 	return region, ce
 }
 
-// cachedRegion returns the bucket's region when Client has cached it.
-func (c *Clients) cachedRegion(ig *integration.Integration) (string, bool) {
+// CachedRegion returns the bucket's region when Client has cached it.
+func (c *Clients) CachedRegion(ig *integration.Integration) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.regions[credKey(ig.Credentials)+"/"+ig.Bucket]
