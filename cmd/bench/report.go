@@ -22,6 +22,8 @@ type report struct {
 	cache   *cacheResult
 	latency *latencyResult
 	micro   []microResult
+	network *networkResult
+	noisy   *noisyResult
 }
 
 // describeMachine says what the run ran on.
@@ -112,6 +114,12 @@ func (r *report) markdown() string {
 	if r.latency != nil {
 		r.latencySection(p)
 	}
+	if r.network != nil {
+		r.networkSection(p)
+	}
+	if r.noisy != nil {
+		r.noisySection(p)
+	}
 	if r.micro != nil {
 		r.microSection(p)
 	}
@@ -164,6 +172,8 @@ func (r *report) summary(p printer) {
 		t.row(fmt.Sprintf("4. %d sequential single scans", l.Scans), "p50, publish to `succeeded`", fmt.Sprintf("%.2f× direct", e50/d50), "—", "")
 		t.row("", "p99, publish to `succeeded`", fmt.Sprintf("%.2f× direct", e99/d99), "≤ 2×", verdict(e99 <= 2*d99))
 	}
+	r.networkSummary(t)
+	r.noisySummary(t)
 	p("%s\n", t)
 }
 
