@@ -63,7 +63,7 @@ type Config struct {
 	LogLevel string `envconfig:"S3EXPORTER_LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error (logs are JSON)"`
 
 	// Work and retries.
-	Concurrency           int             `envconfig:"S3EXPORTER_CONCURRENCY" default:"16" desc:"most artifact uploads running at once in this replica"`
+	Concurrency           int             `envconfig:"S3EXPORTER_CONCURRENCY" default:"64" desc:"most artifact uploads running at once in this replica, across tenants; each tenant gets a fair share and each destination an adaptive limit within it"`
 	MaxInFlightScans      int             `envconfig:"S3EXPORTER_MAX_INFLIGHT_SCANS" default:"8" desc:"most scans processed at once in this replica"`
 	PartSize              int64           `envconfig:"S3EXPORTER_PART_SIZE" default:"8388608" desc:"multipart upload part size in bytes (5 MiB to 5 GiB)"`
 	MultipartThreshold    int64           `envconfig:"S3EXPORTER_MULTIPART_THRESHOLD" default:"16777216" desc:"artifacts of at least this many bytes use a multipart upload (5 MiB to 5 GiB)"`
@@ -76,6 +76,12 @@ type Config struct {
 	ShutdownGrace         time.Duration   `envconfig:"S3EXPORTER_SHUTDOWN_GRACE" default:"25s" desc:"time in-flight work gets to finish on shutdown"`
 	ConsumerName          string          `envconfig:"S3EXPORTER_CONSUMER_NAME" default:"s3-exporter" desc:"durable consumer name shared by all replicas"`
 	ConnectionTestTimeout time.Duration   `envconfig:"S3EXPORTER_CONNECTION_TEST_TIMEOUT" default:"20s" desc:"time limit of one connection test"`
+
+	// Upload scheduling (README Design, "Fair, latency-proof uploads").
+	UploadMemory    int64         `envconfig:"S3EXPORTER_UPLOAD_MEMORY" default:"0" desc:"byte budget of the uploads running at once (0: half of GOMEMLIMIT when set, else 268435456); see README Memory"`
+	ResponseTimeout time.Duration `envconfig:"S3EXPORTER_RESPONSE_TIMEOUT" default:"60s" desc:"an S3 request with no response headers (or a body that stops moving) for this long fails as a retryable Timeout"`
+	BreakerFailures int           `envconfig:"S3EXPORTER_BREAKER_FAILURES" default:"5" desc:"failures in a row (timeouts, throttling, 5xx) of one destination that open its circuit breaker (1 to 1000)"`
+	BreakerCooldown time.Duration `envconfig:"S3EXPORTER_BREAKER_COOLDOWN" default:"30s" desc:"how long an open breaker fails uploads fast before a probe; doubles on each failed probe, up to 5m"`
 }
 
 // Default returns the configuration with every default and no environment.
@@ -90,7 +96,7 @@ func Default() *Config {
 		DefaultRegion:         "us-east-1",
 		MetricsAddr:           ":9090",
 		LogLevel:              "info",
-		Concurrency:           16,
+		Concurrency:           64,
 		MaxInFlightScans:      8,
 		PartSize:              8 << 20,
 		MultipartThreshold:    16 << 20,
@@ -104,6 +110,9 @@ func Default() *Config {
 		ConsumerName:          "s3-exporter",
 		ConnectionTestTimeout: 20 * time.Second,
 		GlobalControl:         true,
+		ResponseTimeout:       60 * time.Second,
+		BreakerFailures:       5,
+		BreakerCooldown:       30 * time.Second,
 	}
 }
 

@@ -94,12 +94,13 @@ func TestLoadDefaults(t *testing.T) {
 	want := map[string]any{
 		"NATSURL": "nats://127.0.0.1:4222", "SubjectPrefix": "prowler", "ManageStreams": true,
 		"StreamReplicas": 1, "ScanMaxAge": 168 * time.Hour, "DefaultRegion": "us-east-1",
-		"MetricsAddr": ":9090", "LogLevel": "info", "Concurrency": 16, "MaxInFlightScans": 8,
+		"MetricsAddr": ":9090", "LogLevel": "info", "Concurrency": 64, "MaxInFlightScans": 8,
 		"PartSize": int64(8388608), "MultipartThreshold": int64(16777216), "UploadTimeout": 30 * time.Minute,
 		"AckWait": time.Minute, "MaxDeliver": 10, "InProcessRetries": 3, "RetryBaseDelay": 200 * time.Millisecond,
 		"ShutdownGrace": 25 * time.Second, "ConsumerName": "s3-exporter", "ConnectionTestTimeout": 20 * time.Second,
 		"GlobalControl": true, "S3ForcePathStyle": false, "AllowPlaintextCredentials": false, "CredentialsKey": Secret(""),
 		"S3Endpoint": "", "STSEndpoint": "", "RoleARNPattern": "", "NATSCreds": "",
+		"UploadMemory": int64(0), "ResponseTimeout": time.Minute, "BreakerFailures": 5, "BreakerCooldown": 30 * time.Second,
 	}
 	v := reflect.ValueOf(got).Elem()
 	for field, w := range want {
@@ -232,6 +233,11 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_CONSUMER_NAME": "s3.exporter"}, "S3EXPORTER_CONSUMER_NAME", "letters"},
 		{map[string]string{"S3EXPORTER_CONNECTION_TEST_TIMEOUT": "0s"}, "S3EXPORTER_CONNECTION_TEST_TIMEOUT", "positive"},
 		{map[string]string{"S3EXPORTER_GLOBAL_CONTROL": "tenants-only"}, "S3EXPORTER_GLOBAL_CONTROL", "true or false"},
+		{map[string]string{"S3EXPORTER_UPLOAD_MEMORY": "1000"}, "S3EXPORTER_UPLOAD_MEMORY", "at least 16777216"},
+		{map[string]string{"S3EXPORTER_UPLOAD_MEMORY": "256MiB"}, "S3EXPORTER_UPLOAD_MEMORY", "an integer"},
+		{map[string]string{"S3EXPORTER_RESPONSE_TIMEOUT": "0s"}, "S3EXPORTER_RESPONSE_TIMEOUT", "positive"},
+		{map[string]string{"S3EXPORTER_BREAKER_FAILURES": "0"}, "S3EXPORTER_BREAKER_FAILURES", "between 1 and 1000"},
+		{map[string]string{"S3EXPORTER_BREAKER_COOLDOWN": "-1s"}, "S3EXPORTER_BREAKER_COOLDOWN", "positive"},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

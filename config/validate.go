@@ -118,6 +118,12 @@ func (c *Config) Validate() error {
 		v.add("S3EXPORTER_CONSUMER_NAME", fmt.Sprintf("must be 1 to 64 letters, digits, '_' or '-', got %q", c.ConsumerName))
 	}
 	v.positive("S3EXPORTER_CONNECTION_TEST_TIMEOUT", c.ConnectionTestTimeout)
+	if c.UploadMemory != 0 && c.UploadMemory < 16<<20 {
+		v.add("S3EXPORTER_UPLOAD_MEMORY", fmt.Sprintf("must be 0 (derived) or at least 16777216 bytes, got %d", c.UploadMemory))
+	}
+	v.positive("S3EXPORTER_RESPONSE_TIMEOUT", c.ResponseTimeout)
+	v.intRange("S3EXPORTER_BREAKER_FAILURES", c.BreakerFailures, 1, 1000)
+	v.positive("S3EXPORTER_BREAKER_COOLDOWN", c.BreakerCooldown)
 	return v.err()
 }
 

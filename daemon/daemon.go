@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,7 +253,8 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	}
 	copts := exporter.ClientOptions{
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
-		OnRetry: func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
+		OnRetry:         func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
+		ResponseTimeout: cfg.ResponseTimeout,
 	}
 	if d.tune != nil {
 		d.tune(&copts)
@@ -261,10 +263,15 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	if err != nil {
 		return err
 	}
+	// GOMEMLIMIT, read without changing it (a negative limit only reads).
+	budget := exporter.UploadMemory(cfg.UploadMemory, debug.SetMemoryLimit(-1))
+	d.metrics.UploadMemoryBudget.Set(float64(budget))
 	exp := exporter.New(clients, opener, exporter.Options{
 		Concurrency: cfg.Concurrency, PartSize: cfg.PartSize, MultipartThreshold: cfg.MultipartThreshold,
 		UploadTimeout: cfg.UploadTimeout, Retries: cfg.InProcessRetries, RetryBaseDelay: cfg.RetryBaseDelay,
-		InFlight: d.metrics.UploadsInFlight.Add,
+		InFlight:     d.metrics.UploadsInFlight.Add,
+		UploadMemory: budget, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
+		Observer: d.metrics.SchedObserver(), OnBreaker: breakerStatus(clients, reporter),
 	}, d.log)
 
 	follower := consumer.NewFollower(js, d.topo, cache, parser, d.log)
@@ -359,6 +366,29 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		return nil
 	})
 	return nil
+}
+
+// breakerStatus publishes a connection status when the breaker of an
+// integration's destination opens (connected false, the failure that opened
+// it) or closes again (connected true: a probe got through).
+func breakerStatus(clients *exporter.Clients, reporter *consumer.Reporter) func(*integration.Integration, bool, *errcode.Error) {
+	return func(ig *integration.Integration, open bool, cause *errcode.Error) {
+		st := event.ConnectionStatus{TenantID: ig.TenantID, IntegrationID: ig.ID, LastCheckedAt: time.Now().UTC(),
+			Connected: !open, Breaker: event.BreakerClosed}
+		if r, ok := clients.CachedRegion(ig); ok {
+			st.BucketRegion = r
+		}
+		if open {
+			st.Breaker = event.BreakerOpen
+			st.Error = &event.ErrorBody{Code: string(errcode.Timeout), Message: "uploads fail fast after repeated failures"}
+			if cause != nil {
+				st.Error = &event.ErrorBody{Code: string(cause.Code), Message: cause.Message()}
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		reporter.Connection(ctx, st)
+	}
 }
 
 // watchConsumer keeps the consumer gauges current.

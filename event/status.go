@@ -52,7 +52,19 @@ type ConnectionStatus struct {
 	LastCheckedAt time.Time  `json:"last_checked_at"`
 	BucketRegion  string     `json:"bucket_region"`
 	Error         *ErrorBody `json:"error"`
+	// Breaker is the circuit breaker of the integration's destination when
+	// it changed: BreakerOpen (uploads fail fast after repeated timeouts or
+	// throttling) or BreakerClosed (a probe succeeded). Omitted otherwise: an
+	// optional addition to the contract, which consumers that do not know
+	// it ignore.
+	Breaker string `json:"breaker,omitempty"`
 }
+
+// Values of ConnectionStatus.Breaker.
+const (
+	BreakerOpen   = "open"
+	BreakerClosed = "closed"
+)
 
 // ErrorBody is a coded error in a reply or status event.
 type ErrorBody struct {

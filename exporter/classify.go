@@ -29,6 +29,10 @@ func classify(op string, err error) *errcode.Error {
 	wrap := func(c errcode.Code, retry bool) *errcode.Error {
 		return &errcode.Error{Code: c, Retryable: retry, Err: fmt.Errorf("%s: %w", op, err)}
 	}
+	// Before DeadlineExceeded: net/http's header timeout also reads as one.
+	if isNoResponse(err) {
+		return &errcode.Error{Code: errcode.Timeout, Retryable: true, Err: fmt.Errorf("%s: %w: %w", op, ErrNoResponse, err)}
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return wrap(errcode.Timeout, true)
 	}

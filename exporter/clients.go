@@ -55,6 +55,9 @@ type ClientOptions struct {
 	// GetBucketLocation nor HeadBucket told a bucket's region, is kept for
 	// that bucket before asking again (default DefaultFallbackRegionTTL).
 	FallbackRegionTTL time.Duration
+	// ResponseTimeout bounds the wait for a request's response headers and
+	// a stalled body (default DefaultResponseTimeout; see stall.go).
+	ResponseTimeout time.Duration
 }
 
 // DefaultCredentialExpiryWindow is how long before their expiry assumed-role
@@ -140,14 +143,23 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 	}
 	// The HTTP client must stay a *awshttp.BuildableClient so that
 	// AWS_CA_BUNDLE keeps working.
+	if opts.ResponseTimeout <= 0 {
+		opts.ResponseTimeout = DefaultResponseTimeout
+	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = 64
+		withResponseTimeout(tr, opts.ResponseTimeout)
 	})
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithRegion(opts.DefaultRegion),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
-			std := retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = opts.MaxAttempts })
+			std := retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = opts.MaxAttempts
+				// No answer within ResponseTimeout: trying twice more
+				// would wait three times as long (stall.go).
+				o.Retryables = append([]retry.IsErrorRetryable{noRetryWithoutResponse}, o.Retryables...)
+			})
 			if opts.OnRetry == nil {
 				return std
 			}
@@ -319,6 +331,21 @@ func (c *Clients) Client(ctx context.Context, ig *integration.Integration) (*s3.
 		return c.client(ig, br.region), "", nil
 	}
 	return c.client(ig, br.region), br.region, nil
+}
+
+// CachedRegion returns the bucket's region when Client has cached it: ""
+// with true while a guessed (default) region is remembered.
+func (c *Clients) CachedRegion(ig *integration.Integration) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	br, ok := c.signerOf(ig).regions[ig.Bucket]
+	switch {
+	case !ok || (br.guessed && !c.now().Before(br.until)):
+		return "", false
+	case br.guessed:
+		return "", true
+	}
+	return br.region, true
 }
 
 // fallsBack reports whether a region-discovery failure leaves the default

@@ -21,6 +21,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/sched"
 	"github.com/prowler-cloud/s3-exporter/source"
 )
 
@@ -31,8 +32,20 @@ type Opener interface {
 
 // Options tunes uploads.
 type Options struct {
-	// Concurrency caps the artifact uploads running at once, across scans.
+	// Concurrency caps the artifact uploads running at once, across scans
+	// and tenants (default 64). Within it each destination has its own
+	// adaptive limit and each tenant its fair share (package sched).
 	Concurrency int
+	// UploadMemory is the byte budget of the uploads running at once
+	// (default DefaultUploadMemory; see UploadMemory and MemoryBound).
+	UploadMemory int64
+	// InitialLimit is a new destination's concurrency limit (default 8).
+	InitialLimit int
+	// BreakerFailures is how many failures in a row of a destination open
+	// its circuit breaker (default 5); BreakerCooldown how long it stays
+	// open before a probe (default 30s, doubling up to 5m).
+	BreakerFailures int
+	BreakerCooldown time.Duration
 	// PartSize is the multipart part size in bytes (>= 5 MiB).
 	PartSize int64
 	// MultipartThreshold is the size from which multipart upload is used.
@@ -49,6 +62,51 @@ type Options struct {
 	RetryBaseDelay time.Duration
 	// InFlight, when set, is told of uploads starting (+1) and ending (-1).
 	InFlight func(delta float64)
+	// Observer, when set, is told of the scheduler's queue, budget, limits
+	// and breakers (metrics).
+	Observer sched.Observer
+	// OnBreaker, when set, is told when the breaker of an integration's
+	// destination opens (cause is the failure that opened it) or closes
+	// again (cause nil). It runs on the upload's goroutine: it must not
+	// block for long.
+	OnBreaker func(ig *integration.Integration, open bool, cause *errcode.Error)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.InitialLimit <= 0 {
+		o.InitialLimit = 8
+	}
+	if o.UploadMemory <= 0 {
+		o.UploadMemory = DefaultUploadMemory
+	}
+	if o.PartConcurrency <= 0 {
+		o.PartConcurrency = 3
+	}
+	if o.PartSize < 5<<20 {
+		o.PartSize = 8 << 20
+	}
+	if o.MultipartThreshold == 0 {
+		o.MultipartThreshold = 16 << 20
+	}
+	if o.MultipartThreshold < o.PartSize {
+		o.MultipartThreshold = o.PartSize
+	}
+	if o.UploadTimeout <= 0 {
+		o.UploadTimeout = 30 * time.Minute
+	}
+	if o.OpenTimeout <= 0 {
+		o.OpenTimeout = 20 * time.Second
+	}
+	if o.RetryBaseDelay <= 0 {
+		o.RetryBaseDelay = 200 * time.Millisecond
+	}
+	if o.InFlight == nil {
+		o.InFlight = func(float64) {}
+	}
+	return o
 }
 
 // Exporter uploads artifacts.
@@ -56,39 +114,25 @@ type Exporter struct {
 	clients *Clients
 	opener  Opener
 	opts    Options
-	sem     chan struct{}
+	sched   *sched.Scheduler
+	causes  sync.Map    // destination -> errcode.Code that opened its breaker
 	idle    chan func() // hands an upload to an idle worker
 	log     *zap.Logger
 }
 
 // New returns an Exporter.
 func New(clients *Clients, opener Opener, opts Options, log *zap.Logger) *Exporter {
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 16
-	}
-	if opts.PartConcurrency <= 0 {
-		opts.PartConcurrency = 3
-	}
-	if opts.PartSize < 5<<20 {
-		opts.PartSize = 8 << 20
-	}
-	if opts.MultipartThreshold < opts.PartSize {
-		opts.MultipartThreshold = opts.PartSize
-	}
-	if opts.UploadTimeout <= 0 {
-		opts.UploadTimeout = 30 * time.Minute
-	}
-	if opts.OpenTimeout <= 0 {
-		opts.OpenTimeout = 20 * time.Second
-	}
-	if opts.RetryBaseDelay <= 0 {
-		opts.RetryBaseDelay = 200 * time.Millisecond
-	}
-	if opts.InFlight == nil {
-		opts.InFlight = func(float64) {}
-	}
-	return &Exporter{clients: clients, opener: opener, opts: opts, sem: make(chan struct{}, opts.Concurrency), idle: make(chan func()), log: log}
+	opts = opts.withDefaults()
+	s := sched.New(sched.Config{
+		Capacity: opts.Concurrency, Budget: opts.UploadMemory, InitialLimit: opts.InitialLimit,
+		BreakerFailures: opts.BreakerFailures, BreakerCooldown: opts.BreakerCooldown,
+		Observer: opts.Observer,
+	})
+	return &Exporter{clients: clients, opener: opener, opts: opts, sched: s, idle: make(chan func()), log: log}
 }
+
+// Scheduler returns the exporter's upload scheduler (stats, tests).
+func (e *Exporter) Scheduler() *sched.Scheduler { return e.sched }
 
 // Clients returns the exporter's client cache.
 func (e *Exporter) Clients() *Clients { return e.clients }
@@ -163,8 +207,10 @@ func Plan(scan *event.ScanCompleted, job Job) []ArtifactResult {
 	return out
 }
 
-// Export uploads every artifact of scan for every job, concurrently under the
-// global cap. It never stops early: each artifact's outcome is in the result.
+// Export uploads every artifact of scan for every job, concurrently, each
+// upload when the scheduler gives it a slot (package sched: the tenant's
+// fair share, the destination's limit and breaker, the byte budget). It never
+// stops early: each artifact's outcome is in the result.
 func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs []Job) []Result {
 	results := make([]Result, len(jobs))
 	var wg sync.WaitGroup
@@ -174,13 +220,12 @@ func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs [
 		if allSkipped(results[i].Artifacts) {
 			continue
 		}
-		_, region, err := e.clients.Client(ctx, ig)
+		region, err := e.region(ctx, scan.TenantID, ig)
 		results[i].Region = region
 		if err != nil {
-			ce := classify("finding the bucket region", err)
 			for j := range results[i].Artifacts {
 				if !results[i].Artifacts[j].Skipped {
-					results[i].Artifacts[j].Err = ce
+					results[i].Artifacts[j].Err = err
 				}
 			}
 			continue
@@ -190,18 +235,13 @@ func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs [
 			if ar.Skipped {
 				continue
 			}
-			select {
-			case e.sem <- struct{}{}:
-			case <-ctx.Done():
-				ar.Err = classify("waiting for an upload slot", ctx.Err())
-				continue
-			}
+			// One goroutine per waiting upload: it only waits (a small
+			// stack); the upload itself runs on a worker (spawn).
 			wg.Add(1)
-			e.spawn(func() {
+			go func() {
 				defer wg.Done()
-				defer func() { <-e.sem }()
 				e.uploadWithRetry(ctx, scan, ig, ar, job.Retry)
-			})
+			}()
 		}
 	}
 	wg.Wait()
@@ -217,9 +257,9 @@ const workerIdle = 30 * time.Second
 // a goroutine whose stack has already grown to the depth of the AWS SDK's
 // middleware: a new goroutine copies its stack several times on the way
 // down, which cost more CPU per small object than signing the request
-// (docs/BENCHMARKS.md, workload 1). The global upload slots (Concurrency)
-// are taken before spawn, so at most that many uploads run; workers beyond
-// it are idle and exit.
+// (docs/BENCHMARKS.md, workload 1). The scheduler's grant is taken before
+// spawn, so at most Concurrency uploads run; workers beyond it are idle and
+// exit.
 func (e *Exporter) spawn(upload func()) {
 	select {
 	case e.idle <- upload:
@@ -251,29 +291,37 @@ func allSkipped(ars []ArtifactResult) bool {
 	return true
 }
 
-// uploadWithRetry uploads one artifact, retrying in process; the caller holds
-// an upload slot.
+// uploadWithRetry uploads one artifact, retrying in process. Each attempt
+// waits for its own grant, so a backoff holds no slot. retry says the
+// artifact was tried before (a redelivery): stale multipart uploads are
+// looked for only then.
 func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult, retry bool) {
-	e.opts.InFlight(1)
-	defer e.opts.InFlight(-1)
-
 	start := time.Now()
 	defer func() { ar.Duration = time.Since(start) }()
 	log := e.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
 		zap.String("integration_id", ig.ID), zap.String("format", ar.Artifact.Format), zap.String("key", ar.Key))
+	size := int64(-1)
+	if ar.Artifact.Size != nil {
+		size = *ar.Artifact.Size
+	}
+	req := sched.Request{Tenant: scan.TenantID, Dest: destKey(scan.TenantID, ig), Bytes: e.opts.uploadBytes(size)}
 	var lastMsg string
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			ar.Err = classify("upload", err)
 			return
 		}
-		rec, err := e.upload(ctx, scan, ig, ar.Artifact, ar.Key, retry || attempt > 0)
+		rec, err := e.attempt(ctx, scan, ig, ar, req, size, retry || attempt > 0)
 		if err == nil {
 			ar.Object, ar.Err = rec, nil
 			return
 		}
 		ar.Err = err
-		if !err.Retryable || attempt >= e.opts.Retries {
+		// No quick retry against an open breaker (it fails fast until its
+		// cooldown ends) or after a request got no answer within
+		// ResponseTimeout (another minute of waiting is not a blip): the
+		// scan goes retrying, with the redelivery backoff.
+		if !err.Retryable || attempt >= e.opts.Retries || errors.Is(err, sched.ErrOpen) || errors.Is(err, ErrNoResponse) {
 			return
 		}
 		if err.Code == errcode.S3InvalidBucketRegion {
@@ -289,6 +337,35 @@ func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanComplete
 	}
 }
 
+// attempt waits for a grant, uploads once on a worker and gives the outcome
+// back to the scheduler.
+func (e *Exporter) attempt(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult, req sched.Request, size int64, retry bool) (*event.ObjectRecord, *errcode.Error) {
+	g, err := e.sched.Acquire(ctx, req)
+	if err != nil {
+		return nil, e.refused(err, ig)
+	}
+	e.opts.InFlight(1)
+	defer e.opts.InFlight(-1)
+	var (
+		rec    *event.ObjectRecord
+		uerr   *errcode.Error
+		opened bool
+	)
+	done := make(chan struct{})
+	e.spawn(func() {
+		defer close(done)
+		rec, uerr, opened = e.upload(ctx, scan, ig, ar.Artifact, ar.Key, retry)
+	})
+	<-done
+	o := outcome(ctx, uerr, opened)
+	// One request (PutObject below the threshold): its time is a round
+	// trip, the limit's latency signal. A multipart upload's time depends on
+	// its size more than on the destination.
+	timed := size >= 0 && size < e.opts.MultipartThreshold
+	e.breakerChanged(ig, g.Done(o, timed), uerr)
+	return rec, uerr
+}
+
 // sleep waits for d or until ctx ends, whichever comes first.
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
@@ -300,12 +377,15 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // upload streams one artifact to one bucket.
-func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, a event.Artifact, key string, retry bool) (*event.ObjectRecord, *errcode.Error) {
+//
+// opened reports whether the source opened, that is whether the error (if
+// any) says something about the destination rather than the source.
+func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, a event.Artifact, key string, retry bool) (_ *event.ObjectRecord, _ *errcode.Error, opened bool) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.UploadTimeout)
 	defer cancel()
 	cl, _, err := e.clients.Client(ctx, ig)
 	if err != nil {
-		return nil, classify("finding the bucket region", err)
+		return nil, classify("finding the bucket region", err), true
 	}
 	// Opening a nats-os:// source is a few JetStream API requests, and the
 	// object's chunks then stream under the context it was opened with, so
@@ -321,15 +401,16 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		if err == nil {
 			src.Close()
 		}
-		return nil, errcode.Retryable(errcode.Timeout, fmt.Errorf("opening %s: no answer within %v", a.Source, e.opts.OpenTimeout))
+		return nil, errcode.Retryable(errcode.Timeout, fmt.Errorf("opening %s: no answer within %v", a.Source, e.opts.OpenTimeout)), false
 	}
 	if err != nil {
-		return nil, errcode.From(err)
+		return nil, errcode.From(err), false
 	}
 	defer src.Close()
 	po := objectOptions(scan, ig, a)
 	if src.Size >= 0 && src.Size < e.opts.MultipartThreshold {
-		return putSmall(ctx, cl, ig.Bucket, po, a, key, src.Size, src)
+		rec, err := putSmall(ctx, cl, ig.Bucket, po, a, key, src.Size, src)
+		return rec, err, true
 	}
 	body := &countingReader{r: src}
 	in := &tm.UploadObjectInput{
@@ -366,12 +447,12 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	})
 	out, err := up.UploadObject(ctx, in)
 	if err != nil {
-		return nil, classify("PutObject "+key, err)
+		return nil, classify("PutObject "+key, err), true
 	}
 	return &event.ObjectRecord{
 		Format: a.Format, Framework: a.Framework, Key: key,
 		Size: body.n, ETag: trimQuotes(aws.ToString(out.ETag)),
-	}, nil
+	}, nil, true
 }
 
 // abortStale aborts multipart uploads of key left behind by an earlier

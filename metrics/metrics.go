@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/sched"
 )
 
 // Namespace prefixes every metric name.
@@ -138,7 +139,31 @@ type Metrics struct {
 	CacheReady prometheus.Gauge
 	// BuildInfo is 1, labelled with the version, revision and Go version.
 	BuildInfo *prometheus.GaugeVec
+
+	// The upload scheduler (package sched): see SchedObserver.
+	//
+	// UploadsQueued is the uploads waiting for their turn.
+	UploadsQueued prometheus.Gauge
+	// FairShareWait observes an upload's wait in the fair queue.
+	FairShareWait prometheus.Histogram
+	// DestinationLimits is the number of destinations by their adaptive
+	// concurrency limit, in the classes of sched.LimitClasses.
+	DestinationLimits *prometheus.GaugeVec
+	// Breakers is the number of destinations by breaker state (closed,
+	// open, half_open).
+	Breakers *prometheus.GaugeVec
+	// BreakerOpens counts breakers opening (a failed probe included).
+	BreakerOpens prometheus.Counter
+	// UploadBytesInFlight is the memory held by the running uploads, as the
+	// byte budget counts it; UploadBytesPeak its highest value since start;
+	// UploadMemoryBudget the budget.
+	UploadBytesInFlight prometheus.Gauge
+	UploadBytesPeak     prometheus.Gauge
+	UploadMemoryBudget  prometheus.Gauge
 }
+
+// FairShareWaitBuckets span no wait (1ms) to a backlog of half an hour.
+var FairShareWaitBuckets = []float64{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}
 
 // New creates the metrics, registers them with reg, together with the
 // standard Go runtime and process collectors, and pre-creates every label
@@ -240,6 +265,7 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Help:      "Always 1, labelled with the version, revision, branch, Go version, OS, architecture and build tags of the exporter.",
 		}, buildInfoLabels),
 	}
+	m.newSched(f)
 	m.precreate()
 	m.BuildInfo.WithLabelValues(build.labels()...).Set(1)
 	// The runtime's and the process's standard series (go_*, process_*),
@@ -298,6 +324,12 @@ func (m *Metrics) precreate() {
 		for _, c := range connectedValues {
 			m.Integrations.WithLabelValues(e, c)
 		}
+	}
+	for _, c := range sched.LimitClasses {
+		m.DestinationLimits.WithLabelValues(c)
+	}
+	for _, st := range sched.States {
+		m.Breakers.WithLabelValues(st.String())
 	}
 }
 

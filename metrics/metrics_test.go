@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/sched"
 )
 
 func newMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
@@ -53,6 +54,14 @@ func TestNewPrecreatesEverySeries(t *testing.T) {
 		{"nats_connected", m.NATSConnected, 1},
 		{"cache_ready", m.CacheReady, 1},
 		{"build_info", m.BuildInfo, 1},
+		{"uploads_queued", m.UploadsQueued, 1},
+		{"fair_share_wait_seconds", m.FairShareWait, 1},
+		{"destination_limits", m.DestinationLimits, len(sched.LimitClasses)},
+		{"breakers", m.Breakers, len(sched.States)},
+		{"breaker_opens_total", m.BreakerOpens, 1},
+		{"upload_bytes_in_flight", m.UploadBytesInFlight, 1},
+		{"upload_bytes_in_flight_peak", m.UploadBytesPeak, 1},
+		{"upload_memory_budget_bytes", m.UploadMemoryBudget, 1},
 	} {
 		name := Namespace + "_" + tc.name
 		if got := testutil.CollectAndCount(tc.c, name); got != tc.want {
@@ -82,6 +91,14 @@ var wantFamilies = map[string]dto.MetricType{
 	"s3exporter_nats_connected":                dto.MetricType_GAUGE,
 	"s3exporter_cache_ready":                   dto.MetricType_GAUGE,
 	"s3exporter_build_info":                    dto.MetricType_GAUGE,
+	"s3exporter_uploads_queued":                dto.MetricType_GAUGE,
+	"s3exporter_fair_share_wait_seconds":       dto.MetricType_HISTOGRAM,
+	"s3exporter_destination_limits":            dto.MetricType_GAUGE,
+	"s3exporter_breakers":                      dto.MetricType_GAUGE,
+	"s3exporter_breaker_opens_total":           dto.MetricType_COUNTER,
+	"s3exporter_upload_bytes_in_flight":        dto.MetricType_GAUGE,
+	"s3exporter_upload_bytes_in_flight_peak":   dto.MetricType_GAUGE,
+	"s3exporter_upload_memory_budget_bytes":    dto.MetricType_GAUGE,
 }
 
 func TestEverySeriesStartsAtZero(t *testing.T) {
@@ -350,5 +367,40 @@ func TestPromtoolAcceptsMetricsOutput(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// The scheduler's observer keeps its gauges: destinations by limit class and
+// breaker state, bytes in flight and their peak, opens counted.
+func TestSchedObserver(t *testing.T) {
+	m, _ := newMetrics(t)
+	o := m.SchedObserver()
+	o.Limits("4-7", 1)
+	o.Limits("4-7", -1)
+	o.Limits("2-3", 1)
+	o.Breakers(sched.Closed, 1)
+	o.Breakers(sched.Closed, -1)
+	o.Breakers(sched.Open, 1)
+	o.Bytes(300)
+	o.Bytes(100)
+	o.Queued(2)
+	o.Queued(-1)
+	for _, tc := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"limit 4-7", testutil.ToFloat64(m.DestinationLimits.WithLabelValues("4-7")), 0},
+		{"limit 2-3", testutil.ToFloat64(m.DestinationLimits.WithLabelValues("2-3")), 1},
+		{"open", testutil.ToFloat64(m.Breakers.WithLabelValues("open")), 1},
+		{"closed", testutil.ToFloat64(m.Breakers.WithLabelValues("closed")), 0},
+		{"opens", testutil.ToFloat64(m.BreakerOpens), 1},
+		{"bytes", testutil.ToFloat64(m.UploadBytesInFlight), 100},
+		{"peak", testutil.ToFloat64(m.UploadBytesPeak), 300},
+		{"queued", testutil.ToFloat64(m.UploadsQueued), 1},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
 	}
 }

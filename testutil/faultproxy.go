@@ -37,6 +37,8 @@ type Faults struct {
 // FaultStats counts what a FaultProxy did.
 type FaultStats struct {
 	Requests, Errors, Resets, Slowed int64
+	// Delayed counts the requests held by SetBucketDelay.
+	Delayed int64
 }
 
 // FaultProxy is an HTTP reverse proxy in front of an S3 server that injects
@@ -54,10 +56,11 @@ type FaultProxy struct {
 	hookMu    sync.Mutex
 	intercept func(w http.ResponseWriter, r *http.Request) bool
 	log       []ProxiedRequest
+	delays    sync.Map // bucket -> *bucketDelay
 	srv       *httptest.Server
 	mu        sync.Mutex
 	faults    Faults
-	stats     struct{ requests, errors, resets, slowed atomic.Int64 }
+	stats     struct{ requests, errors, resets, slowed, delayed atomic.Int64 }
 }
 
 // NewFaultProxy starts a proxy to target (an http URL); it stops at the end of
@@ -84,6 +87,13 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 		p.hookMu.Unlock()
 		if hook != nil && hook(w, r) {
 			return
+		}
+		if d, ok := p.delays.Load(bucketOf(r.URL.Path)); ok {
+			p.stats.delayed.Add(1)
+			if !d.(*bucketDelay).hold(r) {
+				// Never an empty 200: drop the connection.
+				panic(http.ErrAbortHandler)
+			}
 		}
 		f := p.Faults()
 		if f.PathPrefix != "" && !strings.HasPrefix(r.URL.Path, f.PathPrefix) {
@@ -203,7 +213,63 @@ func (p *FaultProxy) Faults() Faults {
 // Stats returns what the proxy did so far.
 func (p *FaultProxy) Stats() FaultStats {
 	return FaultStats{Requests: p.stats.requests.Load(), Errors: p.stats.errors.Load(),
-		Resets: p.stats.resets.Load(), Slowed: p.stats.slowed.Load()}
+		Resets: p.stats.resets.Load(), Slowed: p.stats.slowed.Load(), Delayed: p.stats.delayed.Load()}
+}
+
+// BlackHole is a bucket delay that never ends: the proxy reads the request
+// and never answers, as a dead network path or a hung server would.
+const BlackHole time.Duration = -1
+
+// SetBucketDelay holds every request to bucket (path-style addressing) for d
+// before forwarding it, or for ever with BlackHole; 0 removes the delay.
+// Requests held under the previous setting of bucket are released at once
+// (forwarded; a black hole's are dropped), so a test can hold a bucket with
+// a long delay and let it go. A held request whose client gives up is
+// dropped.
+func (p *FaultProxy) SetBucketDelay(bucket string, d time.Duration) {
+	var old any
+	if d == 0 {
+		old, _ = p.delays.LoadAndDelete(bucket)
+	} else {
+		old, _ = p.delays.Swap(bucket, &bucketDelay{d: d, release: make(chan struct{})})
+	}
+	if old != nil {
+		close(old.(*bucketDelay).release)
+	}
+}
+
+type bucketDelay struct {
+	d       time.Duration
+	release chan struct{} // closed when the setting changes
+}
+
+// bucketOf is the bucket of a path-style request path.
+func bucketOf(path string) string {
+	b, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return b
+}
+
+// hold waits out the delay (for ever: BlackHole), until the setting changes
+// or until the client gives up; it reports whether to forward the request.
+// A black hole reads the body, as a server that accepted the request would,
+// so that the client waits for response headers.
+func (b *bucketDelay) hold(r *http.Request) bool {
+	var timeout <-chan time.Time
+	if b.d == BlackHole {
+		_, _ = io.Copy(io.Discard, r.Body)
+	} else {
+		t := time.NewTimer(b.d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+		return true
+	case <-b.release:
+		return b.d != BlackHole
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 type throttled struct {

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,7 +30,13 @@ func runDelayProxy(args []string) error {
 	fs := flag.NewFlagSet("delayproxy", flag.ContinueOnError)
 	target := fs.String("target", "", "S3 server URL")
 	delay := fs.Duration("delay", 20*time.Millisecond, "added to every request")
+	bucketList := fs.String("buckets", "", "per-bucket delays instead of -delay, name=duration or name=hole (never answers), comma-separated (path-style addressing)")
+	armed := fs.Bool("armed", true, "apply -buckets from the start; when false, from the first SIGUSR1 on (so that integrations can be set up first)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	buckets, err := parseBucketDelays(*bucketList)
+	if err != nil {
 		return err
 	}
 	u, err := url.Parse(*target)
@@ -45,8 +53,28 @@ func runDelayProxy(args []string) error {
 		Transport: tr,
 		ErrorLog:  log.New(io.Discard, "", 0),
 	}
+	var on atomic.Bool
+	on.Store(*armed)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			on.Store(true)
+		}
+	}()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t := time.NewTimer(*delay)
+		d := *delay
+		if bd, ok := buckets[bucketOf(r.URL.Path)]; ok && on.Load() {
+			d = bd
+		}
+		if d == blackHole {
+			// Read the request, as a server that accepted it would, and
+			// never answer: the client waits for response headers.
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			return
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -73,6 +101,46 @@ func runDelayProxy(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// blackHole is a bucket delay that never ends.
+const blackHole time.Duration = -1
+
+// parseBucketDelays reads "a=1.5s,b=hole".
+func parseBucketDelays(list string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, kv := range strings.Split(list, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("delayproxy: -buckets: %q is not name=duration", kv)
+		}
+		if v == "hole" {
+			out[name] = blackHole
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("delayproxy: -buckets: bad duration %q", v)
+		}
+		out[name] = d
+	}
+	return out, nil
+}
+
+// bucketOf is the bucket of a path-style request path.
+func bucketOf(path string) string {
+	b, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return b
+}
+
+// startBucketDelayProxy is startDelayProxy with per-bucket delays
+// (parseBucketDelays), none for other buckets, applied from the first
+// SIGUSR1 to the child on.
+func (s *stack) startBucketDelayProxy(buckets string) (*child, string, error) {
+	return startURLChild(s.self, "delayproxy", "http://", "delayproxy", "-target", s.s3.Endpoint(), "-delay", "0s", "-buckets", buckets, "-armed=false")
 }
 
 // startDelayProxy runs the delayproxy subcommand as a child process in front

@@ -89,6 +89,10 @@ type options struct {
 	keep         bool
 	exporterEnv  map[string]string
 	reruns       int
+	networkScans int
+	noisyAScans  int
+	noisyBScans  int
+	noisyEnv     map[string]string
 }
 
 func parseOptions(args []string) (options, error) {
@@ -107,7 +111,11 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.latencyScans, "latency-scans", 200, "workload 4: sequential scans")
 	fs.IntVar(&o.benchCount, "bench-count", 5, "go test -count of the micro-benchmarks (medians are reported)")
 	fs.StringVar(&o.benchTime, "bench-time", "300ms", "go test -benchtime of the micro-benchmarks")
-	wl := fs.String("workloads", "small,large,cache,latency,micro", "workloads to run, comma-separated")
+	wl := fs.String("workloads", "small,large,cache,latency,micro,network,noisy", "workloads to run, comma-separated")
+	fs.IntVar(&o.networkScans, "network-scans", 30, "workload 5: scans (43 files each) exported through each delay")
+	fs.IntVar(&o.noisyAScans, "noisy-a-scans", 30, "workload 6: scans (43 files each) of the tenant with the bad bucket")
+	fs.IntVar(&o.noisyBScans, "noisy-b-scans", 20, "workload 6: scans (5 small files each) of the other tenant")
+	noisyEnv := fs.String("noisy-env", "S3EXPORTER_MAX_INFLIGHT_SCANS=64", "workload 6: exporter environment, K=V,K=V (the default lets a replica hold both tenants' scans until the consumer caps scans per tenant)")
 	fs.DurationVar(&o.delay, "delay", 20*time.Millisecond, "workload 1: also run the exporter and baseline B with this much added to every S3 request (0: skip)")
 	fs.IntVar(&o.delayScans, "delay-scans", 50, "workload 1 with delay: scans the exporter exports")
 	fs.IntVar(&o.delayBScans, "delay-b-scans", 5, "workload 1 with delay: scans baseline B uploads")
@@ -137,21 +145,19 @@ func parseOptions(args []string) (options, error) {
 		def("bench-time", func() { o.benchTime = "100ms" })
 		def("delay-scans", func() { o.delayScans = 10 })
 		def("delay-b-scans", func() { o.delayBScans = 2 })
+		def("network-scans", func() { o.networkScans = 8 })
+		def("noisy-a-scans", func() { o.noisyAScans = 10 })
+		def("noisy-b-scans", func() { o.noisyBScans = 8 })
 	}
 	var err error
 	if o.largeSize, err = parseSize(*size); err != nil {
 		return o, fmt.Errorf("-large-size: %w", err)
 	}
-	o.exporterEnv = map[string]string{}
-	for _, kv := range strings.Split(*envList, ",") {
-		if kv = strings.TrimSpace(kv); kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return o, fmt.Errorf("-exporter-env: %q is not K=V", kv)
-		}
-		o.exporterEnv[k] = v
+	if o.exporterEnv, err = parseEnvList(*envList); err != nil {
+		return o, fmt.Errorf("-exporter-env: %w", err)
+	}
+	if o.noisyEnv, err = parseEnvList(*noisyEnv); err != nil {
+		return o, fmt.Errorf("-noisy-env: %w", err)
 	}
 	o.workloads = map[string]bool{}
 	for _, w := range strings.Split(*wl, ",") {
@@ -160,10 +166,26 @@ func parseOptions(args []string) (options, error) {
 		}
 	}
 	if o.reruns < 0 || o.rounds < 1 || o.scans < 1 || o.bScans < 1 || o.concurrency < 1 || o.integrations < 1 || o.tenants < 1 ||
-		o.tenants > o.integrations || o.latencyScans < 1 || o.benchCount < 1 {
+		o.tenants > o.integrations || o.latencyScans < 1 || o.benchCount < 1 || o.networkScans < 1 || o.noisyAScans < 1 || o.noisyBScans < 1 {
 		return o, fmt.Errorf("bench: counts must be positive (and tenants <= integrations)")
 	}
 	return o, nil
+}
+
+// parseEnvList reads K=V,K=V.
+func parseEnvList(list string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(list, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not K=V", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // parseSize reads "1GiB", "128MiB" or a number of bytes.
@@ -216,7 +238,8 @@ func bench(o options) error {
 			return err
 		}
 	}
-	needStack := o.workloads["small"] || o.workloads["large"] || o.workloads["cache"] || o.workloads["latency"]
+	needStack := o.workloads["small"] || o.workloads["large"] || o.workloads["cache"] || o.workloads["latency"] ||
+		o.workloads["network"] || o.workloads["noisy"]
 	if needStack {
 		s, err := newStack(work, logf)
 		if err != nil {
@@ -244,6 +267,16 @@ func bench(o options) error {
 		if o.workloads["cache"] {
 			if rep.cache, err = runCache(ctx, s, o, logf); err != nil {
 				return fmt.Errorf("workload 3: %w", err)
+			}
+		}
+		if o.workloads["network"] {
+			if rep.network, err = runNetwork(ctx, s, o, logf); err != nil {
+				return fmt.Errorf("workload 5: %w", err)
+			}
+		}
+		if o.workloads["noisy"] {
+			if rep.noisy, err = runNoisy(ctx, s, o, logf); err != nil {
+				return fmt.Errorf("workload 6: %w", err)
 			}
 		}
 	}

@@ -125,7 +125,10 @@ func (b *smallBench) exporterRound(ctx context.Context, tag, prof, endpoint stri
 		p   *exporterProc
 		err error
 	)
-	extra := map[string]string{"S3EXPORTER_CONCURRENCY": fmt.Sprint(b.conc)}
+	extra := map[string]string{}
+	if b.conc > 0 { // 0: the exporter's default
+		extra["S3EXPORTER_CONCURRENCY"] = fmt.Sprint(b.conc)
+	}
 	if endpoint != "" {
 		extra["S3EXPORTER_S3_ENDPOINT"] = endpoint
 	}

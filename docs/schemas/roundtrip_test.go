@@ -263,7 +263,14 @@ func TestConnectionStatusFromCode(t *testing.T) {
 		t.Errorf("bad bucket name rejected with %s, want S3InvalidBucketName", e.Code)
 	}
 
-	for name, st := range map[string]event.ConnectionStatus{"connected": connected, "disconnected": disconnected, "rejected": rejected} {
+	// A destination's breaker opening and closing (the exporter's OnBreaker).
+	breakerOpen := event.ConnectionStatus{TenantID: ch.TenantID, IntegrationID: ch.ID, Connected: false, LastCheckedAt: now,
+		Error: &event.ErrorBody{Code: string(errcode.Timeout), Message: "no response from S3 within the response timeout"}, Breaker: event.BreakerOpen}
+	breakerClosed := connected
+	breakerClosed.Breaker = event.BreakerClosed
+
+	for name, st := range map[string]event.ConnectionStatus{"connected": connected, "disconnected": disconnected, "rejected": rejected,
+		"breaker open": breakerOpen, "breaker closed": breakerClosed} {
 		if err := set.validateValue(t, "connection-status", st); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -271,6 +278,12 @@ func TestConnectionStatusFromCode(t *testing.T) {
 		if err := set.validateValue(t, "control-test-reply", reply); err != nil {
 			t.Errorf("test reply %s: %v", name, err)
 		}
+	}
+
+	badBreaker := breakerOpen
+	badBreaker.Breaker = "ajar"
+	if err := set.validateValue(t, "connection-status", badBreaker); err == nil {
+		t.Error("breaker \"ajar\": accepted, want refused")
 	}
 
 	noError := disconnected

@@ -1,0 +1,105 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/sched"
+)
+
+// destKey identifies an integration's destination for the scheduler: its
+// tenant, bucket and credentials (hashed, never in clear). Two integrations
+// of a tenant writing to one bucket with the same credentials share a limit
+// and a breaker: S3 sees them as one client.
+func destKey(tenant string, ig *integration.Integration) string {
+	return tenant + "/" + ig.Bucket + "/" + ig.SigningKey()
+}
+
+// region returns the bucket's region. Discovering it (not yet cached) is a
+// request to the destination like an upload, so it runs under a grant: a
+// black hole fails it fast once its breaker is open, and its timeouts count
+// towards opening it.
+func (e *Exporter) region(ctx context.Context, tenant string, ig *integration.Integration) (string, *errcode.Error) {
+	if r, ok := e.clients.CachedRegion(ig); ok {
+		return r, nil
+	}
+	g, err := e.sched.Acquire(ctx, sched.Request{Tenant: tenant, Dest: destKey(tenant, ig)})
+	if err != nil {
+		return "", e.refused(err, ig)
+	}
+	_, region, cerr := e.clients.Client(ctx, ig)
+	var ce *errcode.Error
+	if cerr != nil {
+		ce = classify("finding the bucket region", cerr)
+	}
+	e.breakerChanged(ig, g.Done(outcome(ctx, ce, true), false), ce)
+	return region, ce
+}
+
+// refused classifies an upload the scheduler did not let run. A breaker
+// fail-fast is retryable, with the code of the failure that opened the
+// breaker (Timeout for a black hole, S3ClientError for throttling or 5xx,
+// S3TestConnectionError for refused connections), so that the scan goes
+// retrying with the redelivery backoff and its status names the cause;
+// errors.Is(err, sched.ErrOpen) tells it apart.
+func (e *Exporter) refused(err error, ig *integration.Integration) *errcode.Error {
+	if errors.Is(err, sched.ErrOpen) {
+		code := errcode.Timeout
+		if c, ok := e.causes.Load(e.causeKey(ig)); ok {
+			code = c.(errcode.Code)
+		}
+		return errcode.Retryable(code, fmt.Errorf("not sent: %w", err))
+	}
+	return classify("waiting for an upload slot", err)
+}
+
+func (e *Exporter) causeKey(ig *integration.Integration) string { return destKey(ig.TenantID, ig) }
+
+// outcome is what an upload's result says about its destination.
+func outcome(ctx context.Context, err *errcode.Error, opened bool) sched.Outcome {
+	switch {
+	case err == nil:
+		return sched.Succeeded
+	case ctx.Err() != nil || !opened:
+		// Canceled (shutdown), or the source failed before S3 was asked.
+		return sched.Abandoned
+	}
+	switch err.Code {
+	case errcode.Timeout, errcode.S3ClientError, errcode.S3TestConnectionError:
+		if err.Retryable {
+			return sched.Overloaded
+		}
+	case errcode.SourceNotFound, errcode.SourceRefused, errcode.ChecksumMismatch:
+		return sched.Abandoned
+	}
+	return sched.Answered
+}
+
+// breakerChanged logs a breaker's change of state and tells OnBreaker.
+func (e *Exporter) breakerChanged(ig *integration.Integration, tr sched.Transition, cause *errcode.Error) {
+	switch tr {
+	case sched.Opened:
+		code := errcode.Timeout
+		if cause != nil {
+			code = cause.Code
+		}
+		e.causes.Store(e.causeKey(ig), code)
+		e.log.Warn("circuit breaker opened: uploads to this destination fail fast until a probe succeeds",
+			zap.String("tenant_id", ig.TenantID), zap.String("integration_id", ig.ID), zap.String("code", string(code)), zap.Error(cause))
+		if e.opts.OnBreaker != nil {
+			e.opts.OnBreaker(ig, true, cause)
+		}
+	case sched.ClosedAgain:
+		e.causes.Delete(e.causeKey(ig))
+		e.log.Info("circuit breaker closed: the destination answered",
+			zap.String("tenant_id", ig.TenantID), zap.String("integration_id", ig.ID))
+		if e.opts.OnBreaker != nil {
+			e.opts.OnBreaker(ig, false, nil)
+		}
+	}
+}
