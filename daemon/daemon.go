@@ -71,7 +71,8 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry) *Daemon 
 	return &Daemon{
 		cfg: cfg, log: log, reg: reg,
 		metrics: metrics.New(reg, metrics.BuildInfo{Version: metrics.Version, Revision: metrics.Revision}),
-		topo:    consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge},
+		topo: consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge,
+			StatusMaxBytes: cfg.StatusStreamBytes, DLQMaxBytes: cfg.DLQStreamBytes},
 		cache:   integration.NewCache(),
 		runDone: make(chan struct{}),
 	}
@@ -181,6 +182,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.scans = consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
 		Durable: cfg.ConsumerName, MaxInFlight: cfg.MaxInFlightScans, AckWait: cfg.AckWait,
 		MaxDeliver: cfg.MaxDeliver, Backoff: cfg.BackoffFor,
+		MaxHeld: cfg.MaxHeldScans, MaxTenantInFlight: cfg.MaxTenantScans,
 	}, d.cache, d.follower, d.exporter, d.ledger, d.reporter, d.metrics, d.log)
 	if err := d.scans.Bind(ctx); err != nil {
 		return fmt.Errorf("binding the scans consumer %q: %w", cfg.ConsumerName, err)

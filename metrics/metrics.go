@@ -100,12 +100,9 @@ type Metrics struct {
 	UploadDuration *prometheus.HistogramVec
 	// ExportDuration observes a scan received to its integration outcome.
 	ExportDuration prometheus.Histogram
-	// Retries counts exports scheduled again after a retryable failure, by
-	// error code.
-	Retries *prometheus.CounterVec
 	// S3RequestRetries counts S3 and STS requests the AWS SDK sent again
 	// (throttling, 5xx answers, reset connections), by error code: the
-	// retries inside one upload, which Retries does not see.
+	// retries inside one upload, which UploadRetries does not see.
 	S3RequestRetries *prometheus.CounterVec
 	// DeadLetters counts events sent to the dead-letter stream, by reason
 	// (an errcode code or ReasonMalformedEvent).
@@ -132,6 +129,9 @@ type Metrics struct {
 	CacheReady prometheus.Gauge
 	// BuildInfo is 1, labelled with the version, revision and Go version.
 	BuildInfo *prometheus.GaugeVec
+
+	// The scan consumer's metrics (metrics/consumer.go).
+	ConsumerMetrics
 }
 
 // New creates the metrics, registers them with reg and pre-creates every
@@ -177,11 +177,6 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Help:      "Time from receiving a scan to the outcome of its export to one integration.",
 			Buckets:   ExportDurationBuckets,
 		}),
-		Retries: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace,
-			Name:      "retries_total",
-			Help:      "Exports scheduled again after a retryable failure, by error code.",
-		}, []string{"code"}),
 		S3RequestRetries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "s3_request_retries_total",
@@ -233,6 +228,7 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Help:      "Always 1, labelled with the exporter's version, revision and Go version.",
 		}, []string{"version", "revision", "goversion"}),
 	}
+	m.ConsumerMetrics = newConsumerMetrics(f)
 	m.precreate()
 	m.BuildInfo.WithLabelValues(build.Version, build.Revision, runtime.Version()).Set(1)
 	return m
@@ -264,7 +260,6 @@ func (m *Metrics) precreate() {
 	}
 	for _, c := range Codes() {
 		m.UploadFailures.WithLabelValues(c)
-		m.Retries.WithLabelValues(c)
 		m.S3RequestRetries.WithLabelValues(c)
 	}
 	for _, r := range DeadLetterReasons() {
