@@ -64,7 +64,7 @@ type Config struct {
 
 	// Work and retries.
 	Concurrency           int             `envconfig:"S3EXPORTER_CONCURRENCY" default:"64" desc:"most artifact uploads running at once in this replica, across tenants; each tenant gets a fair share and each destination an adaptive limit within it"`
-	MaxInFlightScans      int             `envconfig:"S3EXPORTER_MAX_INFLIGHT_SCANS" default:"8" desc:"most scans processed at once in this replica"`
+	MaxInFlightScans      int             `envconfig:"S3EXPORTER_MAX_INFLIGHT_SCANS" default:"32" desc:"most scans exporting at once in this replica"`
 	PartSize              int64           `envconfig:"S3EXPORTER_PART_SIZE" default:"8388608" desc:"multipart upload part size in bytes (5 MiB to 5 GiB)"`
 	MultipartThreshold    int64           `envconfig:"S3EXPORTER_MULTIPART_THRESHOLD" default:"16777216" desc:"artifacts of at least this many bytes use a multipart upload (5 MiB to 5 GiB)"`
 	UploadTimeout         time.Duration   `envconfig:"S3EXPORTER_UPLOAD_TIMEOUT" default:"30m" desc:"time limit of one artifact upload"`
@@ -82,6 +82,11 @@ type Config struct {
 	ResponseTimeout time.Duration `envconfig:"S3EXPORTER_RESPONSE_TIMEOUT" default:"60s" desc:"an S3 request with no response headers (or a body that stops moving) for this long fails as a retryable Timeout"`
 	BreakerFailures int           `envconfig:"S3EXPORTER_BREAKER_FAILURES" default:"5" desc:"failures in a row (timeouts, throttling, 5xx) of one destination that open its circuit breaker (1 to 1000)"`
 	BreakerCooldown time.Duration `envconfig:"S3EXPORTER_BREAKER_COOLDOWN" default:"30s" desc:"how long an open breaker fails uploads fast before a probe; doubles on each failed probe, up to 5m"`
+	// Scan fairness and stream limits (the scan consumer's).
+	MaxHeldScans      int   `envconfig:"S3EXPORTER_MAX_HELD_SCANS" default:"128" desc:"most scan events this replica holds unacknowledged, exporting or waiting for a slot (at least S3EXPORTER_MAX_INFLIGHT_SCANS)"`
+	MaxTenantScans    int   `envconfig:"S3EXPORTER_MAX_TENANT_SCANS" default:"8" desc:"most scans of one tenant exporting at once in this replica; a tenant holds at most 4 times that, its next scans are deferred without using attempts"`
+	StatusStreamBytes int64 `envconfig:"S3EXPORTER_STATUS_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the status stream when the exporter creates it (oldest statuses are dropped first)"`
+	DLQStreamBytes    int64 `envconfig:"S3EXPORTER_DLQ_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the dead-letter stream when the exporter creates it (oldest dead letters are dropped first)"`
 }
 
 // Default returns the configuration with every default and no environment.
@@ -97,7 +102,7 @@ func Default() *Config {
 		MetricsAddr:           ":9090",
 		LogLevel:              "info",
 		Concurrency:           64,
-		MaxInFlightScans:      8,
+		MaxInFlightScans:      32,
 		PartSize:              8 << 20,
 		MultipartThreshold:    16 << 20,
 		UploadTimeout:         30 * time.Minute,
@@ -113,6 +118,10 @@ func Default() *Config {
 		ResponseTimeout:       60 * time.Second,
 		BreakerFailures:       5,
 		BreakerCooldown:       30 * time.Second,
+		MaxHeldScans:          128,
+		MaxTenantScans:        8,
+		StatusStreamBytes:     1 << 30,
+		DLQStreamBytes:        1 << 30,
 	}
 }
 

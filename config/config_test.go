@@ -94,13 +94,14 @@ func TestLoadDefaults(t *testing.T) {
 	want := map[string]any{
 		"NATSURL": "nats://127.0.0.1:4222", "SubjectPrefix": "prowler", "ManageStreams": true,
 		"StreamReplicas": 1, "ScanMaxAge": 168 * time.Hour, "DefaultRegion": "us-east-1",
-		"MetricsAddr": ":9090", "LogLevel": "info", "Concurrency": 64, "MaxInFlightScans": 8,
+		"MetricsAddr": ":9090", "LogLevel": "info", "Concurrency": 64, "MaxInFlightScans": 32,
 		"PartSize": int64(8388608), "MultipartThreshold": int64(16777216), "UploadTimeout": 30 * time.Minute,
 		"AckWait": time.Minute, "MaxDeliver": 10, "InProcessRetries": 3, "RetryBaseDelay": 200 * time.Millisecond,
 		"ShutdownGrace": 25 * time.Second, "ConsumerName": "s3-exporter", "ConnectionTestTimeout": 20 * time.Second,
 		"GlobalControl": true, "S3ForcePathStyle": false, "AllowPlaintextCredentials": false, "CredentialsKey": Secret(""),
 		"S3Endpoint": "", "STSEndpoint": "", "RoleARNPattern": "", "NATSCreds": "",
 		"UploadMemory": int64(0), "ResponseTimeout": time.Minute, "BreakerFailures": 5, "BreakerCooldown": 30 * time.Second,
+		"MaxHeldScans": 128, "MaxTenantScans": 8, "StatusStreamBytes": int64(1 << 30), "DLQStreamBytes": int64(1 << 30),
 	}
 	v := reflect.ValueOf(got).Elem()
 	for field, w := range want {
@@ -224,6 +225,10 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_UPLOAD_TIMEOUT": "-1m"}, "S3EXPORTER_UPLOAD_TIMEOUT", "positive"},
 		{map[string]string{"S3EXPORTER_ACK_WAIT": "500ms"}, "S3EXPORTER_ACK_WAIT", "at least 1s"},
 		{map[string]string{"S3EXPORTER_MAX_DELIVER": "0"}, "S3EXPORTER_MAX_DELIVER", "between 1 and 1000"},
+		{map[string]string{"S3EXPORTER_MAX_HELD_SCANS": "4"}, "S3EXPORTER_MAX_HELD_SCANS", "at least S3EXPORTER_MAX_INFLIGHT_SCANS (32)"},
+		{map[string]string{"S3EXPORTER_MAX_TENANT_SCANS": "0"}, "S3EXPORTER_MAX_TENANT_SCANS", "between 1 and 1024"},
+		{map[string]string{"S3EXPORTER_STATUS_STREAM_MAX_BYTES": "1000"}, "S3EXPORTER_STATUS_STREAM_MAX_BYTES", "at least 1048576"},
+		{map[string]string{"S3EXPORTER_DLQ_STREAM_MAX_BYTES": "0"}, "S3EXPORTER_DLQ_STREAM_MAX_BYTES", "-1 for no limit"},
 		{map[string]string{"S3EXPORTER_BACKOFF": ""}, "S3EXPORTER_BACKOFF", "at least one"},
 		{map[string]string{"S3EXPORTER_BACKOFF": "5s,soon"}, "S3EXPORTER_BACKOFF", "comma-separated durations"},
 		{map[string]string{"S3EXPORTER_BACKOFF": "5s,0s"}, "S3EXPORTER_BACKOFF", "positive"},

@@ -102,6 +102,19 @@ func (c *Config) Validate() error {
 		v.add("S3EXPORTER_ACK_WAIT", fmt.Sprintf("must be at least 1s, got %s", c.AckWait))
 	}
 	v.intRange("S3EXPORTER_MAX_DELIVER", c.MaxDeliver, 1, 1000)
+	v.intRange("S3EXPORTER_MAX_HELD_SCANS", c.MaxHeldScans, 1, 10_000)
+	if c.MaxHeldScans < c.MaxInFlightScans {
+		v.add("S3EXPORTER_MAX_HELD_SCANS", fmt.Sprintf("must be at least S3EXPORTER_MAX_INFLIGHT_SCANS (%d), got %d", c.MaxInFlightScans, c.MaxHeldScans))
+	}
+	v.intRange("S3EXPORTER_MAX_TENANT_SCANS", c.MaxTenantScans, 1, 1024)
+	for _, b := range []struct {
+		name string
+		n    int64
+	}{{"S3EXPORTER_STATUS_STREAM_MAX_BYTES", c.StatusStreamBytes}, {"S3EXPORTER_DLQ_STREAM_MAX_BYTES", c.DLQStreamBytes}} {
+		if b.n != -1 && b.n < 1<<20 {
+			v.add(b.name, fmt.Sprintf("must be at least 1048576 (1 MiB), or -1 for no limit, got %d", b.n))
+		}
+	}
 	if len(c.Backoff) == 0 {
 		v.add("S3EXPORTER_BACKOFF", "must list at least one duration")
 	}

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/ledger"
 )
 
 // maxDeliveriesAdvisory is the part of JetStream's max-deliveries advisory
@@ -61,7 +63,9 @@ func (c *ScanConsumer) WatchGiveUps() (stop func(), err error) {
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// giveUp settles the scan event at adv.StreamSeq as failed.
+// giveUp settles the scan event at adv.StreamSeq as failed (giveUpStep).
+// The consumer itself gives up from its own count of attempts; this path is
+// for a durable consumer with a JetStream MaxDeliver (set by an operator).
 func (c *ScanConsumer) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) error {
 	stream, err := c.js.Stream(ctx, c.topo.ScansStream())
 	if err != nil {
@@ -71,57 +75,40 @@ func (c *ScanConsumer) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) er
 	if err != nil {
 		return fmt.Errorf("reading the event back (sequence %d): %w", adv.StreamSeq, err)
 	}
-	reason := fmt.Sprintf("delivered %d times and never acknowledged: every delivery ended without a verdict "+
-		"(the replica processing it stopped, or hung past the ack wait)", adv.Deliveries)
 	tenant := subjectTenant(c.topo, raw.Subject)
 	log := c.log.With(zap.String("tenant_id", tenant), zap.Uint64("stream_seq", adv.StreamSeq), zap.Int("deliveries", adv.Deliveries))
+	s := step{Fate: fateDeadLetter, Code: string(errcode.Timeout),
+		Reason: fmt.Sprintf("delivered %d times and never acknowledged: every delivery ended without a verdict "+
+			"(the replica processing it stopped, or hung past the ack wait)", adv.Deliveries)}
 	if scan, err := event.DecodeScan(c.topo.Prefix, raw.Subject, raw.Data); err == nil {
 		log = log.With(zap.String("scan_id", scan.ScanID))
-		failed, err := c.settleUnsettled(ctx, scan, raw.Time, adv.Deliveries, reason)
-		if err != nil {
-			return err
+		entries := map[string]ledger.Entry{}
+		var jobs []exporter.Job
+		for _, ig := range c.cache.Select(scan.TenantID, scan.Provider.ID) {
+			e, err := c.ledger.Get(ctx, scan.TenantID, scan.ScanID, ig.ID)
+			if errors.Is(err, ledger.ErrCorrupt) {
+				c.corrupt(log, err)
+			} else if err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+			if settled(e) {
+				continue
+			}
+			entries[ig.ID] = e
+			jobs = append(jobs, exporter.Job{Integration: ig, Done: e.Objects, Failed: e.Failed})
 		}
-		if failed == 0 {
-			// Every export had landed; only statuses were missing.
-			log.Warn("scan event ran out of deliveries after its exports had landed")
+		if len(jobs) == 0 {
+			return nil // settled meanwhile
+		}
+		s = giveUpStep(scan, jobs, adv.Deliveries, entries, raw.Time, c.now().UTC())
+		for _, o := range s.Outcomes {
+			c.report.Export(ctx, o)
+		}
+		if s.Fate == fateAck {
+			log.Warn("scan event " + s.Why)
 			return nil
 		}
 	}
 	log.Error("scan event ran out of deliveries")
-	return c.report.DeadLetter(ctx, tenant, raw.Subject, raw.Data, string(errcode.Timeout), reason)
-}
-
-// settleUnsettled publishes a final status for each integration of scan
-// (published on its stream at published) that the ledger does not show
-// settled, with the objects it shows, and returns how many failed.
-func (c *ScanConsumer) settleUnsettled(ctx context.Context, scan *event.ScanCompleted, published time.Time, deliveries int, reason string) (failed int, err error) {
-	for _, ig := range c.cache.Select(scan.TenantID, scan.Provider.ID) {
-		e, err := c.ledger.Get(ctx, scan.TenantID, scan.ScanID, ig.ID)
-		if err != nil {
-			return failed, fmt.Errorf("ledger: %w", err)
-		}
-		if e.State == event.StateSucceeded || e.State == event.StateFailed {
-			continue
-		}
-		// What the ledger settled keeps its object or error; the rest
-		// never landed. Every file may have landed, the status of the last
-		// delivery being what was lost: that export succeeded.
-		r, state := exporter.Result{Integration: ig, Artifacts: exporter.Plan(scan, exporter.Job{Integration: ig, Done: e.Objects, Failed: e.Failed})}, event.StateSucceeded
-		for i := range r.Artifacts {
-			ar := &r.Artifacts[i]
-			if ar.Object == nil && ar.Err == nil {
-				ar.Err, ar.Skipped = errcode.Permanentf(errcode.Timeout, "%s", reason), true
-			}
-			if ar.Err != nil {
-				state = event.StateFailed
-			}
-		}
-		if state == event.StateFailed {
-			failed++
-		}
-		// Started: when the event reached its stream, the first moment
-		// any replica could have begun (the deliveries' own are unknown).
-		c.report.Export(ctx, Outcome{Scan: scan, Result: r, State: state, Attempt: deliveries, Started: published, Entry: e})
-	}
-	return failed, nil
+	return c.report.DeadLetter(ctx, tenant, raw.Subject, raw.Data, s.Code, s.Reason)
 }

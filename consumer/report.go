@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -21,16 +20,16 @@ import (
 // Reporter writes the consequences of an outcome — ledger entry, status
 // events, metrics, dead letters — in one place, so they never disagree.
 type Reporter struct {
-	js      jetstream.JetStream
+	js      Publisher
 	topo    Topology
-	ledger  *ledger.Ledger
+	ledger  Ledger
 	metrics *metrics.Metrics
 	cache   *integration.Cache
 	log     *zap.Logger
 }
 
 // NewReporter returns a Reporter.
-func NewReporter(js jetstream.JetStream, topo Topology, l *ledger.Ledger, m *metrics.Metrics, cache *integration.Cache, log *zap.Logger) *Reporter {
+func NewReporter(js Publisher, topo Topology, l Ledger, m *metrics.Metrics, cache *integration.Cache, log *zap.Logger) *Reporter {
 	return &Reporter{js: js, topo: topo, ledger: l, metrics: m, cache: cache, log: log}
 }
 
@@ -60,7 +59,7 @@ func (r *Reporter) Export(ctx context.Context, o Outcome) (published bool) {
 	uploaded := false
 	for _, a := range o.Result.Artifacts {
 		for _, c := range a.Retried {
-			r.metrics.Retries.WithLabelValues(string(c)).Inc()
+			r.metrics.UploadRetries.WithLabelValues(string(c)).Inc()
 		}
 		switch {
 		case a.Object != nil:
@@ -85,31 +84,15 @@ func (r *Reporter) Export(ctx context.Context, o Outcome) (published bool) {
 			}
 		}
 	}
-	if o.State == event.StateRetrying {
-		for _, e := range st.Errors {
-			if e.Retryable {
-				r.metrics.Retries.WithLabelValues(e.Code).Inc()
-				break
-			}
-		}
-	}
 	r.metrics.Exports.WithLabelValues(o.State).Inc()
 	r.metrics.ExportDuration.Observe(finished.Sub(o.Started).Seconds())
 
-	// The status goes out before the ledger settles the export: a replica
-	// killed in between leaves the ledger unsettled, so the redelivery
-	// exports again and publishes again (a duplicate status). The other way
-	// round, the redelivery would find the export settled and the status
-	// would never be published. For the same reason an export whose status
-	// could not be published is not settled: the ledger keeps its objects
-	// (the redelivery does not upload them again) and the caller has the
-	// scan redelivered to publish the status.
+	// The status goes out before the ledger settles the export (entryAfter
+	// says why).
 	published = r.publish(ctx, r.topo.Subject(event.ExportsStatus, scan.TenantID, ig.ID), st)
-	o.Entry.State, o.Entry.Attempt, o.Entry.UpdatedAt = o.State, o.Attempt, finished
-	if !published {
-		o.Entry.State = event.StateRetrying
-	}
-	if err := r.ledger.Put(ctx, scan.TenantID, scan.ScanID, ig.ID, o.Entry); err != nil {
+	e := entryAfter(o, published)
+	e.UpdatedAt = finished
+	if err := r.ledger.Put(ctx, scan.TenantID, scan.ScanID, ig.ID, e); err != nil {
 		r.log.Error("ledger write failed", zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
 			zap.String("integration_id", ig.ID), zap.Error(err))
 	}

@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/integration"
 	"github.com/prowler-cloud/s3-exporter/ledger"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
@@ -21,16 +19,31 @@ import (
 type ScanOptions struct {
 	// Durable is the consumer name every replica shares.
 	Durable string
-	// MaxInFlight bounds the scans one replica processes at once; it never
-	// holds more unacknowledged messages than that.
+	// MaxInFlight bounds the scans one replica exports at once.
 	MaxInFlight int
-	AckWait     time.Duration
-	MaxDeliver  int
-	// Backoff returns the redelivery delay after delivery attempt n (1-based).
+	// MaxHeld bounds the scan messages one replica holds (exporting or
+	// waiting for a slot): it never has more unacknowledged messages than
+	// that. At least MaxInFlight.
+	MaxHeld int
+	// MaxTenantInFlight bounds the scans of one tenant one replica exports
+	// at once; a tenant holds at most TenantHoldFactor times that, the
+	// next ones are deferred.
+	MaxTenantInFlight int
+	AckWait           time.Duration
+	// MaxDeliver is the number of export attempts of a scan (deliveries
+	// that were not deferrals) before it is given up.
+	MaxDeliver int
+	// Backoff returns the redelivery delay after attempt n (1-based).
 	Backoff func(attempt int) time.Duration
 	// CacheWait bounds the wait for the integration cache to catch up.
 	CacheWait time.Duration
 }
+
+// TenantHoldFactor: a tenant holds at most this many times its export
+// slots in one replica. Its scans beyond wait on the stream (deferred),
+// where other replicas or, later, this one take them; the other tenants'
+// scans keep the rest of the held slots.
+const TenantHoldFactor = 4
 
 // Exporter is what the consumer needs of the exporter.
 type Exporter interface {
@@ -42,27 +55,34 @@ type ScanConsumer struct {
 	js       jetstream.JetStream
 	topo     Topology
 	opts     ScanOptions
-	cache    *integration.Cache
-	follower *Follower
+	cache    Catalog
+	follower CatchUpper
 	exp      Exporter
-	ledger   *ledger.Ledger
+	ledger   Ledger
 	report   *Reporter
 	metrics  *metrics.Metrics
 	log      *zap.Logger
+	gate     *gate
+	now      func() time.Time
 
-	cons    jetstream.Consumer
-	slots   chan struct{}
-	wg      sync.WaitGroup
-	work    context.Context // canceled when the shutdown grace runs out
-	cancel  context.CancelFunc
-	stopped chan struct{}
+	cons     jetstream.Consumer
+	slots    chan struct{}
+	wg       sync.WaitGroup
+	stopping context.Context // Run's context: ends when the replica stops taking scans
+	work     context.Context // canceled when the shutdown grace runs out
+	cancel   context.CancelFunc
+	stopped  chan struct{}
 }
 
 // NewScanConsumer returns a consumer; Bind creates the durable consumer.
-func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, cache *integration.Cache, f *Follower,
-	exp Exporter, l *ledger.Ledger, rep *Reporter, m *metrics.Metrics, log *zap.Logger) *ScanConsumer {
+func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, cache Catalog, f CatchUpper,
+	exp Exporter, l Ledger, rep *Reporter, m *metrics.Metrics, log *zap.Logger) *ScanConsumer {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 8
+	}
+	opts.MaxHeld = max(opts.MaxHeld, opts.MaxInFlight)
+	if opts.MaxTenantInFlight <= 0 {
+		opts.MaxTenantInFlight = opts.MaxInFlight
 	}
 	if opts.AckWait <= 0 {
 		opts.AckWait = time.Minute
@@ -74,19 +94,28 @@ func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, ca
 		opts.Backoff = func(int) time.Duration { return 5 * time.Second }
 	}
 	work, cancel := context.WithCancel(context.Background())
+	g := newGate(opts.MaxInFlight, opts.MaxTenantInFlight, TenantHoldFactor*opts.MaxTenantInFlight)
+	if m != nil {
+		g.onChange = func(_, waiting int) { m.ScansWaiting.Set(float64(waiting)) }
+	}
 	return &ScanConsumer{js: js, topo: topo, opts: opts, cache: cache, follower: f, exp: exp, ledger: l,
-		report: rep, metrics: m, log: log, slots: make(chan struct{}, opts.MaxInFlight),
-		work: work, cancel: cancel, stopped: make(chan struct{})}
+		report: rep, metrics: m, log: log, slots: make(chan struct{}, opts.MaxHeld),
+		gate:     g,
+		now:      time.Now,
+		stopping: context.Background(), work: work, cancel: cancel, stopped: make(chan struct{})}
 }
 
 // Bind creates or updates the durable consumer shared by the replicas.
 func (c *ScanConsumer) Bind(ctx context.Context) error {
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.topo.ScansStream(), jetstream.ConsumerConfig{
-		Durable:       c.opts.Durable,
-		Description:   "s3-exporter replicas",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.opts.AckWait,
-		MaxDeliver:    c.opts.MaxDeliver,
+		Durable:     c.opts.Durable,
+		Description: "s3-exporter replicas",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     c.opts.AckWait,
+		// No JetStream limit: the consumer gives up from its own count of
+		// attempts (deliveries minus deferrals, in the ledger), so that
+		// deferrals for fairness never use attempts up.
+		MaxDeliver:    -1,
 		FilterSubject: c.topo.Subject(event.ScansCompleted, ">"),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: 10_000,
@@ -105,6 +134,7 @@ func (c *ScanConsumer) Consumer() jetstream.Consumer { return c.cons }
 // scans in flight; Shutdown does.
 func (c *ScanConsumer) Run(ctx context.Context) {
 	defer close(c.stopped)
+	c.stopping = ctx
 	for ctx.Err() == nil {
 		select {
 		case c.slots <- struct{}{}:
@@ -113,7 +143,7 @@ func (c *ScanConsumer) Run(ctx context.Context) {
 		}
 		n := 1
 	more:
-		for n < c.opts.MaxInFlight {
+		for n < c.opts.MaxHeld {
 			select {
 			case c.slots <- struct{}{}:
 				n++
@@ -141,10 +171,12 @@ func (c *ScanConsumer) Run(ctx context.Context) {
 				continue
 			}
 			c.wg.Add(1)
+			c.metrics.ScansHeld.Inc()
 			go func() {
 				defer c.wg.Done()
 				defer func() { <-c.slots }()
-				c.handle(msg)
+				defer c.metrics.ScansHeld.Dec()
+				c.handle(ctx, msg)
 			}()
 		}
 		cancelFetch()
@@ -186,136 +218,148 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// handle processes one scan-completed message and decides its fate.
-func (c *ScanConsumer) handle(msg jetstream.Msg) {
-	started := time.Now()
+// handle processes one scan-completed message: it gathers the facts decide
+// needs, through the ports, and carries out what decide says.
+func (c *ScanConsumer) handle(stopping context.Context, msg jetstream.Msg) {
 	c.metrics.ScansReceived.Inc()
 	md, err := msg.Metadata()
 	if err != nil {
 		_ = msg.Term()
 		return
 	}
-	attempt := int(md.NumDelivered)
 	scan, err := event.DecodeScan(c.topo.Prefix, msg.Subject(), msg.Data())
 	if err != nil {
 		c.deadLetter(msg, subjectTenant(c.topo, msg.Subject()), metrics.ReasonMalformedEvent, err.Error())
 		return
 	}
-	log := c.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID), zap.Int("attempt", attempt))
+	seq := md.Sequence.Stream
+	log := c.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID), zap.Uint64("stream_seq", seq))
 
-	// Keep the message ours while uploads run longer than the ack wait.
+	// Keep the message ours while it waits for a slot and while uploads
+	// run longer than the ack wait.
 	stopBeat := c.heartbeat(msg)
 	defer stopBeat()
 
-	if err := c.follower.CatchUp(c.work, c.opts.CacheWait); err != nil {
-		log.Warn("integration cache behind the stream; retrying the scan later", zap.Error(err))
-		_ = msg.NakWithDelay(time.Second)
-		return
+	f := facts{Scan: scan, MaxDeliver: c.opts.MaxDeliver, Started: c.now(), Published: md.Timestamp,
+		Backoff: c.opts.Backoff}
+	if md.NumDelivered > 1 { // a first delivery was never deferred: no read
+		f.Deferrals, err = c.ledger.Deferrals(c.work, seq)
+		if errors.Is(err, ledger.ErrCorrupt) {
+			c.corrupt(log, err)
+		} else if err != nil {
+			f.LedgerErr = err
+		}
 	}
-	igs := c.cache.Select(scan.TenantID, scan.Provider.ID)
-	if len(igs) == 0 {
-		log.Debug("no integration for this scan")
-		c.ack(msg, log)
-		return
-	}
-	var jobs []exporter.Job
-	entries := map[string]ledger.Entry{}
-	for _, ig := range igs {
-		e, err := c.ledger.Get(c.work, scan.TenantID, scan.ScanID, ig.ID)
-		if err != nil {
-			log.Warn("ledger unavailable; retrying the scan later", zap.Error(err))
-			_ = msg.NakWithDelay(c.opts.Backoff(attempt))
+	f.Attempt = attemptOf(int(md.NumDelivered), f.Deferrals)
+	log = log.With(zap.Int("attempt", f.Attempt))
+
+	if f.LedgerErr == nil && (f.MaxDeliver <= 0 || f.Attempt <= f.MaxDeliver) {
+		// A scan that will be given up needs no slot: it exports nothing.
+		release, ok, err := c.gate.enter(stopping, scan.TenantID)
+		switch {
+		case err != nil:
+			c.carry(msg, log, scan, step{Fate: fateDefer, DeferReason: DeferShutdown, Why: "replica stopping"}, f)
 			return
+		case !ok:
+			f.Refused = true
+		default:
+			defer release()
 		}
-		if e.State == event.StateSucceeded || e.State == event.StateFailed {
-			continue // already settled for this integration
+	}
+	if !f.Refused && f.LedgerErr == nil {
+		f.CatchUpErr = c.follower.CatchUp(c.work, c.opts.CacheWait)
+	}
+	if !f.Refused && f.LedgerErr == nil && f.CatchUpErr == nil {
+		f.Integrations = c.cache.Select(scan.TenantID, scan.Provider.ID)
+		f.Entries = make(map[string]ledger.Entry, len(f.Integrations))
+		for _, ig := range f.Integrations {
+			e, err := c.ledger.Get(c.work, scan.TenantID, scan.ScanID, ig.ID)
+			if errors.Is(err, ledger.ErrCorrupt) {
+				// Starting over re-uploads the same bytes under the same
+				// keys: safe, where refusing would block the scan for good.
+				c.corrupt(log, err)
+			} else if err != nil {
+				f.LedgerErr = err
+				break
+			}
+			f.Entries[ig.ID] = e
 		}
-		entries[ig.ID] = e
-		// A redelivery, or a ledger entry from an earlier try (a replay):
-		// uploads may have been left behind.
-		jobs = append(jobs, exporter.Job{Integration: ig, Done: e.Objects, Failed: e.Failed, Retry: attempt > 1 || e.State != ""})
 	}
-	if len(jobs) == 0 {
-		c.ack(msg, log)
-		return
+	f.Now = c.now().UTC()
+	s := decide(f)
+	if s.Fate == fateExport {
+		f.Results = c.exp.Export(c.work, scan, s.Jobs)
+		f.Exported, f.Shutdown, f.Now = true, c.work.Err() != nil, c.now().UTC()
+		s = decide(f)
 	}
+	c.carry(msg, log, scan, s, f)
+}
 
-	results := c.exp.Export(c.work, scan, jobs)
-
-	if c.work.Err() != nil {
-		// Shutting down: keep what landed, say nothing yet, and let the scan
-		// be redelivered at once.
-		for _, r := range results {
-			e := entries[r.Integration.ID]
-			e.Objects = landed(e.Objects, r)
-			e.State, e.Attempt, e.UpdatedAt = event.StateRetrying, attempt, time.Now().UTC()
-			_ = c.ledger.Put(context.Background(), scan.TenantID, scan.ScanID, r.Integration.ID, e)
+// carry does what step s says for msg.
+func (c *ScanConsumer) carry(msg jetstream.Msg, log *zap.Logger, scan *event.ScanCompleted, s step, f facts) {
+	if s.Quiet {
+		for _, o := range s.Outcomes {
+			if err := c.ledger.Put(context.Background(), scan.TenantID, scan.ScanID, o.Result.Integration.ID, o.Entry); err != nil {
+				log.Warn("ledger write failed", zap.Error(err))
+			}
 		}
-		_ = msg.Nak()
-		log.Info("scan interrupted by shutdown; returned to the stream")
-		return
-	}
-
-	v := judge(results, attempt, c.opts.MaxDeliver)
-	unpublished := 0
-	for i, r := range results {
-		e := entries[r.Integration.ID]
-		e.Objects = landed(e.Objects, r)
-		e.Failed = permanentFailures(r)
-		if !c.report.Export(c.work, Outcome{Scan: scan, Result: r, State: v.States[i], Attempt: attempt, Started: started, Entry: e}) {
-			unpublished++
+	} else if len(s.Outcomes) > 0 {
+		published := make([]bool, len(s.Outcomes))
+		for i, o := range s.Outcomes {
+			published[i] = c.report.Export(c.work, o)
 		}
+		s = afterPublish(s, published, c.opts.Backoff)
 	}
-	if unpublished > 0 && v.Fate == fateAck {
-		// A status that did not reach the stream would be lost with the
-		// ack: have the scan redelivered, which publishes it (the ledger
-		// kept the objects, so nothing is uploaded again).
-		d := c.opts.Backoff(attempt)
-		log.Warn("export status not published; the scan will be redelivered to publish it", zap.Duration("delay", d))
-		_ = msg.NakWithDelay(d)
-		return
-	}
-	switch v.Fate {
+	switch s.Fate {
 	case fateRetry:
-		d := c.opts.Backoff(attempt)
-		log.Info("scan will be retried", zap.Duration("delay", d))
-		_ = msg.NakWithDelay(d)
+		c.metrics.Redeliveries.WithLabelValues(s.RetryReason).Inc()
+		log.Info("scan will be retried", zap.String("why", s.Why), zap.Duration("delay", s.Delay))
+		_ = msg.NakWithDelay(s.Delay)
+	case fateDefer:
+		c.deferScan(msg, log, s, f)
 	case fateDeadLetter:
-		c.deadLetter(msg, scan.TenantID, string(v.RanOut.Code), "retries ran out after "+strconv.Itoa(attempt)+" deliveries: "+v.RanOut.Message())
+		log.Error("scan event "+s.Why, zap.String("reason", s.Reason))
+		c.deadLetter(msg, scan.TenantID, s.Code, s.Reason)
 	default:
+		if s.Warn {
+			log.Warn("scan event " + s.Why)
+		} else {
+			log.Debug("scan done", zap.String("why", s.Why))
+		}
 		c.ack(msg, log)
 	}
 }
 
-// landed merges the objects a result shows in the bucket into done.
-func landed(done map[string]event.ObjectRecord, r exporter.Result) map[string]event.ObjectRecord {
-	out := make(map[string]event.ObjectRecord, len(done)+len(r.Artifacts))
-	for k, v := range done {
-		out[k] = v
+// deferScan returns msg to the stream without using up an attempt: the
+// deferral is counted in the ledger first (the count survives restarts and
+// other replicas read it). When the count cannot be written the scan is
+// still returned: that delivery then counts as an attempt, which is better
+// than holding a message the replica will not work on.
+func (c *ScanConsumer) deferScan(msg jetstream.Msg, log *zap.Logger, s step, f facts) {
+	md, err := msg.Metadata()
+	if err == nil {
+		// A context of its own: on shutdown c.work may be canceled already.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = c.ledger.SetDeferrals(ctx, md.Sequence.Stream, f.Deferrals+1)
+		cancel()
 	}
-	for _, a := range r.Artifacts {
-		if a.Object != nil {
-			out[a.Artifact.Name()] = *a.Object
-		}
+	if err != nil {
+		log.Warn("deferral not recorded; this delivery counts as an attempt", zap.Error(err))
 	}
-	return out
+	c.metrics.ScansDeferred.WithLabelValues(s.DeferReason).Inc()
+	if s.DeferReason == DeferShutdown {
+		log.Info("scan interrupted by shutdown; returned to the stream")
+		_ = msg.Nak()
+		return
+	}
+	log.Debug("scan deferred", zap.String("why", s.Why), zap.Duration("delay", s.Delay), zap.Int("deferrals", f.Deferrals+1))
+	_ = msg.NakWithDelay(s.Delay)
 }
 
-// permanentFailures lists the artifacts that failed for good, so a
-// redelivery (for another artifact's retryable failure) does not try them again.
-func permanentFailures(r exporter.Result) map[string]event.ExportError {
-	var out map[string]event.ExportError
-	for _, a := range r.Failed() {
-		if a.Err.Retryable {
-			continue
-		}
-		if out == nil {
-			out = map[string]event.ExportError{}
-		}
-		out[a.Artifact.Name()] = event.ExportError{Format: a.Artifact.Format, Framework: a.Artifact.Framework,
-			Key: a.Key, Code: string(a.Err.Code), Message: a.Err.Message()}
-	}
-	return out
+// corrupt reports a ledger entry that does not decode.
+func (c *ScanConsumer) corrupt(log *zap.Logger, err error) {
+	c.metrics.LedgerCorrupt.Inc()
+	log.Warn("corrupt ledger entry: starting over (files already in the bucket are uploaded again, a status may repeat)", zap.Error(err))
 }
 
 // ack acknowledges msg and waits for the server to confirm it, so that the

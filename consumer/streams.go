@@ -22,6 +22,23 @@ type Topology struct {
 	Prefix     string
 	Replicas   int
 	ScanMaxAge time.Duration
+	// StatusMaxBytes and DLQMaxBytes bound the status and dead-letter
+	// streams (0: DefaultStreamMaxBytes, -1: no limit), so that a flood of
+	// statuses or dead letters cannot fill the account's JetStream storage
+	// (which would stop the scans stream too). The oldest messages go first.
+	StatusMaxBytes int64
+	DLQMaxBytes    int64
+}
+
+// DefaultStreamMaxBytes is the default MaxBytes of the status and
+// dead-letter streams: 1 GiB, about a million statuses.
+const DefaultStreamMaxBytes = 1 << 30
+
+func maxBytes(n int64) int64 {
+	if n == 0 {
+		return DefaultStreamMaxBytes
+	}
+	return n
 }
 
 func (t Topology) stream(kind string) string { return strings.ToUpper(t.Prefix) + "_" + kind }
@@ -70,12 +87,14 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 		{
 			Name:      t.StatusStream(),
 			Subjects:  []string{t.Subject(event.ExportsStatus, ">"), t.Subject(event.IntegrationsStatus, ">")},
-			Retention: jetstream.LimitsPolicy, MaxAge: 30 * day, Storage: jetstream.FileStorage, Replicas: r,
+			Retention: jetstream.LimitsPolicy, MaxAge: 30 * day, MaxBytes: maxBytes(t.StatusMaxBytes),
+			Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage, Replicas: r,
 			Description: "export and connection status events",
 		},
 		{
 			Name: t.DLQStream(), Subjects: []string{t.Prefix + ".dlq.>"},
-			Retention: jetstream.LimitsPolicy, MaxAge: 30 * day, Storage: jetstream.FileStorage, Replicas: r,
+			Retention: jetstream.LimitsPolicy, MaxAge: 30 * day, MaxBytes: maxBytes(t.DLQMaxBytes),
+			Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage, Replicas: r,
 			Description: "dead-lettered scan events",
 		},
 	}
@@ -89,7 +108,7 @@ func (t Topology) LedgerConfig() jetstream.KeyValueConfig {
 		maxAge = 7 * day
 	}
 	return jetstream.KeyValueConfig{
-		Bucket: t.LedgerBucket(), Description: "export progress per tenant.scan.integration",
+		Bucket: t.LedgerBucket(), Description: "export progress (x.tenant.scan.integration), tested fingerprints (c.), deferrals (d.)",
 		History: 1, TTL: maxAge + day, Storage: jetstream.FileStorage, Replicas: max(t.Replicas, 1),
 	}
 }

@@ -80,10 +80,11 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, opts ...
 	d := &Daemon{
 		cfg: cfg, log: log, reg: reg,
 		metrics: metrics.New(reg, metrics.CurrentBuild()),
-		topo:    consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge},
-		httpUp:  make(chan struct{}),
-		ready:   make(chan struct{}),
-		done:    make(chan struct{}),
+		topo: consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge,
+			StatusMaxBytes: cfg.StatusStreamBytes, DLQMaxBytes: cfg.DLQStreamBytes},
+		httpUp: make(chan struct{}),
+		ready:  make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	d.life, d.kill = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -336,6 +337,7 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	scans := consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
 		Durable: cfg.ConsumerName, MaxInFlight: cfg.MaxInFlightScans, AckWait: cfg.AckWait,
 		MaxDeliver: cfg.MaxDeliver, Backoff: cfg.BackoffFor,
+		MaxHeld: cfg.MaxHeldScans, MaxTenantInFlight: cfg.MaxTenantScans,
 	}, cache, follower, exp, led, reporter, d.metrics, d.log)
 	if err := scans.Bind(ctx); err != nil {
 		return fmt.Errorf("binding the scans consumer %q: %w", cfg.ConsumerName, err)

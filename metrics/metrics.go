@@ -107,12 +107,9 @@ type Metrics struct {
 	UploadDuration *prometheus.HistogramVec
 	// ExportDuration observes a scan received to its integration outcome.
 	ExportDuration prometheus.Histogram
-	// Retries counts exports scheduled again after a retryable failure, by
-	// error code.
-	Retries *prometheus.CounterVec
 	// S3RequestRetries counts S3 and STS requests the AWS SDK sent again
 	// (throttling, 5xx answers, reset connections), by error code: the
-	// retries inside one upload, which Retries does not see.
+	// retries inside one upload, which UploadRetries does not see.
 	S3RequestRetries *prometheus.CounterVec
 	// DeadLetters counts events sent to the dead-letter stream, by reason
 	// (an errcode code or ReasonMalformedEvent).
@@ -160,6 +157,8 @@ type Metrics struct {
 	UploadBytesInFlight prometheus.Gauge
 	UploadBytesPeak     prometheus.Gauge
 	UploadMemoryBudget  prometheus.Gauge
+	// The scan consumer's metrics (metrics/consumer.go).
+	ConsumerMetrics
 }
 
 // FairShareWaitBuckets span no wait (1ms) to a backlog of half an hour.
@@ -209,11 +208,6 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Help:      "Time from receiving a scan to the outcome of its export to one integration.",
 			Buckets:   ExportDurationBuckets,
 		}),
-		Retries: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace,
-			Name:      "retries_total",
-			Help:      "Exports scheduled again after a retryable failure, by error code.",
-		}, []string{"code"}),
 		S3RequestRetries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "s3_request_retries_total",
@@ -266,6 +260,7 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 		}, buildInfoLabels),
 	}
 	m.newSched(f)
+	m.ConsumerMetrics = newConsumerMetrics(f)
 	m.precreate()
 	m.BuildInfo.WithLabelValues(build.labels()...).Set(1)
 	// The runtime's and the process's standard series (go_*, process_*),
@@ -311,7 +306,6 @@ func (m *Metrics) precreate() {
 	}
 	for _, c := range Codes() {
 		m.UploadFailures.WithLabelValues(c)
-		m.Retries.WithLabelValues(c)
 		m.S3RequestRetries.WithLabelValues(c)
 	}
 	for _, r := range DeadLetterReasons() {

@@ -1,0 +1,179 @@
+package consumer
+
+import (
+	"context"
+	"sync"
+)
+
+// gate admits the scans a replica holds to export, fairly between tenants:
+// at most total export at once, at most perTenant of one tenant, and a
+// tenant holds at most hold scans (exporting or waiting) — enter refuses
+// the next one, which the consumer defers, so that one tenant's backlog
+// cannot fill the replica's held messages either. A freed slot goes to the
+// waiting tenants in turn (round robin), each tenant's scans first come,
+// first served.
+type gate struct {
+	total, perTenant, hold int
+
+	mu      sync.Mutex
+	running int
+	waiting int
+	tenants map[string]*tenantSlots
+	ring    []string // tenants with waiters, in turn order
+	next    int      // ring position served first
+	// onChange, when set, is told the counts after every change (under the
+	// lock: it must not call the gate).
+	onChange func(running, waiting int)
+}
+
+type tenantSlots struct {
+	running int
+	waiters []chan struct{}
+}
+
+func newGate(total, perTenant, hold int) *gate {
+	total = max(total, 1)
+	perTenant = min(max(perTenant, 1), total)
+	return &gate{total: total, perTenant: perTenant, hold: max(hold, perTenant), tenants: map[string]*tenantSlots{}}
+}
+
+// enter waits for an export slot for tenant. It returns ok false at once
+// when the tenant already holds its limit, and ctx's error when ctx ends
+// first. Call release once when the export is done.
+func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok bool, err error) {
+	g.mu.Lock()
+	t := g.tenants[tenant]
+	if t == nil {
+		t = &tenantSlots{}
+		g.tenants[tenant] = t
+	}
+	if t.running+len(t.waiters) >= g.hold {
+		g.mu.Unlock()
+		return nil, false, nil
+	}
+	release = func() { g.leave(tenant) }
+	if len(t.waiters) == 0 && t.running < g.perTenant && g.running < g.total {
+		t.running++
+		g.running++
+		g.changed()
+		g.mu.Unlock()
+		return release, true, nil
+	}
+	ch := make(chan struct{})
+	if len(t.waiters) == 0 {
+		g.ring = append(g.ring, tenant)
+	}
+	t.waiters = append(t.waiters, ch)
+	g.waiting++
+	g.changed()
+	g.mu.Unlock()
+
+	select {
+	case <-ch:
+		return release, true, nil
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	select {
+	case <-ch: // admitted meanwhile: give the slot back
+		g.mu.Unlock()
+		release()
+		return nil, false, ctx.Err()
+	default:
+	}
+	for i, w := range t.waiters {
+		if w == ch {
+			t.waiters = append(t.waiters[:i], t.waiters[i+1:]...)
+			break
+		}
+	}
+	g.waiting--
+	if len(t.waiters) == 0 {
+		g.dropFromRing(tenant)
+	}
+	g.forget(tenant, t)
+	g.changed()
+	g.mu.Unlock()
+	return nil, false, ctx.Err()
+}
+
+func (g *gate) leave(tenant string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := g.tenants[tenant]
+	t.running--
+	g.running--
+	g.dispatch()
+	g.forget(tenant, t)
+	g.changed()
+}
+
+func (g *gate) changed() {
+	if g.onChange != nil {
+		g.onChange(g.running, g.waiting)
+	}
+}
+
+// dispatch hands free slots to waiting tenants in turn. It leaves no
+// waiter that could run while a slot is free, which is what lets enter
+// admit a newcomer without looking at the others.
+func (g *gate) dispatch() {
+	for g.running < g.total && len(g.ring) > 0 {
+		served := false
+		for range len(g.ring) {
+			if g.running >= g.total {
+				return
+			}
+			g.next %= len(g.ring)
+			name := g.ring[g.next]
+			t := g.tenants[name]
+			if t.running >= g.perTenant {
+				g.next++
+				continue
+			}
+			ch := t.waiters[0]
+			t.waiters = t.waiters[1:]
+			t.running++
+			g.running++
+			g.waiting--
+			close(ch)
+			served = true
+			if len(t.waiters) == 0 {
+				g.ring = append(g.ring[:g.next], g.ring[g.next+1:]...)
+			} else {
+				g.next++
+			}
+			if len(g.ring) == 0 {
+				return
+			}
+		}
+		if !served {
+			return // every waiting tenant is at its own limit
+		}
+	}
+}
+
+func (g *gate) dropFromRing(tenant string) {
+	for i, name := range g.ring {
+		if name == tenant {
+			g.ring = append(g.ring[:i], g.ring[i+1:]...)
+			if g.next > i {
+				g.next--
+			}
+			return
+		}
+	}
+}
+
+func (g *gate) forget(tenant string, t *tenantSlots) {
+	if t.running == 0 && len(t.waiters) == 0 {
+		delete(g.tenants, tenant)
+	}
+}
+
+// counts returns the scans exporting and waiting.
+func (g *gate) counts() (running, waiting int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.running, g.waiting
+}
