@@ -379,7 +379,9 @@ func (c *Clients) DiscoverRegion(ctx context.Context, ig *integration.Integratio
 		return checkRegion("HeadBucket", *hb.BucketRegion)
 	}
 	if herr == nil {
-		return c.opts.DefaultRegion, nil
+		// Reachable, but nothing said where: the default region is a
+		// guess (remembered for a while, reported as unknown).
+		return "", errcode.Permanentf(errcode.S3ClientError, "GetBucketLocation was refused (%v) and HeadBucket answered without x-amz-bucket-region", locErr.Err)
 	}
 	if r := headerRegion(herr); r != "" {
 		return checkRegion("HeadBucket", r)
