@@ -102,6 +102,7 @@ type signer struct {
 	// again (assumed-role or the exporter's own): a request refused for an
 	// expired token invalidates it. Nil for static keys.
 	refreshable *aws.CredentialsCache
+	renewMu     sync.Mutex // see expiredTokenMiddleware
 	// staticToken: static keys with a session token, which nothing can
 	// renew; an expired one is the integration's to replace.
 	staticToken bool

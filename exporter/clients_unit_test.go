@@ -329,3 +329,28 @@ func TestHeadBucketWithoutRegionIsAGuess(t *testing.T) {
 		t.Errorf("connection test %+v; want connected, region unknown", res)
 	}
 }
+
+// Many uploads refused at once with the same expired session renew it once.
+func TestConcurrentExpiriesRenewOnce(t *testing.T) {
+	b := &expiringBucket{}
+	c := newTestClients(t, serve(t, b), nil)
+	p := &countingProvider{}
+	c.base.Credentials = aws.NewCredentialsCache(p)
+	ig := &integration.Integration{TenantID: "t", ID: "i", Bucket: "bucket"}
+	cl := c.client(ig, "us-east-1")
+	if _, err := c.Credentials(ig).Retrieve(context.Background()); err != nil { // key-1 cached
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("bucket"), Key: aws.String("k"), Body: strings.NewReader("x")})
+		}()
+	}
+	wg.Wait()
+	if n := p.n.Load(); n != 2 {
+		t.Errorf("%d credential fetches for 16 uploads refused with one expired session, want 2", n)
+	}
+}
