@@ -105,6 +105,7 @@ type signer struct {
 	// again (assumed-role or the exporter's own): a request refused for an
 	// expired token invalidates it. Nil for static keys.
 	refreshable *aws.CredentialsCache
+	renewMu     sync.Mutex // see expiredTokenMiddleware
 	// staticToken: static keys with a session token, which nothing can
 	// renew; an expired one is the integration's to replace.
 	staticToken bool
@@ -406,7 +407,9 @@ func (c *Clients) DiscoverRegion(ctx context.Context, ig *integration.Integratio
 		return checkRegion("HeadBucket", *hb.BucketRegion)
 	}
 	if herr == nil {
-		return c.opts.DefaultRegion, nil
+		// Reachable, but nothing said where: the default region is a
+		// guess (remembered for a while, reported as unknown).
+		return "", errcode.Permanentf(errcode.S3ClientError, "GetBucketLocation was refused (%v) and HeadBucket answered without x-amz-bucket-region", locErr.Err)
 	}
 	if r := headerRegion(herr); r != "" {
 		return checkRegion("HeadBucket", r)

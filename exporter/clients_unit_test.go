@@ -309,3 +309,48 @@ func TestRegionDiscoveryRenewsAnExpiredSession(t *testing.T) {
 		t.Errorf("%d fetches, %d refused; want 2 and 1", p.n.Load(), b.refused.Load())
 	}
 }
+
+// A HeadBucket that succeeds without x-amz-bucket-region (an S3-compatible
+// store) leaves the region unknown too: the default region is tried,
+// remembered, and not reported as found.
+func TestHeadBucketWithoutRegionIsAGuess(t *testing.T) {
+	b := &regionBucket{headStatus: http.StatusOK}
+	c := newTestClients(t, serve(t, b), nil)
+	ig := staticIG("t", "i", "bucket")
+	for range 3 {
+		if _, region, err := c.Client(context.Background(), ig); err != nil || region != "" {
+			t.Fatalf("Client = %q, %v; want the default region, reported unknown", region, err)
+		}
+	}
+	if b.locs.Load() != 1 || b.heads.Load() != 1 {
+		t.Errorf("%d GetBucketLocation, %d HeadBucket; want 1 and 1", b.locs.Load(), b.heads.Load())
+	}
+	if res := c.TestConnection(context.Background(), ig); !res.Connected || res.Region != "" {
+		t.Errorf("connection test %+v; want connected, region unknown", res)
+	}
+}
+
+// Many uploads refused at once with the same expired session renew it once.
+func TestConcurrentExpiriesRenewOnce(t *testing.T) {
+	b := &expiringBucket{}
+	c := newTestClients(t, serve(t, b), nil)
+	p := &countingProvider{}
+	c.base.Credentials = aws.NewCredentialsCache(p)
+	ig := &integration.Integration{TenantID: "t", ID: "i", Bucket: "bucket"}
+	cl := c.client(ig, "us-east-1")
+	if _, err := c.Credentials(ig).Retrieve(context.Background()); err != nil { // key-1 cached
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("bucket"), Key: aws.String("k"), Body: strings.NewReader("x")})
+		}()
+	}
+	wg.Wait()
+	if n := p.n.Load(); n != 2 {
+		t.Errorf("%d credential fetches for 16 uploads refused with one expired session, want 2", n)
+	}
+}

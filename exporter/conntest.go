@@ -109,6 +109,9 @@ func explain(e *errcode.Error, bucket, denied string) *errcode.Error {
 	case errcode.AWSAssumeRoleError:
 		hint = "assuming the role failed: check role_arn, that its trust policy allows the exporter's identity, and that the external ID matches"
 	case errcode.S3InvalidBucketRegion:
+		if !e.Retryable {
+			return e // an answer that is not a region name: its message says so
+		}
 		hint = "the bucket is in another region than the one used: check the bucket's region"
 	case errcode.Timeout:
 		hint = "the connection test timed out"

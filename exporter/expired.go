@@ -55,9 +55,14 @@ func expiredTokenMiddleware(s *signer) func(*middleware.Stack) error {
 						signedBy = m[1]
 					}
 				}
+				// Compare and invalidate as one step: two uploads refused
+				// with the same session must not both drop it, or the
+				// second would drop the new session the first one got.
+				s.renewMu.Lock()
 				if cur, cerr := s.refreshable.Retrieve(ctx); cerr == nil && (signedBy == "" || cur.AccessKeyID == signedBy) {
 					s.refreshable.Invalidate()
 				}
+				s.renewMu.Unlock()
 				return out, md, &credentialsExpiredError{err: err, renewable: true}
 			}), middleware.After)
 	}

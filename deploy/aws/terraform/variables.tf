@@ -15,7 +15,7 @@ variable "trusted_principal_arn" {
 }
 
 variable "external_id" {
-  description = "External ID the exporter sends when assuming the role: the integration's external_id, or its tenant_id when none is set."
+  description = "External ID the exporter sends when assuming the role: the integration's tenant_id (a role assumed with the exporter's own identity always carries the tenant ID, contract v1.1)."
   type        = string
 
   validation {
