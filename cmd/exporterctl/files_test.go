@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
@@ -229,5 +230,43 @@ func TestScanIdentityRefusesMixedFolders(t *testing.T) {
 	}
 	if uid, ts, err := scanIdentity(dir, files); err != nil || uid != "iac" || ts != "20250805120000" {
 		t.Fatalf("scanIdentity = %q %q %v", uid, ts, err)
+	}
+}
+
+func TestScannerOutputDir(t *testing.T) {
+	for want, args := range map[string][]string{
+		"output":   {"prowler", "aws"},
+		"/out":     {"prowler", "aws", "-o", "/out", "-M", "csv"},
+		"/out2":    {"prowler", "aws", "--output-directory", "/out2"},
+		"/out3":    {"prowler", "aws", "-o=/out3"},
+		"/out4":    {"prowler", "aws", "--output-directory=/out4"},
+		"last/one": {"prowler", "aws", "-o", "first", "-o", "last/one"},
+	} {
+		if got := scannerOutputDir(args); got != want {
+			t.Errorf("scannerOutputDir(%q) = %q, want %q", args, got, want)
+		}
+	}
+}
+
+// Only the files the scanner created or changed are published.
+func TestSnapshotChanged(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"old.csv": "old", "kept.html": "kept"})
+	st, err := snapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"compliance/new.csv": "new"})
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "kept.html"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"old.csv": false, "kept.html": true, "compliance/new.csv": true} {
+		if got := st.changed(filepath.Join(dir, name)); got != want {
+			t.Errorf("changed(%s) = %v, want %v", name, got, want)
+		}
+	}
+	if st, err := snapshot(filepath.Join(dir, "missing")); err != nil || len(st) != 0 {
+		t.Errorf("a missing folder: %v %v", st, err)
 	}
 }

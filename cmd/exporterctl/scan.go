@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -75,10 +76,8 @@ type scanOptions struct {
 	waitTimeout                                   time.Duration
 }
 
-func runScanPublish(ctx context.Context, a *app, args []string) error {
-	fs := newFlagSet("scan publish")
-	a.g.register(fs)
-	var o scanOptions
+// register adds the flags scan publish and scan run share.
+func (o *scanOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.tenant, "tenant", "", "")
 	fs.StringVar(&o.providerID, "provider-id", "", "")
 	fs.StringVar(&o.providerUID, "provider-uid", "", "")
@@ -86,9 +85,16 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 	fs.StringVar(&o.scanID, "scan-id", "", "")
 	fs.StringVar(&o.startedAt, "started-at", "", "")
 	fs.StringVar(&o.bucket, "bucket", client.DefaultObjectStore, "")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 15*time.Minute, "")
+}
+
+func runScanPublish(ctx context.Context, a *app, args []string) error {
+	fs := newFlagSet("scan publish")
+	a.g.register(fs)
+	var o scanOptions
+	o.register(fs)
 	fs.BoolVar(&o.wait, "wait", false, "")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "")
-	fs.DurationVar(&o.waitTimeout, "wait-timeout", 15*time.Minute, "")
 	pos, err := a.parse(fs, "scan publish", args)
 	if err != nil {
 		return err
@@ -96,11 +102,18 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 	if len(pos) != 1 {
 		return usageErrorf("scan publish takes one folder of Prowler outputs, got %d arguments", len(pos))
 	}
-	dir := pos[0]
+	return a.publishFolder(ctx, &o, pos[0], nil)
+}
+
+// publishFolder stores the Prowler outputs of dir for which keep is true
+// (all when keep is nil), publishes the event and, with o.wait, waits for
+// the exports.
+func (a *app) publishFolder(ctx context.Context, o *scanOptions, dir string, keep func(path string) bool) error {
 	// A folder mixing scans is refused before anything else; a folder with
 	// no output at all after the flags (its error says less).
-	files, skipped, filesErr := findOutputs(dir)
+	files, skipped, filesErr := findOutputsWhere(dir, keep)
 	var nameUID, nameTS string
+	var err error
 	if filesErr == nil {
 		if nameUID, nameTS, err = scanIdentity(dir, files); err != nil {
 			return err
@@ -190,10 +203,7 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 // names ("" when they carry none).
 func (o *scanOptions) event(nameUID, nameTS string) (event.ScanCompleted, error) {
 	var s event.ScanCompleted
-	if o.scanID == "" {
-		o.scanID = newUUID()
-	}
-	if err := requireIDs(map[string]string{"--tenant": o.tenant, "--provider-id": o.providerID, "--scan-id": o.scanID}); err != nil {
+	if err := o.validate(); err != nil {
 		return s, err
 	}
 	uid := o.providerUID
@@ -202,15 +212,6 @@ func (o *scanOptions) event(nameUID, nameTS string) (event.ScanCompleted, error)
 	}
 	if strings.TrimSpace(uid) == "" {
 		return s, usageErrorf("--provider-uid is required: no file is named prowler-output-<uid>-<YYYYmmddHHMMSS>... to take it from")
-	}
-	if o.bucket == "" {
-		return s, usageErrorf("--bucket is empty")
-	}
-	if o.wait && o.waitTimeout <= 0 {
-		return s, usageErrorf("--wait-timeout must be positive")
-	}
-	if o.wait && o.dryRun {
-		return s, usageErrorf("--wait and --dry-run do not go together")
 	}
 	started := time.Now().UTC().Truncate(time.Second)
 	switch {
@@ -233,6 +234,31 @@ func (o *scanOptions) event(nameUID, nameTS string) (event.ScanCompleted, error)
 		Provider:  event.Provider{ID: o.providerID, Type: o.providerType, UID: uid},
 		StartedAt: started,
 	}, nil
+}
+
+// validate checks the flags that do not depend on the files.
+func (o *scanOptions) validate() error {
+	if o.scanID == "" {
+		o.scanID = newUUID()
+	}
+	if err := requireIDs(map[string]string{"--tenant": o.tenant, "--provider-id": o.providerID, "--scan-id": o.scanID}); err != nil {
+		return err
+	}
+	if o.bucket == "" {
+		return usageErrorf("--bucket is empty")
+	}
+	if o.wait && o.waitTimeout <= 0 {
+		return usageErrorf("--wait-timeout must be positive")
+	}
+	if o.wait && o.dryRun {
+		return usageErrorf("--wait and --dry-run do not go together")
+	}
+	if o.startedAt != "" {
+		if _, err := time.Parse(time.RFC3339, o.startedAt); err != nil {
+			return usageErrorf("--started-at %q: want RFC 3339, e.g. 2025-08-05T12:00:00Z", o.startedAt)
+		}
+	}
+	return nil
 }
 
 // printPlan prints what scan publish would store and publish (--dry-run):
@@ -314,7 +340,11 @@ const complianceDir = "compliance"
 
 // findOutputs recognises the Prowler outputs of dir by their names. It
 // returns them in a stable order, and the files it skipped.
-func findOutputs(dir string) ([]outputFile, []string, error) {
+func findOutputs(dir string) ([]outputFile, []string, error) { return findOutputsWhere(dir, nil) }
+
+// findOutputsWhere is findOutputs of the files for which keep is true (all
+// when keep is nil); the others are neither returned nor listed as skipped.
+func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the outputs folder: %w", err)
@@ -330,7 +360,7 @@ func findOutputs(dir string) ([]outputFile, []string, error) {
 		}
 		if isDir {
 			if e.Name() == complianceDir {
-				comp, skip, err := findCompliance(path)
+				comp, skip, err := findCompliance(path, keep)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -339,6 +369,9 @@ func findOutputs(dir string) ([]outputFile, []string, error) {
 			} else {
 				skipped = append(skipped, path+string(filepath.Separator))
 			}
+			continue
+		}
+		if keep != nil && !keep(path) {
 			continue
 		}
 		format := formatOf(e.Name())
@@ -435,7 +468,7 @@ func complianceParts(name string) (fw, uid, ts string) {
 }
 
 // findCompliance walks the compliance folder.
-func findCompliance(root string) ([]outputFile, []string, error) {
+func findCompliance(root string, keep func(path string) bool) ([]outputFile, []string, error) {
 	var out []outputFile
 	var skipped []string
 	seen := map[string]string{}
@@ -443,7 +476,7 @@ func findCompliance(root string) ([]outputFile, []string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
+		if d.IsDir() || keep != nil && !keep(path) {
 			return nil
 		}
 		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
