@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -140,5 +144,129 @@ func TestFormatOf(t *testing.T) {
 		if got := formatOf(name); got != want {
 			t.Errorf("formatOf(%q) = %q, want %q", name, got, want)
 		}
+	}
+}
+
+// Every file of a real Prowler 5 folder is recognised, compliance OCSF and
+// the empty compliance CSV included, with the uid and timestamp of its name.
+func TestFindOutputsRealProwler5Folder(t *testing.T) {
+	dir := testutil.Prowler5Output(t)
+	files, skipped, err := findOutputs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 1 || filepath.Base(skipped[0]) != "PROVENANCE.md" {
+		t.Errorf("skipped %q, want PROVENANCE.md only", skipped)
+	}
+	var onDisk []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() != "PROVENANCE.md" {
+			rel, _ := filepath.Rel(dir, p)
+			onDisk = append(onDisk, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = "prowler-output-123456789012-20261201085125"
+	want := map[string][2]string{
+		n + ".csv":       {"csv", ""},
+		n + ".html":      {"html", ""},
+		n + ".ocsf.json": {"json-ocsf", ""},
+		n + ".asff.json": {"json-asff", ""},
+		"compliance/" + n + "_aws_foundational_security_best_practices_aws.csv":          {"compliance", "aws_foundational_security_best_practices_aws"},
+		"compliance/" + n + "_aws_well_architected_framework_reliability_pillar_aws.csv": {"compliance", "aws_well_architected_framework_reliability_pillar_aws"},
+		"compliance/" + n + "_cis_5.0_aws.csv":                                           {"compliance", "cis_5.0_aws"},
+		"compliance/" + n + "_cmmc_2.0.csv":                                              {"compliance", "cmmc_2.0"},
+		"compliance/" + n + "_cmmc_2.0.ocsf.json":                                        {"compliance-ocsf", "cmmc_2.0"},
+		"compliance/" + n + "_prowler_threatscore_aws.csv":                               {"compliance", "prowler_threatscore_aws"},
+	}
+	if len(files) != len(onDisk) || len(files) != len(want) {
+		t.Fatalf("recognised %d files of %d on disk, want %d: %+v", len(files), len(onDisk), len(want), files)
+	}
+	for _, f := range files {
+		w, ok := want[f.Name]
+		if !ok || f.Format != w[0] || f.Framework != w[1] || f.UID != "123456789012" || f.TS != "20261201085125" {
+			t.Errorf("%+v, want %v", f, w)
+		}
+	}
+	uid, ts, err := scanIdentity(dir, files)
+	if err != nil || uid != "123456789012" || ts != "20261201085125" {
+		t.Fatalf("scanIdentity = %q %q %v", uid, ts, err)
+	}
+}
+
+func TestScanIdentityRefusesMixedFolders(t *testing.T) {
+	for name, tc := range map[string]struct {
+		files map[string]string
+		want  string
+	}{
+		"two timestamps": {map[string]string{
+			"prowler-output-111122223333-20250805120000.csv":                        "",
+			"compliance/prowler-output-111122223333-20250806120000_cis_5.0_aws.csv": ""}, "several scans: the file names carry the timestamps 20250805120000 (1 files"},
+		"two uids": {map[string]string{
+			"prowler-output-111122223333-20250805120000.csv":  "",
+			"prowler-output-999988887777-20250805120000.html": ""}, "several providers: the file names carry the uids 111122223333"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, tc.files)
+			files, _, err := findOutputs(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := scanIdentity(dir, files); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	// Names Prowler did not give carry nothing, and mix with nothing.
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"out.csv": "", "prowler-output-iac-20250805120000.html": "", "compliance/x.ocsf.json": ""})
+	files, _, err := findOutputs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, ts, err := scanIdentity(dir, files); err != nil || uid != "iac" || ts != "20250805120000" {
+		t.Fatalf("scanIdentity = %q %q %v", uid, ts, err)
+	}
+}
+
+func TestScannerOutputDir(t *testing.T) {
+	for want, args := range map[string][]string{
+		"output":   {"prowler", "aws"},
+		"/out":     {"prowler", "aws", "-o", "/out", "-M", "csv"},
+		"/out2":    {"prowler", "aws", "--output-directory", "/out2"},
+		"/out3":    {"prowler", "aws", "-o=/out3"},
+		"/out4":    {"prowler", "aws", "--output-directory=/out4"},
+		"last/one": {"prowler", "aws", "-o", "first", "-o", "last/one"},
+	} {
+		if got := scannerOutputDir(args); got != want {
+			t.Errorf("scannerOutputDir(%q) = %q, want %q", args, got, want)
+		}
+	}
+}
+
+// Only the files the scanner created or changed are published.
+func TestSnapshotChanged(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"old.csv": "old", "kept.html": "kept"})
+	st, err := snapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"compliance/new.csv": "new"})
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "kept.html"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"old.csv": false, "kept.html": true, "compliance/new.csv": true} {
+		if got := st.changed(filepath.Join(dir, name)); got != want {
+			t.Errorf("changed(%s) = %v, want %v", name, got, want)
+		}
+	}
+	if st, err := snapshot(filepath.Join(dir, "missing")); err != nil || len(st) != 0 {
+		t.Errorf("a missing folder: %v %v", st, err)
 	}
 }

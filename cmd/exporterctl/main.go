@@ -76,6 +76,7 @@ func init() {
 		{"integration list", "list a tenant's integrations as the exporter holds them, with their connection status", integrationListHelp, runIntegrationList},
 		{"integration test", "run a connection test of a saved or an unsaved integration", integrationTestHelp, runIntegrationTest},
 		{"scan publish", "store a folder of Prowler outputs and publish the scan-completed event", scanPublishHelp, runScanPublish},
+		{"scan run", "run Prowler, then publish its outputs and wait for the exports", scanRunHelp, runScanRun},
 		{"status watch", "print export and connection status events as JSON lines", statusWatchHelp, runStatusWatch},
 		{"replay", "ask the exporter to export a scan again", replayHelp, runReplay},
 	}

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,14 +22,15 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/exporter"
 )
 
-const scanPublishHelp = `Usage: exporterctl scan publish --tenant T --provider-id P --provider-uid U [flags] DIR
+const scanPublishHelp = `Usage: exporterctl scan publish --tenant T --provider-id P [flags] DIR
 
 Stores the Prowler output files of DIR in a JetStream object store under
 <tenant>/<scan>/, publishes the scan-completed event and prints the scan id.
 
-Files are recognised by name:
+Files are recognised by name, as Prowler 5 writes them:
   DIR/*.ocsf.json                 json-ocsf
   DIR/*.asff.json                 json-asff
   DIR/*.html                      html
@@ -35,17 +38,32 @@ Files are recognised by name:
   DIR/compliance/**/*.csv         compliance; the framework is what follows
                                   "prowler-output-<uid>-<YYYYmmddHHMMSS>_" in the name,
                                   or the whole name without .csv
+  DIR/compliance/**/*.ocsf.json   compliance-ocsf (Prowler 5's OCSF files of
+                                  provider-agnostic frameworks), framework likewise
 Other files are skipped (and listed on stderr). At most one file per format
-(per framework for compliance).
+(per framework for the compliance formats). Empty (0-byte) files are published
+too: Prowler writes an empty compliance CSV when no finding maps to a framework.
+
+The provider uid and the scan's start are read from the names
+(prowler-output-<uid>-<YYYYmmddHHMMSS>...), so that every object key ends in
+the very name Prowler gave the file. The timestamp is taken as UTC (the keys
+use UTC); Prowler's CLI writes local time, so on a machine not on UTC pass
+--started-at with the true time if the event's started_at matters more than
+the names. A folder whose names carry different uids or timestamps holds
+several scans and is refused.
 
 Flags:
   --tenant T            tenant id (required)
   --provider-id P       provider id (required)
-  --provider-uid U      provider uid, e.g. the AWS account id (required)
+  --provider-uid U      provider uid, e.g. the AWS account id (default: from the file
+                        names; required when they carry none)
   --provider-type X     provider type (default aws)
   --scan-id S           scan id (default: a random UUID)
-  --started-at TIME     scan start, RFC 3339 (default: now); it names the objects in the buckets
+  --started-at TIME     scan start, RFC 3339 (default: from the file names, else now);
+                        it names the objects in the buckets
   --bucket B            object store for the files (default PROWLER_OUTPUTS)
+  --dry-run             print what would be published (files, formats, keys) and stop;
+                        needs no NATS
   --wait                wait for the export to every integration of the tenant that exports
                         the provider, print each outcome, exit 4 if any failed
   --wait-timeout D      time limit of --wait (default 15m)
@@ -54,14 +72,12 @@ Flags:
 type scanOptions struct {
 	tenant, providerID, providerUID, providerType string
 	scanID, startedAt, bucket                     string
-	wait                                          bool
+	wait, dryRun                                  bool
 	waitTimeout                                   time.Duration
 }
 
-func runScanPublish(ctx context.Context, a *app, args []string) error {
-	fs := newFlagSet("scan publish")
-	a.g.register(fs)
-	var o scanOptions
+// register adds the flags scan publish and scan run share.
+func (o *scanOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.tenant, "tenant", "", "")
 	fs.StringVar(&o.providerID, "provider-id", "", "")
 	fs.StringVar(&o.providerUID, "provider-uid", "", "")
@@ -69,8 +85,16 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 	fs.StringVar(&o.scanID, "scan-id", "", "")
 	fs.StringVar(&o.startedAt, "started-at", "", "")
 	fs.StringVar(&o.bucket, "bucket", client.DefaultObjectStore, "")
-	fs.BoolVar(&o.wait, "wait", false, "")
 	fs.DurationVar(&o.waitTimeout, "wait-timeout", 15*time.Minute, "")
+}
+
+func runScanPublish(ctx context.Context, a *app, args []string) error {
+	fs := newFlagSet("scan publish")
+	a.g.register(fs)
+	var o scanOptions
+	o.register(fs)
+	fs.BoolVar(&o.wait, "wait", false, "")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "")
 	pos, err := a.parse(fs, "scan publish", args)
 	if err != nil {
 		return err
@@ -78,17 +102,39 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 	if len(pos) != 1 {
 		return usageErrorf("scan publish takes one folder of Prowler outputs, got %d arguments", len(pos))
 	}
-	dir := pos[0]
-	scan, err := o.event()
+	return a.publishFolder(ctx, &o, pos[0], nil)
+}
+
+// publishFolder stores the Prowler outputs of dir for which keep is true
+// (all when keep is nil), publishes the event and, with o.wait, waits for
+// the exports.
+func (a *app) publishFolder(ctx context.Context, o *scanOptions, dir string, keep func(path string) bool) error {
+	// A folder mixing scans is refused before anything else; a folder with
+	// no output at all after the flags (its error says less).
+	files, skipped, filesErr := findOutputsWhere(dir, keep)
+	var nameUID, nameTS string
+	var err error
+	if filesErr == nil {
+		if nameUID, nameTS, err = scanIdentity(dir, files); err != nil {
+			return err
+		}
+	}
+	scan, err := o.event(nameUID, nameTS)
 	if err != nil {
 		return err
 	}
-	files, skipped, err := findOutputs(dir)
-	if err != nil {
-		return err
+	if filesErr != nil {
+		return filesErr
 	}
 	for _, s := range skipped {
 		fmt.Fprintf(a.stderr, "exporterctl: skipping %s (not a recognised Prowler output)\n", s)
+	}
+	if !a.g.json && (o.providerUID == "" || o.startedAt == "") && nameTS != "" {
+		fmt.Fprintf(a.stderr, "exporterctl: provider uid %s, started at %s (from the file names)\n",
+			scan.Provider.UID, scan.StartedAt.Format(time.RFC3339))
+	}
+	if o.dryRun {
+		return a.printPlan(scan, files)
 	}
 
 	cl, closeConn, err := a.connect()
@@ -152,37 +198,108 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-// event validates the flags and builds the event (without artifacts).
-func (o *scanOptions) event() (event.ScanCompleted, error) {
+// event validates the flags and builds the event (without artifacts). The
+// provider uid and start default to nameUID and nameTS, those of the file
+// names ("" when they carry none).
+func (o *scanOptions) event(nameUID, nameTS string) (event.ScanCompleted, error) {
 	var s event.ScanCompleted
-	if o.scanID == "" {
-		o.scanID = newUUID()
-	}
-	if err := requireIDs(map[string]string{"--tenant": o.tenant, "--provider-id": o.providerID, "--scan-id": o.scanID}); err != nil {
+	if err := o.validate(); err != nil {
 		return s, err
 	}
-	if strings.TrimSpace(o.providerUID) == "" {
-		return s, usageErrorf("--provider-uid is required")
+	uid := o.providerUID
+	if uid == "" {
+		uid = nameUID
 	}
-	if o.bucket == "" {
-		return s, usageErrorf("--bucket is empty")
-	}
-	if o.wait && o.waitTimeout <= 0 {
-		return s, usageErrorf("--wait-timeout must be positive")
+	if strings.TrimSpace(uid) == "" {
+		return s, usageErrorf("--provider-uid is required: no file is named prowler-output-<uid>-<YYYYmmddHHMMSS>... to take it from")
 	}
 	started := time.Now().UTC().Truncate(time.Second)
-	if o.startedAt != "" {
+	switch {
+	case o.startedAt != "":
 		t, err := time.Parse(time.RFC3339, o.startedAt)
 		if err != nil {
 			return s, usageErrorf("--started-at %q: want RFC 3339, e.g. 2025-08-05T12:00:00Z", o.startedAt)
 		}
 		started = t.UTC()
+	case nameTS != "":
+		// Taken as UTC, so that the key's {ts} (UTC) is the name's.
+		t, err := time.ParseInLocation(exporter.TimestampLayout, nameTS, time.UTC)
+		if err != nil {
+			return s, fmt.Errorf("the file names' timestamp %s is not a valid date (pass --started-at)", nameTS)
+		}
+		started = t
 	}
 	return event.ScanCompleted{
 		ScanID: o.scanID, TenantID: o.tenant,
-		Provider:  event.Provider{ID: o.providerID, Type: o.providerType, UID: o.providerUID},
+		Provider:  event.Provider{ID: o.providerID, Type: o.providerType, UID: uid},
 		StartedAt: started,
 	}, nil
+}
+
+// validate checks the flags that do not depend on the files.
+func (o *scanOptions) validate() error {
+	if o.scanID == "" {
+		o.scanID = newUUID()
+	}
+	if err := requireIDs(map[string]string{"--tenant": o.tenant, "--provider-id": o.providerID, "--scan-id": o.scanID}); err != nil {
+		return err
+	}
+	if o.bucket == "" {
+		return usageErrorf("--bucket is empty")
+	}
+	if o.wait && o.waitTimeout <= 0 {
+		return usageErrorf("--wait-timeout must be positive")
+	}
+	if o.wait && o.dryRun {
+		return usageErrorf("--wait and --dry-run do not go together")
+	}
+	if o.startedAt != "" {
+		if _, err := time.Parse(time.RFC3339, o.startedAt); err != nil {
+			return usageErrorf("--started-at %q: want RFC 3339, e.g. 2025-08-05T12:00:00Z", o.startedAt)
+		}
+	}
+	return nil
+}
+
+// printPlan prints what scan publish would store and publish (--dry-run):
+// each file, its format and framework, its size, and the key it would land
+// under in every integration's output directory.
+func (a *app) printPlan(scan event.ScanCompleted, files []outputFile) error {
+	type planned struct {
+		Format    string `json:"format"`
+		Framework string `json:"framework,omitempty"`
+		Path      string `json:"path"`
+		Size      int64  `json:"size"`
+		Object    string `json:"object"`
+		Key       string `json:"key"`
+	}
+	plan := make([]planned, 0, len(files))
+	for _, f := range files {
+		fi, err := os.Stat(f.Path)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", f.Path, err)
+		}
+		art := event.Artifact{Format: f.Format, Framework: f.Framework}
+		plan = append(plan, planned{
+			Format: f.Format, Framework: f.Framework, Path: f.Path, Size: fi.Size(),
+			Object: scan.TenantID + "/" + scan.ScanID + "/" + f.Name,
+			Key:    exporter.ObjectKey("{dir}", art, scan.Provider.UID, scan.StartedAt),
+		})
+	}
+	if a.g.json {
+		return a.printJSON(map[string]any{"dry_run": true, "scan_id": scan.ScanID, "tenant_id": scan.TenantID,
+			"provider": scan.Provider, "started_at": scan.StartedAt, "files": plan})
+	}
+	fmt.Fprintf(a.stdout, "dry run: nothing stored or published\nscan %s of tenant %s, provider %s (%s %s), started at %s\n",
+		scan.ScanID, scan.TenantID, scan.Provider.ID, scan.Provider.Type, scan.Provider.UID, scan.StartedAt.Format(time.RFC3339))
+	for _, p := range plan {
+		what := p.Format
+		if p.Framework != "" {
+			what += "/" + p.Framework
+		}
+		fmt.Fprintf(a.stdout, "  %-40s %10d bytes  %s -> %s\n", what, p.Size, p.Path, p.Key)
+	}
+	return nil
 }
 
 // newUUID returns a random (version 4) UUID.
@@ -202,11 +319,19 @@ type outputFile struct {
 	Path string
 	// Name is the object name under <tenant>/<scan>/ (slash-separated).
 	Name string
+	// UID and TS are the provider uid and the timestamp (YYYYmmddHHMMSS) in
+	// the file's name, when it is named as Prowler names its outputs.
+	UID, TS string
 }
 
-// prowlerName matches Prowler's compliance file names (without .csv) and
-// captures the framework: prowler-output-<uid>-<YYYYmmddHHMMSS>_<framework>.
-var prowlerName = regexp.MustCompile(`^prowler-output-.*-[0-9]{14}_(.+)$`)
+// Prowler's names, without the suffix: prowler-output-<uid>-<YYYYmmddHHMMSS>
+// for the findings files, and ..._<framework> for compliance files. The uid
+// is matched greedily: it may hold '-' (a sanitised ARN), a framework never
+// holds a 14-digit run after a '-'.
+var (
+	prowlerName       = regexp.MustCompile(`^prowler-output-(.+)-([0-9]{14})$`)
+	prowlerCompliance = regexp.MustCompile(`^prowler-output-(.+)-([0-9]{14})_(.+)$`)
+)
 
 var frameworkPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
@@ -215,7 +340,11 @@ const complianceDir = "compliance"
 
 // findOutputs recognises the Prowler outputs of dir by their names. It
 // returns them in a stable order, and the files it skipped.
-func findOutputs(dir string) ([]outputFile, []string, error) {
+func findOutputs(dir string) ([]outputFile, []string, error) { return findOutputsWhere(dir, nil) }
+
+// findOutputsWhere is findOutputs of the files for which keep is true (all
+// when keep is nil); the others are neither returned nor listed as skipped.
+func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the outputs folder: %w", err)
@@ -231,7 +360,7 @@ func findOutputs(dir string) ([]outputFile, []string, error) {
 		}
 		if isDir {
 			if e.Name() == complianceDir {
-				comp, skip, err := findCompliance(path)
+				comp, skip, err := findCompliance(path, keep)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -240,6 +369,9 @@ func findOutputs(dir string) ([]outputFile, []string, error) {
 			} else {
 				skipped = append(skipped, path+string(filepath.Separator))
 			}
+			continue
+		}
+		if keep != nil && !keep(path) {
 			continue
 		}
 		format := formatOf(e.Name())
@@ -251,10 +383,14 @@ func findOutputs(dir string) ([]outputFile, []string, error) {
 			return nil, nil, fmt.Errorf("%s: several %s files (%s and %s); want at most one", dir, format, prev, e.Name())
 		}
 		byFormat[format] = e.Name()
-		out = append(out, outputFile{Format: format, Path: path, Name: e.Name()})
+		f := outputFile{Format: format, Path: path, Name: e.Name()}
+		if m := prowlerName.FindStringSubmatch(trimSuffix(e.Name())); m != nil {
+			f.UID, f.TS = m[1], m[2]
+		}
+		out = append(out, f)
 	}
 	if len(out) == 0 {
-		return nil, nil, fmt.Errorf("%s holds no Prowler output (*.csv, *.html, *.ocsf.json, *.asff.json, compliance/*.csv)", dir)
+		return nil, nil, fmt.Errorf("%s holds no Prowler output (*.csv, *.html, *.ocsf.json, *.asff.json, compliance/*.csv, compliance/*.ocsf.json)", dir)
 	}
 	// Non-compliance files first, in format order; then compliance by framework.
 	slices.SortStableFunc(out, func(x, y outputFile) int {
@@ -284,21 +420,55 @@ func formatOf(name string) string {
 	return ""
 }
 
-// frameworkOf returns the framework of a compliance file name.
-func frameworkOf(name string) (string, error) {
-	base := name[:len(name)-len(".csv")]
-	fw := base
-	if m := prowlerName.FindStringSubmatch(base); m != nil {
-		fw = m[1]
+// complianceFormatOf returns the format of a file of the compliance folder
+// by its name, or "": Prowler 5 writes a CSV per framework, and for
+// provider-agnostic frameworks an OCSF JSON file too.
+func complianceFormatOf(name string) string {
+	n := strings.ToLower(name)
+	switch {
+	case strings.HasSuffix(n, ".ocsf.json"):
+		return event.FormatComplianceOCSF
+	case strings.HasSuffix(n, ".csv"):
+		return event.FormatCompliance
 	}
+	return ""
+}
+
+// trimSuffix removes the output suffix (.ocsf.json, .asff.json, .html or
+// .csv, of any case) from name.
+func trimSuffix(name string) string {
+	n := strings.ToLower(name)
+	for _, suf := range []string{".ocsf.json", ".asff.json", ".html", ".csv"} {
+		if strings.HasSuffix(n, suf) {
+			return name[:len(name)-len(suf)]
+		}
+	}
+	return name
+}
+
+// frameworkOf returns the framework of a compliance file name: what follows
+// "prowler-output-<uid>-<YYYYmmddHHMMSS>_", or the whole name without its
+// suffix (.csv or .ocsf.json).
+func frameworkOf(name string) (string, error) {
+	fw, _, _ := complianceParts(name)
 	if !frameworkPattern.MatchString(fw) || strings.Trim(fw, ".") == "" {
 		return "", fmt.Errorf("compliance file %s: framework %q must match [A-Za-z0-9_.-]+", name, fw)
 	}
 	return fw, nil
 }
 
+// complianceParts splits a compliance file name into its framework and,
+// when Prowler named it, the uid and timestamp.
+func complianceParts(name string) (fw, uid, ts string) {
+	base := trimSuffix(name)
+	if m := prowlerCompliance.FindStringSubmatch(base); m != nil {
+		return m[3], m[1], m[2]
+	}
+	return base, "", ""
+}
+
 // findCompliance walks the compliance folder.
-func findCompliance(root string) ([]outputFile, []string, error) {
+func findCompliance(root string, keep func(path string) bool) ([]outputFile, []string, error) {
 	var out []outputFile
 	var skipped []string
 	seen := map[string]string{}
@@ -306,14 +476,15 @@ func findCompliance(root string) ([]outputFile, []string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
+		if d.IsDir() || keep != nil && !keep(path) {
 			return nil
 		}
 		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
 			skipped = append(skipped, path)
 			return nil
 		}
-		if !strings.HasSuffix(strings.ToLower(d.Name()), ".csv") {
+		format := complianceFormatOf(d.Name())
+		if format == "" {
 			skipped = append(skipped, path)
 			return nil
 		}
@@ -321,21 +492,59 @@ func findCompliance(root string) ([]outputFile, []string, error) {
 		if err != nil {
 			return err
 		}
-		if prev, dup := seen[fw]; dup {
-			return fmt.Errorf("compliance framework %s appears twice (%s and %s)", fw, prev, path)
+		_, uid, ts := complianceParts(d.Name())
+		name := format + "/" + fw
+		if prev, dup := seen[name]; dup {
+			return fmt.Errorf("compliance framework %s appears twice as %s (%s and %s)", fw, format, prev, path)
 		}
-		seen[fw] = path
+		seen[name] = path
 		rel, err := filepath.Rel(filepath.Dir(root), path)
 		if err != nil {
 			return err
 		}
-		out = append(out, outputFile{Format: event.FormatCompliance, Framework: fw, Path: path, Name: filepath.ToSlash(rel)})
+		out = append(out, outputFile{Format: format, Framework: fw, Path: path, Name: filepath.ToSlash(rel), UID: uid, TS: ts})
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading %s: %w", root, err)
 	}
 	return out, skipped, nil
+}
+
+// scanIdentity returns the provider uid and the timestamp the files' names
+// carry ("" when no file is named as Prowler names them). A folder whose
+// names disagree holds the outputs of several scans (or accounts): it is
+// refused, since one event would mix them under one scan's keys.
+func scanIdentity(dir string, files []outputFile) (uid, ts string, err error) {
+	uids := map[string][]string{}
+	tss := map[string][]string{}
+	for _, f := range files {
+		if f.TS == "" {
+			continue
+		}
+		uids[f.UID] = append(uids[f.UID], f.Name)
+		tss[f.TS] = append(tss[f.TS], f.Name)
+	}
+	describe := func(m map[string][]string) string {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			parts = append(parts, fmt.Sprintf("%s (%d files, e.g. %s)", k, len(m[k]), m[k][0]))
+		}
+		return strings.Join(parts, ", ")
+	}
+	switch {
+	case len(uids) > 1:
+		return "", "", fmt.Errorf("%s mixes the outputs of several providers: the file names carry the uids %s; publish one scan's folder at a time", dir, describe(uids))
+	case len(tss) > 1:
+		return "", "", fmt.Errorf("%s mixes the outputs of several scans: the file names carry the timestamps %s; publish one scan's folder at a time", dir, describe(tss))
+	}
+	for k := range uids {
+		uid = k
+	}
+	for k := range tss {
+		ts = k
+	}
+	return uid, ts, nil
 }
 
 // isDirectory reports whether an entry is a directory, following a symlink.
