@@ -101,6 +101,7 @@ var tfFunctions = map[string]function.Function{
 	"length":  lengthFunc,
 	"merge":   stdlib.MergeFunc,
 	"regex":   stdlib.RegexFunc,
+	"try":     tryfunc.TryFunc,
 }
 
 // evalContext evaluates the module's variables (defaults overridden by
@@ -292,7 +293,7 @@ func TestTerraformResources(t *testing.T) {
 		t.Errorf("resource types %v, want %v: a role and its S3 policy, nothing more", resources, want)
 	}
 	for _, d := range slices.Compact(slices.Sorted(slices.Values(data))) {
-		if d != "aws_iam_policy_document" && d != "aws_partition" {
+		if d != "aws_iam_policy_document" && d != "aws_partition" && d != "aws_iam_role" {
 			t.Errorf("unexpected data source %s", d)
 		}
 	}
@@ -320,6 +321,69 @@ func TestTerraformResources(t *testing.T) {
 	pol := m.one(t, "resource", "aws_iam_role_policy", "s3_integration")
 	refs(pol, "policy", "data.aws_iam_policy_document.s3_integration")
 	refs(pol, "role", "aws_iam_role.exporter")
+	refs(pol, "role", "var.existing_role_name")
+}
+
+// TestTerraformExistingRole: with existing_role_name the module creates no
+// role (nor its trust policy) and attaches the S3 integration policy to the
+// named one, as Prowler's own Terraform for the S3 integration allows; the
+// default role name is not ProwlerScan, Prowler's own scan role.
+func TestTerraformExistingRole(t *testing.T) {
+	m := loadTerraform(t)
+	if def, _ := m.one(t, "variable", "role_name").Body.Attributes["default"].Expr.Value(nil); def.AsString() == "ProwlerScan" {
+		t.Error("role_name defaults to ProwlerScan, Prowler's own scan role")
+	}
+	vars := tfVars(true)
+	vars["existing_role_name"] = cty.StringVal("ExporterRole")
+	vars["trusted_principal_arn"] = cty.NullVal(cty.String)
+	vars["external_id"] = cty.NullVal(cty.String)
+	existing := m.evalContext(t, vars)
+	created := m.evalContext(t, tfVars(true))
+	for _, tc := range []struct {
+		b                 *hclsyntax.Block
+		created, existing int
+	}{
+		{m.one(t, "resource", "aws_iam_role", "exporter"), 1, 0},
+		{m.one(t, "data", "aws_iam_policy_document", "trust"), 1, 0},
+		{m.one(t, "data", "aws_iam_role", "existing"), 0, 1},
+		{m.one(t, "resource", "aws_iam_role_policy", "s3_integration"), 1, 1},
+		{m.one(t, "data", "aws_iam_policy_document", "s3_integration"), 1, 1},
+	} {
+		if n := evalCount(t, created, tc.b); n != tc.created {
+			t.Errorf("%v count %d creating the role, want %d", tc.b.Labels, n, tc.created)
+		}
+		if n := evalCount(t, existing, tc.b); n != tc.existing {
+			t.Errorf("%v count %d with existing_role_name, want %d", tc.b.Labels, n, tc.existing)
+		}
+	}
+	// The policy goes to the existing role by name, unchanged.
+	role := m.one(t, "resource", "aws_iam_role_policy", "s3_integration").Body.Attributes["role"]
+	existing.Variables["aws_iam_role"] = cty.ObjectVal(map[string]cty.Value{"exporter": cty.EmptyTupleVal})
+	if v, diags := role.Expr.Value(existing); diags.HasErrors() || v.AsString() != "ExporterRole" {
+		t.Errorf("policy role = %#v (%v), want ExporterRole", v, diags)
+	}
+	assertPolicy(t, "S3 integration policy", m.policyDocument(t, existing, "s3_integration"), integrationPolicy(testBucket, testBucketAccount))
+	// Creating a role still needs the trust inputs.
+	pre := m.one(t, "resource", "aws_iam_role", "exporter")
+	var cond *hclsyntax.Attribute
+	for _, lb := range pre.Body.Blocks {
+		for _, pb := range lb.Body.Blocks {
+			if pb.Type == "precondition" {
+				cond = pb.Body.Attributes["condition"]
+			}
+		}
+	}
+	if cond == nil {
+		t.Fatal("aws_iam_role.exporter has no precondition on its trust inputs")
+	}
+	noTrust := tfVars(true)
+	noTrust["trusted_principal_arn"] = cty.NullVal(cty.String)
+	if v, _ := cond.Expr.Value(m.evalContext(t, noTrust)); !v.False() {
+		t.Error("the role's precondition accepts a missing trusted_principal_arn")
+	}
+	if v, _ := cond.Expr.Value(created); !v.True() {
+		t.Error("the role's precondition refuses the test inputs")
+	}
 }
 
 func TestTerraformPolicies(t *testing.T) {
@@ -353,7 +417,7 @@ func TestTerraformPolicies(t *testing.T) {
 		}
 		var roles []string
 		for _, a := range accounts {
-			roles = append(roles, "arn:aws:iam::"+a+":role/ProwlerScan")
+			roles = append(roles, "arn:aws:iam::"+a+":role/ProwlerS3Exporter")
 		}
 		assertPolicy(t, fmt.Sprintf("bucket policy for %v", accounts), m.policyDocument(t, ctx, "bucket_policy"), bucketPolicy(testBucket, roles))
 	}
@@ -390,6 +454,11 @@ func TestTerraformValidations(t *testing.T) {
 		{"trusted_principal_arn", s(testPrincipal), true},
 		{"trusted_principal_arn", s("arn:aws:iam::111122223333:root"), true},
 		{"trusted_principal_arn", s("ProwlerScan"), false},
+		{"trusted_principal_arn", cty.NullVal(cty.String), true}, // with existing_role_name; the role's precondition requires it otherwise
+		{"external_id", cty.NullVal(cty.String), true},
+		{"existing_role_name", s(""), true},
+		{"existing_role_name", s("ExporterRole"), true},
+		{"existing_role_name", s("arn:aws:iam::111122223333:role/ExporterRole"), false},
 		{"external_id", s(testExternalID), true},
 		{"external_id", s("x"), false},
 		{"external_id", s("has space"), false},

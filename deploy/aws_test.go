@@ -3,6 +3,8 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os/exec"
 	"reflect"
 	"regexp"
 	"slices"
@@ -437,7 +439,7 @@ func TestCloudFormationParameterPatterns(t *testing.T) {
 		ok           bool
 	}{
 		{"S3IntegrationBucketName", testBucket, true},
-		{"S3IntegrationBucketName", "", true},
+		{"S3IntegrationBucketName", "", false}, // required: an empty default made cfn-lint W1031 fire
 		{"S3IntegrationBucketName", "My_Bucket", false},
 		{"S3IntegrationBucketName", "s3://bucket", false},
 		{"S3IntegrationBucketName", "bucket/prefix", false},
@@ -448,7 +450,13 @@ func TestCloudFormationParameterPatterns(t *testing.T) {
 		{"TrustedPrincipalArn", "111122223333", false},
 		{"ExternalId", testExternalID, true},
 		{"ExternalId", "has space", false},
-		{"RoleName", "ProwlerScan", true},
+		{"RoleName", "ProwlerS3Exporter", true},
+		{"ExistingRoleName", "", true},
+		{"ExistingRoleName", "ExporterRole", true},
+		{"ExistingRoleName", "arn:aws:iam::111122223333:role/ExporterRole", false},
+		{"TrustedPrincipalArn", "", true}, // with ExistingRoleName; a Rule requires it otherwise
+		{"ExternalId", "", true},
+		{"ExternalId", "x", false},
 	} {
 		if got := pattern(tc.param).MatchString(tc.value); got != tc.ok {
 			t.Errorf("%s %q accepted=%v, want %v", tc.param, tc.value, got, tc.ok)
@@ -461,6 +469,66 @@ func TestCloudFormationParameterPatterns(t *testing.T) {
 	}
 }
 
+// TestCloudFormationDefaultRoleName: the default must not be ProwlerScan, the
+// name of Prowler's own scan role (the two would collide in one account).
+func TestCloudFormationDefaultRoleName(t *testing.T) {
+	tpl := loadCFN(t, cfnParams("true"))
+	def := tpl.raw["Parameters"].(map[string]any)["RoleName"].(map[string]any)["Default"]
+	if def == "ProwlerScan" || def == nil || def == "" {
+		t.Errorf("RoleName default %v", def)
+	}
+	if got := tpl.resources(t)["Role"].Props["RoleName"]; got != def {
+		t.Errorf("role named %v, want the default %v", got, def)
+	}
+}
+
+// TestCloudFormationExistingRole: with ExistingRoleName the template creates
+// no role and attaches the same S3 integration policy to the named one, as
+// Prowler's own Terraform for the S3 integration allows.
+func TestCloudFormationExistingRole(t *testing.T) {
+	params := cfnParams("true")
+	params["ExistingRoleName"] = "ExporterRole"
+	params["TrustedPrincipalArn"], params["ExternalId"] = "", ""
+	tpl := loadCFN(t, params)
+	res := tpl.resources(t)
+	if len(res) != 1 {
+		t.Fatalf("resources %v, want the policy only", slices.Collect(maps.Keys(res)))
+	}
+	for _, r := range res {
+		if r.Type != "AWS::IAM::RolePolicy" {
+			t.Fatalf("resource of type %s", r.Type)
+		}
+		if r.Props["RoleName"] != "ExporterRole" {
+			t.Errorf("policy attached to %v, want ExporterRole", r.Props["RoleName"])
+		}
+		assertPolicy(t, "S3 integration policy", parsePolicy(t, r.Props["PolicyDocument"]), integrationPolicy(testBucket, testBucketAccount))
+	}
+	// A new role needs the trust inputs: a Rule says so before anything is
+	// created.
+	rule := tpl.raw["Rules"].(map[string]any)["TrustRequiredForANewRole"].(map[string]any)
+	if tpl.eval(t, rule["RuleCondition"]) != false {
+		t.Error("TrustRequiredForANewRole applies with ExistingRoleName set")
+	}
+	withNew := loadCFN(t, cfnParams("true"))
+	if withNew.eval(t, rule["RuleCondition"]) != true {
+		t.Error("TrustRequiredForANewRole does not apply when a role is created")
+	}
+}
+
+// TestCfnLint runs cfn-lint when it is installed (pip install cfn-lint).
+func TestCfnLint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cfn-lint takes about 20 s")
+	}
+	lint, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		t.Skip("cfn-lint not on PATH")
+	}
+	if out, err := exec.CommandContext(t.Context(), lint, cfnPath).CombinedOutput(); err != nil {
+		t.Errorf("cfn-lint %s: %v\n%s", cfnPath, err, out)
+	}
+}
+
 // --- bucket-policy.json -----------------------------------------------------
 
 func TestBucketPolicyJSON(t *testing.T) {
@@ -468,7 +536,7 @@ func TestBucketPolicyJSON(t *testing.T) {
 	if err := json.Unmarshal(readFile(t, "aws/bucket-policy.json"), &doc); err != nil {
 		t.Fatal(err)
 	}
-	roles := []string{"arn:aws:iam::111111111111:role/ProwlerScan", "arn:aws:iam::222222222222:role/ProwlerScan"}
+	roles := []string{"arn:aws:iam::111111111111:role/ProwlerS3Exporter", "arn:aws:iam::222222222222:role/ProwlerS3Exporter"}
 	assertPolicy(t, "bucket-policy.json", parsePolicy(t, doc), bucketPolicy(testBucket, roles))
 }
 

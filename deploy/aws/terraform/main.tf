@@ -3,6 +3,10 @@
 # s3:PutObject on the bucket's objects, s3:DeleteObject on the connection-test
 # beacon and s3:GetBucketLocation on the bucket, only in the bucket's account.
 #
+# Set existing_role_name to attach the policy to a role you already have
+# instead of creating one (as Prowler's own Terraform for the S3 integration
+# allows).
+#
 # For a bucket in another account, list the writing accounts in
 # bucket_policy_source_account_ids and apply the bucket_policy_json output
 # to the bucket (in its own account). See docs/operations.md.
@@ -21,6 +25,8 @@ terraform {
 data "aws_partition" "current" {}
 
 locals {
+  create_role = var.existing_role_name == ""
+
   bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${var.s3_integration_bucket_name}"
 
   source_role_arns = [
@@ -30,6 +36,8 @@ locals {
 }
 
 data "aws_iam_policy_document" "trust" {
+  count = local.create_role ? 1 : 0
+
   statement {
     sid     = "AssumeWithExternalId"
     effect  = "Allow"
@@ -49,11 +57,27 @@ data "aws_iam_policy_document" "trust" {
 }
 
 resource "aws_iam_role" "exporter" {
+  count = local.create_role ? 1 : 0
+
   name                 = var.role_name
   description          = "Assumed by the Prowler S3 exporter to write scan outputs to S3."
-  assume_role_policy   = data.aws_iam_policy_document.trust.json
+  assume_role_policy   = data.aws_iam_policy_document.trust[0].json
   max_session_duration = var.max_session_duration
   tags                 = merge({ Service = "prowler-s3-exporter" }, var.tags)
+
+  lifecycle {
+    precondition {
+      condition     = var.trusted_principal_arn != null && var.external_id != null
+      error_message = "trusted_principal_arn and external_id are required unless existing_role_name is set."
+    }
+  }
+}
+
+# The role named by existing_role_name, for its ARN.
+data "aws_iam_role" "existing" {
+  count = local.create_role ? 0 : 1
+
+  name = var.existing_role_name
 }
 
 data "aws_iam_policy_document" "s3_integration" {
@@ -103,7 +127,7 @@ resource "aws_iam_role_policy" "s3_integration" {
   count = var.enable_s3_integration ? 1 : 0
 
   name   = "S3Integration"
-  role   = aws_iam_role.exporter.id
+  role   = local.create_role ? one(aws_iam_role.exporter[*].id) : var.existing_role_name
   policy = data.aws_iam_policy_document.s3_integration[0].json
 
   lifecycle {

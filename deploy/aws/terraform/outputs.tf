@@ -1,11 +1,11 @@
 output "role_arn" {
   description = "The integration's credentials.role_arn."
-  value       = aws_iam_role.exporter.arn
+  value       = local.create_role ? one(aws_iam_role.exporter[*].arn) : one(data.aws_iam_role.existing[*].arn)
 }
 
 output "role_name" {
-  description = "Name of the exporter role."
-  value       = aws_iam_role.exporter.name
+  description = "Name of the role the S3 integration policy is attached to."
+  value       = local.create_role ? one(aws_iam_role.exporter[*].name) : var.existing_role_name
 }
 
 output "external_id" {

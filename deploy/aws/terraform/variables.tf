@@ -1,25 +1,40 @@
 variable "role_name" {
-  description = "Name of the role the Prowler S3 exporter assumes."
+  # Not ProwlerScan: that is Prowler's own scan role, which this module must
+  # never collide with in an account that has both.
+  description = "Name of the role the Prowler S3 exporter assumes (created unless existing_role_name is set)."
   type        = string
-  default     = "ProwlerScan"
+  default     = "ProwlerS3Exporter"
+}
+
+variable "existing_role_name" {
+  description = "Name (not ARN) of an existing role to attach the S3 integration policy to, instead of creating role_name (trusted_principal_arn and external_id are then unused)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.existing_role_name == "" || can(regex("^[[:alnum:]_+=,.@-]{1,64}$", var.existing_role_name))
+    error_message = "existing_role_name must be a role name (1 to 64 characters of letters, digits and _+=,.@-), not an ARN."
+  }
 }
 
 variable "trusted_principal_arn" {
-  description = "ARN of the identity the exporter runs as (its IAM role, IRSA role or user), or arn:aws:iam::<account>:root to trust a whole account."
+  description = "ARN of the identity the exporter runs as (its IAM role, IRSA role or user), or arn:aws:iam::<account>:root to trust a whole account. Required unless existing_role_name is set."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+$", var.trusted_principal_arn))
+    condition     = var.trusted_principal_arn == null || can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+$", var.trusted_principal_arn))
     error_message = "trusted_principal_arn must be an IAM or STS ARN."
   }
 }
 
 variable "external_id" {
-  description = "External ID the exporter sends when assuming the role: the integration's tenant_id (a role assumed with the exporter's own identity always carries the tenant ID, contract v1.1)."
+  description = "External ID the exporter sends when assuming the role: the integration's tenant_id (a role assumed with the exporter's own identity always carries the tenant ID, contract v1.1). Required unless existing_role_name is set."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^[[:alnum:]_+=,.@:/-]+$", var.external_id)) && length(var.external_id) >= 2 && length(var.external_id) <= 1224
+    condition     = var.external_id == null || try(can(regex("^[[:alnum:]_+=,.@:/-]+$", var.external_id)) && length(var.external_id) >= 2 && length(var.external_id) <= 1224, false)
     error_message = "external_id must be 2 to 1224 characters of letters, digits and _+=,.@:/-."
   }
 }
@@ -77,7 +92,7 @@ variable "bucket_policy_source_account_ids" {
 variable "bucket_policy_source_role_name" {
   description = "Name of the exporter role in each account of bucket_policy_source_account_ids."
   type        = string
-  default     = "ProwlerScan"
+  default     = "ProwlerS3Exporter"
 }
 
 variable "tags" {
