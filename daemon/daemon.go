@@ -82,12 +82,12 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, opts ...
 	}
 	d := &Daemon{
 		cfg: cfg, log: log, reg: reg,
-		metrics: metrics.New(reg, metrics.BuildInfo{Version: metrics.Version, Revision: metrics.Revision}),
-		topo:    consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge},
+		metrics:    metrics.New(reg, metrics.BuildInfo{Version: metrics.Version, Revision: metrics.Revision}),
+		topo:       consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge},
 		httpUp:     make(chan struct{}),
 		watchEvery: 10 * time.Second,
-		ready:   make(chan struct{}),
-		done:    make(chan struct{}),
+		ready:      make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	d.life, d.kill = context.WithCancel(context.Background())
 	for _, o := range opts {
