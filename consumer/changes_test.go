@@ -17,7 +17,9 @@ import (
 // changeHandlerFunc is a consumer.ChangeHandler made of a function.
 type changeHandlerFunc func(ctx context.Context, ch integration.Change, err error)
 
-func (f changeHandlerFunc) OnChange(ctx context.Context, ch integration.Change, err error) { f(ctx, ch, err) }
+func (f changeHandlerFunc) OnChange(ctx context.Context, ch integration.Change, err error) {
+	f(ctx, ch, err)
+}
 
 // TestChangeConsumerStopWaitsForTheChangeBeingHandled: Run, told to stop
 // while a change is handled (a connection test running), returns only once
