@@ -33,7 +33,7 @@ test-short:
 
 ## race: the unit packages under the race detector
 race:
-	$(GO) test -count=1 -race -short ./errcode/ ./event/ ./integration/ ./source/ ./exporter/ ./config/ ./fernet/ ./metrics/ ./ledger/
+	$(GO) test -count=1 -race -short ./errcode/ ./event/ ./integration/ ./source/ ./exporter/ ./config/ ./fernet/ ./metrics/ ./ledger/ ./control/ ./daemon/
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each: a count of inputs, Nx; see scripts/fuzz.sh)
 fuzz:

@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
-	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 )
 
@@ -129,7 +128,12 @@ func (s *Server) serve(base context.Context, sem chan struct{}, m *nats.Msg) {
 		}
 		b, err := json.Marshal(reply)
 		if err != nil {
-			b, _ = json.Marshal(event.ErrorReply{Error: event.ErrorBody{Code: string(errcode.InternalError), Message: err.Error()}})
+			b, _ = json.Marshal(internalError("encoding the reply: %v", err))
+		}
+		if limit := s.NC.MaxPayload(); limit > 0 && int64(len(b)) > limit {
+			// NATS would refuse it and the requester would wait in vain:
+			// say so instead (a list of thousands of integrations).
+			b, _ = json.Marshal(internalError("the reply (%d bytes) exceeds the NATS max_payload (%d bytes)", len(b), limit))
 		}
 		if m.Reply != "" {
 			if err := m.Respond(b); err != nil && s.Log != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,6 +224,21 @@ func TestServerAnswersAReplyItCannotEncode(t *testing.T) {
 	waitSubscribed(t, nc, "prowler.control.t1.integrations.get")
 	got := request(t, nc, "prowler.control.t1.integrations.get", `{}`)
 	if e, _ := got["error"].(map[string]any); e == nil || e["code"] != string(errcode.InternalError) {
+		t.Errorf("reply %v", got)
+	}
+}
+
+func TestServerAnswersAReplyTooLargeForNATS(t *testing.T) {
+	nc := startNATS(t)
+	srv := &Server{NC: nc, Prefix: "prowler", Log: zap.NewNop(),
+		Handler: handlerFunc(func(context.Context, string, string, []byte) any {
+			return map[string]string{"big": strings.Repeat("x", int(nc.MaxPayload()))}
+		})}
+	runServer(t, srv)
+	waitSubscribed(t, nc, "prowler.control.t1.integrations.get")
+	got := request(t, nc, "prowler.control.t1.integrations.list", `{}`)
+	if e, _ := got["error"].(map[string]any); e == nil || e["code"] != string(errcode.InternalError) ||
+		!strings.Contains(e["message"].(string), "max_payload") {
 		t.Errorf("reply %v", got)
 	}
 }

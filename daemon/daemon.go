@@ -49,6 +49,10 @@ type Daemon struct {
 	cacheReady    atomic.Bool
 	statusesReady atomic.Bool
 	bound         atomic.Bool
+	// scansHealth is why the scans consumer looks broken (nil: it does not).
+	scansHealth atomic.Pointer[error]
+	// watchEvery is how often the scans consumer is checked.
+	watchEvery time.Duration
 
 	// life is the context work runs under; kill cancels it when the
 	// shutdown grace runs out.
@@ -82,9 +86,10 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, opts ...
 		metrics: metrics.New(reg, metrics.CurrentBuild()),
 		topo: consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge,
 			StatusMaxBytes: cfg.StatusStreamBytes, DLQMaxBytes: cfg.DLQStreamBytes},
-		httpUp: make(chan struct{}),
-		ready:  make(chan struct{}),
-		done:   make(chan struct{}),
+		httpUp:     make(chan struct{}),
+		watchEvery: 10 * time.Second,
+		ready:      make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	d.life, d.kill = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -363,8 +368,8 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		}
 		return nil
 	})
-	g.Go("consumer gauges", func(ctx context.Context) error {
-		watchConsumer(ctx, scans, d.metrics)
+	g.Go("scans consumer watch", func(ctx context.Context) error {
+		d.watchConsumer(ctx, scans.Consumer())
 		return nil
 	})
 	return nil
@@ -393,18 +398,37 @@ func breakerStatus(clients *exporter.Clients, reporter *consumer.Reporter) func(
 	}
 }
 
-// watchConsumer keeps the consumer gauges current.
-func watchConsumer(ctx context.Context, scans *consumer.ScanConsumer, m *metrics.Metrics) {
-	t := time.NewTicker(10 * time.Second)
+// watchConsumer keeps the consumer gauges current, and readiness honest:
+// a scans consumer deleted under a running replica leaves its fetch loop
+// failing forever, which must show on /readyz.
+func (d *Daemon) watchConsumer(ctx context.Context, c jetstream.Consumer) {
+	t := time.NewTicker(d.watchEvery)
 	defer t.Stop()
+	failures := 0
 	for {
-		if c := scans.Consumer(); c != nil {
-			ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if info, err := c.Info(ictx); err == nil {
-				m.ConsumerPending.Set(float64(info.NumPending))
-				m.ConsumerAckPending.Set(float64(info.NumAckPending))
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := c.Info(ictx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			failures = 0
+			if d.scansHealth.Swap(nil) != nil {
+				d.log.Info("the scans consumer is usable again")
 			}
-			cancel()
+			d.metrics.ConsumerPending.Set(float64(info.NumPending))
+			d.metrics.ConsumerAckPending.Set(float64(info.NumAckPending))
+		default:
+			failures++
+			// Gone is gone; anything else (a slow or restarting JetStream)
+			// gets a few chances before the replica says it cannot work.
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || failures >= 3 {
+				err = fmt.Errorf("scans consumer %q: %w", d.cfg.ConsumerName, err)
+				if d.scansHealth.Swap(&err) == nil {
+					d.log.Error("the scans consumer is not usable", zap.Error(err))
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -429,6 +453,9 @@ func (d *Daemon) Ready() error {
 		return errors.New("loading the last connection statuses")
 	case !d.bound.Load():
 		return errors.New("scans consumer not bound")
+	}
+	if err := d.scansHealth.Load(); err != nil {
+		return *err
 	}
 	return nil
 }

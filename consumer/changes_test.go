@@ -1,0 +1,96 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/prowler-cloud/s3-exporter/consumer"
+	"github.com/prowler-cloud/s3-exporter/integration"
+)
+
+// changeHandlerFunc is a consumer.ChangeHandler made of a function.
+type changeHandlerFunc func(ctx context.Context, ch integration.Change, err error)
+
+func (f changeHandlerFunc) OnChange(ctx context.Context, ch integration.Change, err error) {
+	f(ctx, ch, err)
+}
+
+// TestChangeConsumerStopWaitsForTheChangeBeingHandled: Run, told to stop
+// while a change is handled (a connection test running), returns only once
+// the handler has finished, and the change is acknowledged, not redelivered
+// to run its side effects twice.
+func TestChangeConsumerStopWaitsForTheChangeBeingHandled(t *testing.T) {
+	e := newFollowerEnv(t)
+	entered := make(chan integration.Change, 1)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var handled []string
+	base, kill := context.WithCancel(context.Background())
+	defer kill()
+	c := &consumer.ChangeConsumer{JS: e.js, Topo: e.topo, Durable: "changes", Parser: &integration.Parser{Prefix: "prowler"},
+		Base: base, Log: zap.NewNop(),
+		Handler: changeHandlerFunc(func(ctx context.Context, ch integration.Change, err error) {
+			if _, ok := ctx.Deadline(); !ok {
+				t.Error("a change handled without a time limit")
+			}
+			entered <- ch
+			<-release
+			mu.Lock()
+			handled = append(handled, ch.TenantID+"/"+ch.ID)
+			mu.Unlock()
+		})}
+	if err := c.Bind(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+
+	e.publish("t1", "i1", "bucket-one", []string{"p1"})
+	if ch := <-entered; ch.TenantID != "t1" || ch.ID != "i1" || ch.Integration == nil {
+		t.Fatalf("handled %+v", ch)
+	}
+	stop()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) while a change was being handled", err)
+	case <-time.After(100 * time.Millisecond):
+		// Not a timing assertion: a Run that did not wait would have
+		// returned by now; one that waits is still waiting either way.
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	if len(handled) != 1 {
+		t.Errorf("handled %v", handled)
+	}
+	mu.Unlock()
+	cons, err := e.js.Consumer(t.Context(), e.topo.IntegrationsStream(), "changes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.AckFloor.Stream != 1 {
+		t.Errorf("the change was not acknowledged: %d pending, ack floor %d", info.NumAckPending, info.AckFloor.Stream)
+	}
+}
+
+func TestChangeConsumerRefusesAStreamThatIsNotThere(t *testing.T) {
+	e := newFollowerEnv(t)
+	c := &consumer.ChangeConsumer{JS: e.js, Topo: consumer.Topology{Prefix: "other"}, Durable: "changes",
+		Parser: &integration.Parser{}, Log: zap.NewNop()}
+	if err := c.Bind(t.Context()); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("Bind = %v, want stream not found", err)
+	}
+}
