@@ -118,8 +118,22 @@ type Scheduler struct {
 	peak    int64
 	seq     uint64 // serves tenants and destinations round-robin on ties
 	tenants map[string]*tenant
-	dests   map[string]*dest
-	swept   time.Time
+	// active holds the tenants with uploads waiting: dispatch looks at
+	// those only, however many tenants were seen lately.
+	active map[*tenant]struct{}
+	dests  map[string]*dest
+	swept  time.Time
+}
+
+// wait adds n (negative: removes) to t's waiting uploads.
+func (s *Scheduler) wait(t *tenant, n int) {
+	t.waiting += n
+	if t.waiting > 0 {
+		s.active[t] = struct{}{}
+	} else {
+		delete(s.active, t)
+	}
+	s.observeQueued(n)
 }
 
 type tenant struct {
@@ -176,7 +190,7 @@ func New(cfg Config) *Scheduler {
 	if cfg.Budget <= 0 {
 		cfg.Budget = math.MaxInt64
 	}
-	return &Scheduler{cfg: cfg, tenants: map[string]*tenant{}, dests: map[string]*dest{}}
+	return &Scheduler{cfg: cfg, tenants: map[string]*tenant{}, active: map[*tenant]struct{}{}, dests: map[string]*dest{}}
 }
 
 // Acquire waits until r may run and returns its grant; the caller must call
@@ -194,8 +208,7 @@ func (s *Scheduler) Acquire(ctx context.Context, r Request) (*Grant, error) {
 	}
 	w := &waiter{req: r, enq: now, ready: make(chan error, 1)}
 	d.queue = append(d.queue, w)
-	d.tenant.waiting++
-	s.observeQueued(1)
+	s.wait(d.tenant, 1)
 	s.dispatch(now)
 	s.mu.Unlock()
 
@@ -248,8 +261,7 @@ func (s *Scheduler) remove(d *dest, w *waiter) bool {
 	for i, q := range d.queue {
 		if q == w {
 			d.queue = append(d.queue[:i], d.queue[i+1:]...)
-			d.tenant.waiting--
-			s.observeQueued(-1)
+			s.wait(d.tenant, -1)
 			return true
 		}
 	}
@@ -278,8 +290,7 @@ func (s *Scheduler) dispatch(now time.Time) {
 		}
 		d.queue = d.queue[1:]
 		t := d.tenant
-		t.waiting--
-		s.observeQueued(-1)
+		s.wait(t, -1)
 		s.seq++
 		t.served, d.served = s.seq, s.seq
 		t.running++
@@ -308,10 +319,7 @@ func (s *Scheduler) dispatch(now time.Time) {
 // next returns the destination whose head upload runs next, or nil.
 func (s *Scheduler) next(now time.Time) *dest {
 	var best *dest
-	for _, t := range s.tenants {
-		if t.waiting == 0 {
-			continue
-		}
+	for t := range s.active {
 		if best != nil && (t.running > best.tenant.running ||
 			(t.running == best.tenant.running && t.served > best.tenant.served)) {
 			continue
@@ -401,8 +409,7 @@ func (s *Scheduler) done(g *Grant, o Outcome, timed bool) Transition {
 		for _, w := range d.queue {
 			w.ready <- err
 		}
-		d.tenant.waiting -= len(d.queue)
-		s.observeQueued(-len(d.queue))
+		s.wait(d.tenant, -len(d.queue))
 		d.queue = nil
 	case ClosedAgain:
 		s.setBreakerState(d, Closed)
@@ -477,7 +484,7 @@ func (s *Scheduler) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{Running: s.running, Bytes: s.bytes, Peak: s.peak, Budget: s.cfg.Budget}
-	for _, t := range s.tenants {
+	for t := range s.active {
 		st.Waiting += t.waiting
 	}
 	return st

@@ -382,3 +382,59 @@ func TestQueuedAndLimitObservers(t *testing.T) {
 		t.Fatalf("queued %d", queued)
 	}
 }
+
+// With one slot and three tenants waiting, the slot goes round: no tenant is
+// served twice while another waits.
+func TestWaitingTenantsAreServedInTurn(t *testing.T) {
+	s := New(Config{Capacity: 1, InitialLimit: 8})
+	ctx := context.Background()
+	block, err := s.Acquire(ctx, Request{Tenant: "X", Dest: "X/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tp struct {
+		tenant string
+		p      *pending
+	}
+	var ps []tp
+	for _, tenant := range []string{"A", "B", "C"} {
+		for range 3 {
+			ps = append(ps, tp{tenant, acquire(s, ctx, Request{Tenant: tenant, Dest: tenant + "/b"})})
+		}
+	}
+	waitingFor(t, s, 9)
+	block.Done(Succeeded, false)
+	var order []string
+	for len(order) < 9 {
+		var got *tp
+		for i := 0; got == nil; i++ {
+			for j := range ps {
+				select {
+				case <-ps[j].p.ok:
+					v := ps[j]
+					got = &v
+				default:
+				}
+				if got != nil {
+					ps = append(ps[:j], ps[j+1:]...)
+					break
+				}
+			}
+			if i > 20000 {
+				t.Fatalf("no grant after %v", order)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		order = append(order, got.tenant)
+		got.p.g.Done(Succeeded, false)
+	}
+	for i := 0; i+3 <= len(order); i += 3 {
+		seen := map[string]bool{}
+		for _, x := range order[i : i+3] {
+			seen[x] = true
+		}
+		if len(seen) != 3 {
+			t.Fatalf("grants %v: a tenant served twice while another waited", order)
+		}
+	}
+}

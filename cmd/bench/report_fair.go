@@ -55,7 +55,14 @@ func (r *report) networkSection(p printer) {
 	p("With a delay each upload also waits, and the rate holds only if enough uploads run at once to cover the wait: ")
 	p("about the no-delay rate times the round trip (a few hundred objects per second × 0.1 s is some 30 to 50 uploads). ")
 	p("A fixed 16 cannot cover 100 ms; the exporter's destination limit grows by one per success while the round trip stays near its mean ")
-	p("(and the loopback's CPU-bound jitter stays under the 50 ms floor of the latency signal), up to `S3EXPORTER_CONCURRENCY`.\n\n")
+	p("(and the loopback's CPU-bound jitter stays under the 50 ms floor of the latency signal), up to `S3EXPORTER_CONCURRENCY`. ")
+	if b := medianOf(n.B, runStat.rate); b > 0 {
+		p("Against one-at-a-time uploads the ratio cannot exceed the exporter's no-delay rate over B's rate at 30 ms, %.1f× in this run (%.0f / %.1f objects/s): ",
+			medianOf(n.Exporter[0], runStat.rate)/b, medianOf(n.Exporter[0], runStat.rate), b)
+		p("on this machine the no-delay rate is bound by CPU (2 cores shared with versitygw, nats-server and other work), so the 20× target needs a machine ")
+		p("where the exporter alone would do some 20 × B's rate.")
+	}
+	p("\n\n")
 }
 
 func (r *report) noisySummary(t *table) {
