@@ -18,8 +18,8 @@ import (
 var (
 	t0        = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	published = t0.Add(-time.Hour)
-	igA       = &integration.Integration{ID: "a", TenantID: "t1", Enabled: true, OutputDirectory: "out"}
-	igB       = &integration.Integration{ID: "b", TenantID: "t1", Enabled: true, OutputDirectory: "out"}
+	igA       = &integration.Integration{ID: "a", TenantID: "t1", Enabled: true, OutputDirectory: "out", Providers: []string{"p1"}}
+	igB       = &integration.Integration{ID: "b", TenantID: "t1", Enabled: true, OutputDirectory: "out", Providers: []string{"p1"}}
 )
 
 func testScan() *event.ScanCompleted {

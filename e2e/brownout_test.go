@@ -16,7 +16,8 @@ import (
 // show in the metrics.
 //
 // The AWS SDK tries each request 3 times, and s3exporter_s3_request_retries_total
-// counts those retries; s3exporter_retries_total counts the exporter's own (an upload
+// counts those retries; s3exporter_upload_retries_total and
+// s3exporter_redeliveries_total count the exporter's own (an upload
 // tried again in process, a scan redelivered), which happen when all 3 tries
 // of a request fail: about 2% of requests at these rates, so some 10 in the
 // ~500 requests of this test (the chance of none is about 1 in 40,000).
@@ -58,17 +59,20 @@ func TestS3BrownOutIsAbsorbedByRetries(t *testing.T) {
 	// but every fault the proxy injected was either absorbed by them or
 	// surfaced as one of the exporter's.
 	reg := e.reg
-	retries := sumMetric(t, reg, "s3exporter_retries_total")
+	uploadRetries := sumMetric(t, reg, "s3exporter_upload_retries_total")
+	redeliveries := sumMetric(t, reg, "s3exporter_redeliveries_total")
+	retries := uploadRetries + redeliveries
 	sdkRetries := sumMetric(t, reg, "s3exporter_s3_request_retries_total")
 	failures := sumMetric(t, reg, "s3exporter_upload_failures_total")
 	t.Logf("proxy: %d requests, %d answered 503 SlowDown, %d reset, %d slowed", faults.Requests, faults.Errors, faults.Resets, faults.Slowed)
-	t.Logf("exporter: s3exporter_retries_total %v %v, s3exporter_upload_failures_total %v, %d retrying statuses",
-		retries, labelled(t, reg, "s3exporter_retries_total", "code"), failures, sc.retrying)
+	t.Logf("exporter: s3exporter_upload_retries_total %v %v, s3exporter_redeliveries_total %v %v, s3exporter_upload_failures_total %v, %d retrying statuses",
+		uploadRetries, labelled(t, reg, "s3exporter_upload_retries_total", "code"),
+		redeliveries, labelled(t, reg, "s3exporter_redeliveries_total", "reason"), failures, sc.retrying)
 	if faults.Errors == 0 || faults.Resets == 0 || faults.Slowed == 0 {
 		t.Errorf("the brown-out injected too little to prove anything: %+v", faults)
 	}
 	if retries == 0 {
-		t.Errorf("s3exporter_retries_total is 0 after %d injected failures", faults.Errors+faults.Resets)
+		t.Errorf("s3exporter_upload_retries_total + s3exporter_redeliveries_total is 0 after %d injected failures", faults.Errors+faults.Resets)
 	}
 	t.Logf("SDK: s3exporter_s3_request_retries_total %v %v", sdkRetries, labelled(t, reg, "s3exporter_s3_request_retries_total", "code"))
 	// Most injected failures are absorbed by the SDK's retries (a request

@@ -10,7 +10,8 @@ import (
 )
 
 // TestTwoThousandQueuedScansStayWithinTheInFlightLimit: 2,000 scans wait on
-// the stream when two replicas with S3EXPORTER_MAX_INFLIGHT_SCANS=4 start.
+// the stream when two replicas with S3EXPORTER_MAX_INFLIGHT_SCANS=4 and
+// S3EXPORTER_MAX_HELD_SCANS=4 start.
 // The durable consumer never has more than 4 × 2 messages unacknowledged,
 // each replica's memory stays bounded, and every scan is exported once.
 func TestTwoThousandQueuedScansStayWithinTheInFlightLimit(t *testing.T) {
@@ -36,7 +37,7 @@ func TestTwoThousandQueuedScansStayWithinTheInFlightLimit(t *testing.T) {
 	t.Logf("queued %d scans in %v", n, time.Since(start).Round(time.Millisecond))
 
 	tally := followExports(t, e.cl.JS)
-	env := replicaEnv(e.ns.ClientURL(), e.s3.Endpoint(), map[string]string{"S3EXPORTER_MAX_INFLIGHT_SCANS": "4"})
+	env := replicaEnv(e.ns.ClientURL(), e.s3.Endpoint(), map[string]string{"S3EXPORTER_MAX_INFLIGHT_SCANS": "4", "S3EXPORTER_MAX_HELD_SCANS": "4"})
 	var rs []*replica
 	for _, name := range []string{"replica-1", "replica-2"} {
 		rs = append(rs, startReplica(t, name, bin, env))

@@ -1,0 +1,240 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/ledger"
+	"github.com/prowler-cloud/s3-exporter/metrics"
+	"github.com/prowler-cloud/s3-exporter/testutil"
+)
+
+func TestStatusAndDeadLetterStreamsAreBoundedInBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		status, dlq  int64
+		wantS, wantD int64
+	}{
+		{"default", 0, 0, 1 << 30, 1 << 30},
+		{"set", 64 << 20, 2 << 30, 64 << 20, 2 << 30},
+		{"no limit", -1, -1, -1, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			js := testutil.StartJetStream(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			topo := Topology{Prefix: "prowler", StatusMaxBytes: tc.status, DLQMaxBytes: tc.dlq}
+			for range 2 { // the second finds everything in place
+				if _, err := EnsureStreams(ctx, js, topo, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for name, want := range map[string]int64{topo.StatusStream(): tc.wantS, topo.DLQStream(): tc.wantD} {
+				st, err := js.Stream(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := st.CachedInfo().Config
+				if cfg.MaxBytes != want || cfg.Discard != jetstream.DiscardOld {
+					t.Errorf("%s: MaxBytes %d discard %v, want %d, old first", name, cfg.MaxBytes, cfg.Discard, want)
+				}
+			}
+		})
+	}
+}
+
+func TestEnsureStreamsWithoutManagingThem(t *testing.T) {
+	js := testutil.StartJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := EnsureStreams(ctx, js, Topology{Prefix: "prowler"}, false); err == nil || !strings.Contains(err.Error(), "S3EXPORTER_MANAGE_STREAMS=false") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// liveConsumer is a ScanConsumer on a real JetStream with a fake exporter.
+type liveConsumer struct {
+	js  jetstream.JetStream
+	c   *ScanConsumer
+	exp *fakeExporter
+	led *ledger.Ledger
+}
+
+func newLiveConsumer(t *testing.T, opts ScanOptions) *liveConsumer {
+	t.Helper()
+	js := testutil.StartJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	topo := Topology{Prefix: "prowler"}
+	kv, err := EnsureStreams(ctx, js, topo, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t)
+	m := metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})
+	cache := integration.NewCache()
+	cache.Put(igA)
+	led := ledger.New(kv)
+	rep := NewReporter(js, topo, led, m, cache, log)
+	if opts.Durable == "" {
+		opts.Durable = "s3-exporter"
+	}
+	exp := &fakeExporter{}
+	c := NewScanConsumer(js, topo, opts, cache, fakeFollower{}, exp, led, rep, m, log)
+	if err := c.Bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &liveConsumer{js: js, c: c, exp: exp, led: led}
+}
+
+func (l *liveConsumer) publishScan(t *testing.T, scanID string) uint64 {
+	t.Helper()
+	s := testScan()
+	s.ScanID = scanID
+	b, _ := json.Marshal(s)
+	ack, err := l.js.Publish(context.Background(), "prowler.scans.completed.t1.p1", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// statuses returns the export statuses on the status stream (read by
+// sequence: no consumer is created).
+func (l *liveConsumer) statuses(t *testing.T) []event.ExportStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := l.js.Stream(ctx, "PROWLER_STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []event.ExportStatus
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil || !strings.HasPrefix(m.Subject, "prowler.exports.status.") {
+			continue
+		}
+		var es event.ExportStatus
+		if err := json.Unmarshal(m.Data, &es); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, es)
+	}
+	return out
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second) // a generous bound: proves behaviour, not speed
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunExportsFromTheStreamAndShutsDown(t *testing.T) {
+	l := newLiveConsumer(t, ScanOptions{MaxInFlight: 2, MaxHeld: 4, MaxDeliver: 3})
+	info, err := l.c.Consumer().Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxDeliver != -1 {
+		t.Errorf("JetStream MaxDeliver %d, want -1: the consumer counts attempts itself", info.Config.MaxDeliver)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.c.Run(ctx); close(done) }()
+	for i := range 6 {
+		l.publishScan(t, fmt.Sprintf("s%d", i))
+	}
+	eventually(t, "six scans exported and acknowledged", func() bool {
+		ci, err := l.c.Consumer().Info(context.Background())
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && len(l.statuses(t)) == 6
+	})
+	for _, st := range l.statuses(t) {
+		if st.State != event.StateSucceeded || st.Attempt != 1 {
+			t.Errorf("status %+v", st)
+		}
+	}
+	cancel()
+	<-done
+	if err := l.c.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestShutdownGraceRunsOut(t *testing.T) {
+	l := newLiveConsumer(t, ScanOptions{MaxDeliver: 3})
+	started := make(chan struct{})
+	l.exp.do = func(jobs []exporter.Job) []exporter.Result {
+		close(started)
+		<-l.c.work.Done() // an upload that only the grace running out stops
+		return []exporter.Result{exported(jobs[0].Integration, nil, transient)}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.c.Run(ctx); close(done) }()
+	seq := l.publishScan(t, "slow")
+	<-started
+	cancel()
+	<-done
+	grace, cancelGrace := context.WithCancel(context.Background())
+	cancelGrace() // no grace at all
+	if err := l.c.Shutdown(grace); err == nil || !strings.Contains(err.Error(), "returned to the stream") {
+		t.Fatalf("err %v", err)
+	}
+	e, err := l.led.Get(context.Background(), "t1", "slow", "a")
+	if err != nil || e.State != event.StateRetrying || len(e.Objects) != 1 {
+		t.Fatalf("ledger %+v %v: want the file that landed kept", e, err)
+	}
+	if n, err := l.led.Deferrals(context.Background(), seq); err != nil || n != 1 {
+		t.Fatalf("deferrals %d %v: the interrupted delivery must not use an attempt", n, err)
+	}
+}
+
+func TestGiveUpAdvisorySettlesTheScan(t *testing.T) {
+	l := newLiveConsumer(t, ScanOptions{MaxDeliver: 3})
+	stop, err := l.c.WatchGiveUps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	seq := l.publishScan(t, "doomed")
+	nc := l.js.Conn()
+	adv, _ := json.Marshal(maxDeliveriesAdvisory{Stream: "PROWLER_SCANS", Consumer: "s3-exporter", StreamSeq: seq, Deliveries: 3})
+	if err := nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.PROWLER_SCANS.s3-exporter", adv); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.PROWLER_SCANS.s3-exporter", []byte("not json"))
+	eventually(t, "a failed status", func() bool { return len(l.statuses(t)) == 1 })
+	st := l.statuses(t)[0]
+	if st.State != event.StateFailed || st.Attempt != 3 || len(st.Errors) != 2 || !strings.Contains(st.Errors[0].Message, "delivered 3 times") {
+		t.Fatalf("status %+v", st)
+	}
+	eventually(t, "a dead letter", func() bool {
+		s, err := l.js.Stream(context.Background(), "PROWLER_DLQ")
+		if err != nil {
+			return false
+		}
+		i, err := s.Info(context.Background())
+		return err == nil && i.State.Msgs == 1
+	})
+}
