@@ -33,7 +33,7 @@ func TestChangeConsumerStopWaitsForTheChangeBeingHandled(t *testing.T) {
 	var handled []string
 	base, kill := context.WithCancel(context.Background())
 	defer kill()
-	c := &consumer.ChangeConsumer{JS: e.js, Topo: e.topo, Durable: "changes", Parser: &integration.Parser{Prefix: "prowler"},
+	c := &consumer.ChangeConsumer{JS: e.js, Topo: e.topo, Durable: "changes", Parser: &integration.Parser{Prefix: "prowler", AllowAmbient: true}, // payloads without credentials
 		Base: base, Log: zap.NewNop(),
 		Handler: changeHandlerFunc(func(ctx context.Context, ch integration.Change, err error) {
 			if _, ok := ctx.Deadline(); !ok {

@@ -21,6 +21,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/ledger"
 )
 
 // securityDoc holds the permission templates the test enforces.
@@ -394,7 +395,7 @@ func TestPermissionTemplatesConfineEachTenant(t *testing.T) {
 		"$JS.API.CONSUMER.LIST.PROWLER_STATUS", "$JS.API.CONSUMER.NAMES.PROWLER_STATUS",
 		"$JS.API.STREAM.MSG.GET.PROWLER_STATUS", "$JS.API.DIRECT.GET.PROWLER_STATUS",
 		"$JS.API.STREAM.MSG.GET.PROWLER_SCANS", "$JS.API.STREAM.MSG.GET.PROWLER_INTEGRATIONS",
-		"$KV.PROWLER_EXPORTS." + other + ".scan-1.s3", "$JS.API.STREAM.MSG.GET.KV_PROWLER_EXPORTS",
+		"$KV.PROWLER_EXPORTS." + ledger.Key(other, "scan-1", "s3"), "$JS.API.STREAM.MSG.GET.KV_PROWLER_EXPORTS",
 	}
 	subscribes := []string{
 		"prowler.exports.status." + other + ".>", "prowler.integrations.status." + other + ".>", "prowler.dlq.scans." + other,
