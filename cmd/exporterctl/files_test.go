@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -268,5 +270,46 @@ func TestSnapshotChanged(t *testing.T) {
 	}
 	if st, err := snapshot(filepath.Join(dir, "missing")); err != nil || len(st) != 0 {
 		t.Errorf("a missing folder: %v %v", st, err)
+	}
+}
+
+// --dry-run needs no NATS (the server here is dead) and shows every key;
+// an override that makes the keys differ from the names is pointed out.
+func TestScanPublishDryRun(t *testing.T) {
+	dir := testutil.Prowler5Output(t)
+	r := ctl(context.Background(), nil, "", "-s", deadServer, "scan", "publish", "--tenant", "t", "--provider-id", "p", "--dry-run", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, key := range []string{
+		"{dir}/csv/prowler-output-123456789012-20261201085125.csv",
+		"{dir}/compliance/prowler-output-123456789012-20261201085125_cmmc_2.0.ocsf.json",
+		"{dir}/compliance/prowler-output-123456789012-20261201085125_aws_well_architected_framework_reliability_pillar_aws.csv",
+	} {
+		if !strings.Contains(r.stdout, key) {
+			t.Errorf("the plan does not show %s:\n%s", key, r.stdout)
+		}
+	}
+	if strings.Contains(r.stderr, "note:") {
+		t.Errorf("a note without an override: %s", r.stderr)
+	}
+	r = ctl(context.Background(), nil, "", "-s", deadServer, "--json", "scan", "publish", "--tenant", "t", "--provider-id", "p",
+		"--provider-uid", "999988887777", "--dry-run", dir)
+	if r.code != 0 || !strings.Contains(r.stderr, "note: the keys will read prowler-output-999988887777-20261201085125") {
+		t.Fatalf("override: exit %d\n%s", r.code, r.stderr)
+	}
+	var plan struct {
+		DryRun bool `json:"dry_run"`
+		Files  []struct {
+			Format, Key string
+			Size        int64
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || !plan.DryRun || len(plan.Files) != 10 {
+		t.Fatalf("JSON plan %q: %v", r.stdout, err)
+	}
+	if r := ctl(context.Background(), nil, "", "-s", deadServer, "scan", "publish", "--tenant", "t", "--provider-id", "p",
+		"--dry-run", "--wait", dir); r.code != exitUsage {
+		t.Errorf("--dry-run --wait: exit %d", r.code)
 	}
 }

@@ -133,6 +133,11 @@ func (a *app) publishFolder(ctx context.Context, o *scanOptions, dir string, kee
 		fmt.Fprintf(a.stderr, "exporterctl: provider uid %s, started at %s (from the file names)\n",
 			scan.Provider.UID, scan.StartedAt.Format(time.RFC3339))
 	}
+	if nameTS != "" && (exporter.SanitizeUID(scan.Provider.UID) != nameUID || scan.StartedAt.UTC().Format(exporter.TimestampLayout) != nameTS) {
+		// An override is honoured, but the keys then differ from the names.
+		fmt.Fprintf(a.stderr, "exporterctl: note: the keys will read prowler-output-%s-%s…, not the files' prowler-output-%s-%s…\n",
+			exporter.SanitizeUID(scan.Provider.UID), scan.StartedAt.UTC().Format(exporter.TimestampLayout), nameUID, nameTS)
+	}
 	if o.dryRun {
 		return a.printPlan(scan, files)
 	}
