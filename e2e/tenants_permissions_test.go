@@ -216,6 +216,7 @@ func TestPermissionTemplatesConfineEachTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	tenants := []string{"tenant-a", "tenant-b"}
 	s := startEnforcingNATS(t, tenants...)
 	e := newEnvOn(t, s, "nats://root:root-pw@"+s.Addr().String(), s3Server(t), func(c *config.Config) {
