@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 type natsConn struct {
 	nc        *nats.Conn
 	log       *zap.Logger
+	urls      string // as configured, passwords included: never shown
 	connected chan struct{} // closed at the first connection
 	once      sync.Once
 	closed    chan struct{} // closed when the connection is closed
@@ -43,7 +45,7 @@ func reconnectDelay(attempts int) time.Duration {
 }
 
 func dialNATS(cfg *config.Config, m *metrics.Metrics, log *zap.Logger) (*natsConn, error) {
-	c := &natsConn{log: log, connected: make(chan struct{}), closed: make(chan struct{})}
+	c := &natsConn{log: log, urls: cfg.NATSURL, connected: make(chan struct{}), closed: make(chan struct{})}
 	nc, err := natsconn.Connect(cfg.NATSURL, "s3-exporter", natsconn.Auth{
 		Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKeySeed, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA,
 	},
@@ -62,7 +64,7 @@ func dialNATS(cfg *config.Config, m *metrics.Metrics, log *zap.Logger) (*natsCon
 				return
 			}
 			c.setErr(err)
-			log.Warn("NATS disconnected", zap.Error(err))
+			log.Warn("NATS disconnected", zap.String("error", c.redact(err)))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			m.NATSConnected.Set(1)
@@ -73,7 +75,7 @@ func dialNATS(cfg *config.Config, m *metrics.Metrics, log *zap.Logger) (*natsCon
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			// Logged when the reason changes, not at every attempt.
 			if c.setErr(err) {
-				log.Warn("NATS not reachable; trying again", zap.Error(err))
+				log.Warn("NATS not reachable; trying again", zap.String("error", c.redact(err)))
 			}
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
@@ -110,14 +112,27 @@ func (c *natsConn) NotConnected() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lastErr != nil {
-		return fmt.Errorf("NATS not connected: %s", redactedErr(c.lastErr))
+		return fmt.Errorf("NATS not connected: %s", c.redact(c.lastErr))
 	}
 	return errors.New("NATS not connected")
 }
 
-// redactedErr is the client library's message; it names servers by their
-// address, never with the user and password of a URL.
-func redactedErr(err error) string { return config.RedactURLs(err.Error()) }
+// redact returns err's message without the user and password of any
+// configured server URL, should the client library quote one.
+func (c *natsConn) redact(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	for _, u := range strings.Split(c.urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			if r := config.RedactURLs(u); r != u {
+				msg = strings.ReplaceAll(msg, u, r)
+			}
+		}
+	}
+	return msg
+}
 
 // WaitConnected waits for the first connection.
 func (c *natsConn) WaitConnected(ctx context.Context) error {
