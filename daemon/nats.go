@@ -24,7 +24,7 @@ import (
 type natsConn struct {
 	nc        *nats.Conn
 	log       *zap.Logger
-	urls      string // as configured, passwords included: never shown
+	urls      string        // as configured, passwords included: never shown
 	connected chan struct{} // closed at the first connection
 	once      sync.Once
 	closed    chan struct{} // closed when the connection is closed
