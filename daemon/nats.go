@@ -112,14 +112,18 @@ func (c *natsConn) NotConnected() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lastErr != nil {
-		return fmt.Errorf("NATS not connected: %s", c.redact(c.lastErr))
+		return fmt.Errorf("NATS not connected: %s", c.redactLocked(c.lastErr))
 	}
 	return errors.New("NATS not connected")
 }
 
 // redact returns err's message without the user and password of any
 // configured server URL, should the client library quote one.
-func (c *natsConn) redact(err error) string {
+func (c *natsConn) redact(err error) string { return c.redactLocked(err) }
+
+// redactLocked is redact; it reads no field under the mutex, so it may be
+// called with it held.
+func (c *natsConn) redactLocked(err error) string {
 	if err == nil {
 		return ""
 	}
@@ -139,15 +143,34 @@ func (c *natsConn) WaitConnected(ctx context.Context) error {
 	select {
 	case <-c.connected:
 		return nil
+	case <-c.closed:
+		return c.gaveUp()
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for NATS: %w", ctx.Err())
 	}
 }
 
+// gaveUp is the error of a connection the client library closed by itself:
+// it does so when the servers refuse the credentials twice in a row, which
+// no retry mends (the process exits; its supervisor restarts it).
+func (c *natsConn) gaveUp() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastErr != nil {
+		return fmt.Errorf("the NATS connection was closed: %s", c.redactLocked(c.lastErr))
+	}
+	return errors.New("the NATS connection was closed")
+}
+
 // Run holds the connection until ctx ends, then drains it (pending
-// publishes and replies go out) and closes it.
+// publishes and replies go out) and closes it. A connection closed under
+// it ends it with an error.
 func (c *natsConn) Run(ctx context.Context) error {
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-c.closed:
+		return c.gaveUp()
+	}
 	c.closing.Store(true)
 	if err := c.nc.Drain(); err != nil {
 		c.nc.Close()
