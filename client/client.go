@@ -157,15 +157,11 @@ func (c *Client) PublishScan(ctx context.Context, s event.ScanCompleted) error {
 	return err
 }
 
-// Request sends a control request on a tenant-less subject (kind is
-// event.ControlTest, ...) and decodes the reply into reply. A reply carrying
-// an error becomes a *ReplyError.
-func (c *Client) Request(ctx context.Context, kind string, req, reply any) error {
-	return c.request(ctx, event.Subject(c.Prefix, kind), req, reply)
-}
-
 // RequestTenant sends a control request on tenant's scoped subject (op is
-// event.OpTest, ...), the one NATS permissions can grant a tenant's admin.
+// event.OpTest, ...), the one NATS permissions can grant a tenant's admin,
+// and decodes the reply into reply. A reply carrying an error becomes a
+// *ReplyError. (The tenant-less v1 subjects serve admin backends written
+// before v1.1; this client does not use them.)
 func (c *Client) RequestTenant(ctx context.Context, tenant, op string, req, reply any) error {
 	if !event.ValidID(tenant) {
 		return fmt.Errorf("tenant %q is not an id (letters, digits, '_', '=' and '-')", tenant)

@@ -35,11 +35,19 @@ type Server struct {
 	Timeout time.Duration
 	// MaxInFlight bounds requests served at once (8 if zero).
 	MaxInFlight int
-	Log         *zap.Logger
+	// MaxPerTenant bounds the requests of one tenant-scoped subject's tenant
+	// served at once (a quarter of MaxInFlight, at least 1, if zero), so
+	// that one tenant flooding its control plane with connection tests
+	// cannot take every slot from the others. A request past it is answered
+	// at once, not queued. The tenant-less subjects (a trusted backend,
+	// acting for every tenant) have no such bound.
+	MaxPerTenant int
+	Log          *zap.Logger
 
-	mu      sync.Mutex
-	stopped bool
-	running sync.WaitGroup
+	mu       sync.Mutex
+	stopped  bool
+	running  sync.WaitGroup
+	inFlight map[string]int // by tenant of a tenant-scoped subject
 }
 
 // Subjects returns the subjects the server subscribes.
@@ -105,10 +113,22 @@ func (s *Server) drain(base context.Context, subs []*nats.Subscription) {
 }
 
 func (s *Server) serve(base context.Context, sem chan struct{}, m *nats.Msg) {
+	scope, op, perr := event.ParseControlSubject(s.Prefix, m.Subject)
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
 		return
+	}
+	if perr == nil && scope != "" {
+		if s.inFlight[scope] >= s.perTenant() {
+			s.mu.Unlock()
+			s.respond(m, internalError("tenant %s has %d control requests in flight, the most one tenant gets; try again when they are answered", scope, s.perTenant()))
+			return
+		}
+		if s.inFlight == nil {
+			s.inFlight = map[string]int{}
+		}
+		s.inFlight[scope]++
 	}
 	s.running.Add(1)
 	s.mu.Unlock()
@@ -117,30 +137,56 @@ func (s *Server) serve(base context.Context, sem chan struct{}, m *nats.Msg) {
 	sem <- struct{}{}
 	go func() {
 		defer s.running.Done()
-		defer func() { <-sem }()
+		defer func() {
+			<-sem
+			if perr == nil && scope != "" {
+				s.mu.Lock()
+				if s.inFlight[scope]--; s.inFlight[scope] == 0 {
+					delete(s.inFlight, scope)
+				}
+				s.mu.Unlock()
+			}
+		}()
 		ctx, cancel := context.WithTimeout(base, s.timeout())
 		defer cancel()
 		var reply any
-		if scope, op, err := event.ParseControlSubject(s.Prefix, m.Subject); err != nil {
-			reply = badRequest("%v", err)
+		if perr != nil {
+			reply = badRequest("%v", perr)
 		} else {
 			reply = s.Handler.Handle(ctx, scope, op, m.Data)
 		}
-		b, err := json.Marshal(reply)
-		if err != nil {
-			b, _ = json.Marshal(internalError("encoding the reply: %v", err))
-		}
-		if limit := s.NC.MaxPayload(); limit > 0 && int64(len(b)) > limit {
-			// NATS would refuse it and the requester would wait in vain:
-			// say so instead (a list of thousands of integrations).
-			b, _ = json.Marshal(internalError("the reply (%d bytes) exceeds the NATS max_payload (%d bytes)", len(b), limit))
-		}
-		if m.Reply != "" {
-			if err := m.Respond(b); err != nil && s.Log != nil {
-				s.Log.Debug("answering a control request", zap.String("subject", m.Subject), zap.Error(err))
-			}
-		}
+		s.respond(m, reply)
 	}()
+}
+
+// respond answers m with reply as JSON.
+func (s *Server) respond(m *nats.Msg, reply any) {
+	b, err := json.Marshal(reply)
+	if err != nil {
+		b, _ = json.Marshal(internalError("encoding the reply: %v", err))
+	}
+	if limit := s.NC.MaxPayload(); limit > 0 && int64(len(b)) > limit {
+		// NATS would refuse it and the requester would wait in vain:
+		// say so instead (a list of thousands of integrations).
+		b, _ = json.Marshal(internalError("the reply (%d bytes) exceeds the NATS max_payload (%d bytes)", len(b), limit))
+	}
+	if m.Reply == "" {
+		return
+	}
+	if err := m.Respond(b); err != nil && s.Log != nil {
+		s.Log.Debug("answering a control request", zap.String("subject", m.Subject), zap.Error(err))
+	}
+}
+
+func (s *Server) perTenant() int {
+	if s.MaxPerTenant > 0 {
+		return s.MaxPerTenant
+	}
+	n := s.MaxInFlight
+	if n <= 0 {
+		n = 8
+	}
+	return max(n/4, 1)
 }
 
 func (s *Server) timeout() time.Duration {

@@ -243,6 +243,54 @@ func TestServerAnswersAReplyTooLargeForNATS(t *testing.T) {
 	}
 }
 
+// TestServerBoundsEachTenant: one tenant's slow requests take at most its
+// share of the slots; its next request is answered at once, and another
+// tenant's is served meanwhile.
+func TestServerBoundsEachTenant(t *testing.T) {
+	nc := startNATS(t)
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	srv := &Server{NC: nc, Prefix: "prowler", Global: true, MaxInFlight: 8, Log: zap.NewNop(),
+		Handler: handlerFunc(func(_ context.Context, scope, _ string, data []byte) any {
+			if string(data) == "slow" {
+				entered <- struct{}{}
+				<-release
+			}
+			return map[string]string{"scope": scope}
+		})}
+	if srv.perTenant() != 2 {
+		t.Fatalf("per-tenant bound %d, want 2 (a quarter of 8)", srv.perTenant())
+	}
+	runServer(t, srv)
+	waitSubscribed(t, nc, "prowler.control.t1.integrations.get")
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if _, err := nc.Request("prowler.control.t1.integrations.test", []byte("slow"), 20*time.Second); err != nil {
+				t.Errorf("a slow request: %v", err)
+			}
+		})
+	}
+	<-entered
+	<-entered
+	got := request(t, nc, "prowler.control.t1.integrations.get", `{}`)
+	if e, _ := got["error"].(map[string]any); e == nil || !strings.Contains(e["message"].(string), "tenant t1 has 2 control requests in flight") {
+		t.Errorf("t1's third request: %v", got)
+	}
+	if got := request(t, nc, "prowler.control.t2.integrations.get", `{}`); got["scope"] != "t2" {
+		t.Errorf("t2's request while t1 is at its bound: %v", got)
+	}
+	// The tenant-less subjects (a trusted backend) are not bound per tenant.
+	if got := request(t, nc, "prowler.control.integrations.get", `{}`); got["scope"] != "" || got["error"] != nil {
+		t.Errorf("a tenant-less request: %v", got)
+	}
+	close(release)
+	wg.Wait()
+	if got := request(t, nc, "prowler.control.t1.integrations.get", `{}`); got["scope"] != "t1" {
+		t.Errorf("t1's request once its others are answered: %v", got)
+	}
+}
+
 // TestTenantScopedServiceOverNATS runs the Service behind the Server: a
 // tenant's subject serves that tenant only.
 func TestTenantScopedServiceOverNATS(t *testing.T) {

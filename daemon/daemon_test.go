@@ -190,3 +190,28 @@ func TestReadinessFollowsTheScansConsumer(t *testing.T) {
 		t.Errorf("Ready = %v", err)
 	}
 }
+
+// TestRefusedCredentialsEndTheStart: a server that refuses the exporter's
+// credentials is no outage to wait out; the start fails and says why.
+func TestRefusedCredentialsEndTheStart(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(), Username: "exporter", Password: "right-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	d := New(testConfig(fmt.Sprintf("nats://exporter:wrong-pw@%s", s.Addr())), zap.NewNop(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = d.Start(ctx)
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") || strings.Contains(err.Error(), "wrong-pw") {
+		t.Fatalf("Start = %v, want the refusal, without the password", err)
+	}
+	if ctx.Err() != nil {
+		t.Error("Start waited for its context instead of failing")
+	}
+}

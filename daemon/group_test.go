@@ -86,3 +86,29 @@ func TestReconnectDelayBacksOffTo5s(t *testing.T) {
 		t.Errorf("delays %v, want %v", got, want)
 	}
 }
+
+func TestNATSErrorsNeverShowAURLPassword(t *testing.T) {
+	c := &natsConn{urls: "nats://exporter:s3cr3t-pw@nats-1:4222, nats://nats-2:4222"}
+	c.setErr(errors.New("dial nats://exporter:s3cr3t-pw@nats-1:4222: connection refused"))
+	err := c.NotConnected()
+	if strings.Contains(err.Error(), "s3cr3t-pw") || !strings.Contains(err.Error(), "nats-1:4222: connection refused") {
+		t.Errorf("NotConnected = %v", err)
+	}
+	if c.redact(nil) != "" {
+		t.Error("redact(nil)")
+	}
+}
+
+func TestSetErrReportsAChangeOfReason(t *testing.T) {
+	c := &natsConn{}
+	for i, tc := range []struct {
+		err     error
+		changed bool
+	}{
+		{errors.New("refused"), true}, {errors.New("refused"), false}, {errors.New("timeout"), true}, {nil, true}, {nil, false},
+	} {
+		if got := c.setErr(tc.err); got != tc.changed {
+			t.Errorf("#%d setErr(%v) = %t, want %t", i, tc.err, got, tc.changed)
+		}
+	}
+}

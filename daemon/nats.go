@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 type natsConn struct {
 	nc        *nats.Conn
 	log       *zap.Logger
+	urls      string        // as configured, passwords included: never shown
 	connected chan struct{} // closed at the first connection
 	once      sync.Once
 	closed    chan struct{} // closed when the connection is closed
@@ -43,7 +45,7 @@ func reconnectDelay(attempts int) time.Duration {
 }
 
 func dialNATS(cfg *config.Config, m *metrics.Metrics, log *zap.Logger) (*natsConn, error) {
-	c := &natsConn{log: log, connected: make(chan struct{}), closed: make(chan struct{})}
+	c := &natsConn{log: log, urls: cfg.NATSURL, connected: make(chan struct{}), closed: make(chan struct{})}
 	nc, err := natsconn.Connect(cfg.NATSURL, "s3-exporter", natsconn.Auth{
 		Creds: cfg.NATSCreds, NKeySeed: cfg.NATSNKeySeed, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, TLSCA: cfg.NATSTLSCA,
 	},
@@ -62,7 +64,7 @@ func dialNATS(cfg *config.Config, m *metrics.Metrics, log *zap.Logger) (*natsCon
 				return
 			}
 			c.setErr(err)
-			log.Warn("NATS disconnected", zap.Error(err))
+			log.Warn("NATS disconnected", zap.String("error", c.redact(err)))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			m.NATSConnected.Set(1)
@@ -73,7 +75,7 @@ func dialNATS(cfg *config.Config, m *metrics.Metrics, log *zap.Logger) (*natsCon
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			// Logged when the reason changes, not at every attempt.
 			if c.setErr(err) {
-				log.Warn("NATS not reachable; trying again", zap.Error(err))
+				log.Warn("NATS not reachable; trying again", zap.String("error", c.redact(err)))
 			}
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
@@ -110,29 +112,65 @@ func (c *natsConn) NotConnected() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lastErr != nil {
-		return fmt.Errorf("NATS not connected: %s", redactedErr(c.lastErr))
+		return fmt.Errorf("NATS not connected: %s", c.redactLocked(c.lastErr))
 	}
 	return errors.New("NATS not connected")
 }
 
-// redactedErr is the client library's message; it names servers by their
-// address, never with the user and password of a URL.
-func redactedErr(err error) string { return config.RedactURLs(err.Error()) }
+// redact returns err's message without the user and password of any
+// configured server URL, should the client library quote one.
+func (c *natsConn) redact(err error) string { return c.redactLocked(err) }
+
+// redactLocked is redact; it reads no field under the mutex, so it may be
+// called with it held.
+func (c *natsConn) redactLocked(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	for _, u := range strings.Split(c.urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			if r := config.RedactURLs(u); r != u {
+				msg = strings.ReplaceAll(msg, u, r)
+			}
+		}
+	}
+	return msg
+}
 
 // WaitConnected waits for the first connection.
 func (c *natsConn) WaitConnected(ctx context.Context) error {
 	select {
 	case <-c.connected:
 		return nil
+	case <-c.closed:
+		return c.gaveUp()
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for NATS: %w", ctx.Err())
 	}
 }
 
+// gaveUp is the error of a connection the client library closed by itself:
+// it does so when the servers refuse the credentials twice in a row, which
+// no retry mends (the process exits; its supervisor restarts it).
+func (c *natsConn) gaveUp() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastErr != nil {
+		return fmt.Errorf("the NATS connection was closed: %s", c.redactLocked(c.lastErr))
+	}
+	return errors.New("the NATS connection was closed")
+}
+
 // Run holds the connection until ctx ends, then drains it (pending
-// publishes and replies go out) and closes it.
+// publishes and replies go out) and closes it. A connection closed under
+// it ends it with an error.
 func (c *natsConn) Run(ctx context.Context) error {
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-c.closed:
+		return c.gaveUp()
+	}
 	c.closing.Store(true)
 	if err := c.nc.Drain(); err != nil {
 		c.nc.Close()

@@ -26,6 +26,7 @@ func TestExporterStartedBeforeNATS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

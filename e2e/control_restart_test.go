@@ -44,6 +44,7 @@ func TestRestartKeepsTheLastConnectionStatus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	up := e.putAndWaitConn(e.integration("tenant-r", "up", e.bucket("restart-status"), "prov-1"))
 	down := e.putAndWaitConn(e.integration("tenant-r", "down", "no-such-bucket-restart", "prov-1"))
@@ -89,6 +90,7 @@ func TestGracefulShutdownLogsNoDisconnection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	e.putAndWaitConn(e.integration("tenant-s", "i1", e.bucket("graceful"), "prov-1"))
 	logs := e.logs

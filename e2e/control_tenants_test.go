@@ -43,6 +43,7 @@ func TestTenantScopedControlActsOnItsTenantOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	ba, bb := e.bucket("scoped-a"), e.bucket("scoped-b")
 	// The same integration id in both tenants.
@@ -131,6 +132,7 @@ func TestUnsavedTestChangesNothingSaved(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	b := e.bucket("unsaved")
 	working := e.integration("tenant-u", "working", b, "prov-1")
@@ -196,6 +198,7 @@ func TestGlobalControlOff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, func(c *config.Config) { c.GlobalControl = false })
 	e.putAndWaitConn(e.integration("tenant-g", "i1", e.bucket("global-off"), "prov-1"))
 	for _, kind := range []string{event.ControlTest, event.ControlGet, event.ControlReplay} {

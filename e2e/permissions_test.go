@@ -7,55 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
 )
 
-// exporterNATSPermissions are the NATS permissions docs/operations.md
-// gives the exporter's user (with the default subject prefix, "prowler").
-// Keep the two the same.
-func exporterNATSPermissions() *server.Permissions {
-	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{
-			"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.PROWLER_EXPORTS.>",
-			"prowler.exports.status.>", "prowler.integrations.status.>", "prowler.dlq.>",
-			"prowler.scans.completed.>", // replays put the stored event back
-		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{
-			"_INBOX.>", "prowler.control.>", "prowler.integrations.status.>",
-			"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.PROWLER_SCANS.>",
-		}},
-		// Replies to control requests.
-		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
-	}
-}
-
 // TestTheDocumentedNATSPermissionsAreEnough runs the exporter as a NATS user
-// that has only the permissions docs/operations.md lists, on a server that
-// enforces them: it creates its streams, follows the integrations, exports a
-// scan, answers control requests, and is never refused anything.
+// that has only the permissions of the exporter's template in
+// docs/security.md, on a server that enforces them: it creates its streams,
+// follows the integrations, exports a scan, answers control requests, and is
+// never refused anything.
 func TestTheDocumentedNATSPermissionsAreEnough(t *testing.T) {
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(),
-		Users: []*server.User{
-			{Username: "admin", Password: "admin-pw"},
-			{Username: "exporter", Password: "exporter-pw", Permissions: exporterNATSPermissions()},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	s := startEnforcingNATS(t)
 	addr := s.Addr().String()
-	e := newEnvOn(t, s, fmt.Sprintf("nats://admin:admin-pw@%s", addr), s3Server(t), func(c *config.Config) {
-		c.NATSURL = fmt.Sprintf("nats://exporter:exporter-pw@%s", addr)
+	e := newEnvOn(t, s, fmt.Sprintf("nats://root:root-pw@%s", addr), s3Server(t), func(c *config.Config) {
+		c.NATSURL = fmt.Sprintf("nats://s3-exporter:%s@%s", templatePassword, addr)
 	}, true)
 
 	b := e.bucket("perms")

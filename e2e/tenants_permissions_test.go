@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -216,6 +217,7 @@ func TestPermissionTemplatesConfineEachTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	tenants := []string{"tenant-a", "tenant-b"}
 	s := startEnforcingNATS(t, tenants...)
 	e := newEnvOn(t, s, "nats://root:root-pw@"+s.Addr().String(), s3Server(t), func(c *config.Config) {
@@ -346,8 +348,8 @@ func TestPermissionTemplatesConfineEachTenant(t *testing.T) {
 			t.Errorf("the shared admin, %s's subject: %v", tenant, err)
 		}
 		var rep event.GetReply
-		if err := sharedAdmin.cl.Request(ctx, event.ControlGet, event.GetRequest{TenantID: tenant, IntegrationID: "s3"}, &rep); err != nil ||
-			rep.Integration.TenantID != tenant {
+		m, err := sharedAdmin.nc.Request(event.Subject("prowler", event.ControlGet), []byte(`{"tenant_id":"`+tenant+`","integration_id":"s3"}`), 10*time.Second)
+		if err != nil || json.Unmarshal(m.Data, &rep) != nil || rep.Integration.TenantID != tenant {
 			t.Errorf("the shared admin, tenant-less subject for %s: %+v %v", tenant, rep, err)
 		}
 		files, _ := prowlerFiles(62, "444455556666")
