@@ -118,7 +118,12 @@ func (c *ScanConsumer) Bind(ctx context.Context) error {
 		MaxDeliver:    -1,
 		FilterSubject: c.topo.Subject(event.ScansCompleted, ">"),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 10_000,
+		// A deferred scan stays pending (unacknowledged) until its delay
+		// runs out: a tenant's backlog of deferred scans must not reach
+		// this bound, or JetStream would stop delivering anyone's scans
+		// until the delays expire. A pending message costs the server
+		// about a hundred bytes.
+		MaxAckPending: 100_000,
 	})
 	if err != nil {
 		return err
