@@ -65,13 +65,12 @@ type ScanConsumer struct {
 	gate     *gate
 	now      func() time.Time
 
-	cons     jetstream.Consumer
-	slots    chan struct{}
-	wg       sync.WaitGroup
-	stopping context.Context // Run's context: ends when the replica stops taking scans
-	work     context.Context // canceled when the shutdown grace runs out
-	cancel   context.CancelFunc
-	stopped  chan struct{}
+	cons    jetstream.Consumer
+	slots   chan struct{}
+	wg      sync.WaitGroup
+	work    context.Context // canceled when the shutdown grace runs out
+	cancel  context.CancelFunc
+	stopped chan struct{}
 }
 
 // NewScanConsumer returns a consumer; Bind creates the durable consumer.
@@ -100,9 +99,9 @@ func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, ca
 	}
 	return &ScanConsumer{js: js, topo: topo, opts: opts, cache: cache, follower: f, exp: exp, ledger: l,
 		report: rep, metrics: m, log: log, slots: make(chan struct{}, opts.MaxHeld),
-		gate:     g,
-		now:      time.Now,
-		stopping: context.Background(), work: work, cancel: cancel, stopped: make(chan struct{})}
+		gate: g,
+		now:  time.Now,
+		work: work, cancel: cancel, stopped: make(chan struct{})}
 }
 
 // Bind creates or updates the durable consumer shared by the replicas.
@@ -139,7 +138,6 @@ func (c *ScanConsumer) Consumer() jetstream.Consumer { return c.cons }
 // scans in flight; Shutdown does.
 func (c *ScanConsumer) Run(ctx context.Context) {
 	defer close(c.stopped)
-	c.stopping = ctx
 	for ctx.Err() == nil {
 		select {
 		case c.slots <- struct{}{}:
