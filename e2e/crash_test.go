@@ -127,7 +127,7 @@ func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.bucket("order")
 	e.put(e.integration("tenant-a", "ordered", b, "prov-1"))
-	const status, ledger = "prowler.exports.status.tenant-a.ordered", "$KV.PROWLER_EXPORTS.tenant-a.scan-order.ordered"
+	const status, ledger = "prowler.exports.status.tenant-a.ordered", "$KV.PROWLER_EXPORTS.x.tenant-a.scan-order.ordered" // ledger.Key
 	var (
 		mu    sync.Mutex
 		order []string
