@@ -66,7 +66,6 @@ func (f *Follower) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("integrations stream: %w", err)
 	}
-	target := st.CachedInfo().State.LastSeq
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{f.topo.Subject(event.IntegrationsChanged, ">")},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -105,9 +104,24 @@ func (f *Follower) Start(ctx context.Context) error {
 		f.Stop()
 		return fmt.Errorf("following integrations: %w", err)
 	}
+	var target uint64
 	go func() {
-		if f.cache.WaitApplied(ctx, target, 24*time.Hour) {
-			close(caughtUp)
+		// The target is the last message that exists, asked again while
+		// it is not reached: it may be purged meanwhile (an operator
+		// cleaning up tombstones), and the ordered consumer never delivers
+		// a purged one.
+		for ctx.Err() == nil {
+			t, err := f.lastExisting(ctx, st)
+			if err != nil {
+				f.log.Warn("finding the integrations stream's last message", zap.Error(err))
+				sleep(ctx, time.Second)
+				continue
+			}
+			if f.cache.WaitApplied(ctx, t, 10*time.Second) {
+				target = t
+				close(caughtUp)
+				return
+			}
 		}
 	}()
 	select {
@@ -200,17 +214,34 @@ func (f *Follower) apply(ch integration.Change, err error, seq uint64) {
 	}
 }
 
+// lastExisting returns the sequence of the last integration change the
+// stream holds (0 when none). Not the stream's LastSeq: that message may
+// have been purged, and waiting for it would never end.
+func (f *Follower) lastExisting(ctx context.Context, st jetstream.Stream) (uint64, error) {
+	m, err := st.GetLastMsgForSubject(ctx, f.topo.Subject(event.IntegrationsChanged, ">"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
 // CatchUp waits until the cache has applied everything the integrations
-// stream holds now (read-your-writes for a scan, contract §3). It costs one
-// stream info request: the info js.Stream fetched is current.
+// stream holds now (read-your-writes for a scan, contract §3). It costs two
+// requests: the stream and its last message.
 func (f *Follower) CatchUp(ctx context.Context, timeout time.Duration) error {
 	st, err := f.js.Stream(ctx, f.topo.IntegrationsStream())
 	if err != nil {
 		return errcode.Retryable(errcode.Timeout, fmt.Errorf("integrations stream: %w", err))
 	}
-	info := st.CachedInfo()
-	if !f.cache.WaitApplied(ctx, info.State.LastSeq, timeout) {
-		return errcode.Retryable(errcode.Timeout, fmt.Errorf("integration cache at sequence %d, stream at %d", f.cache.Applied(), info.State.LastSeq))
+	target, err := f.lastExisting(ctx, st)
+	if err != nil {
+		return errcode.Retryable(errcode.Timeout, fmt.Errorf("integrations stream's last message: %w", err))
+	}
+	if !f.cache.WaitApplied(ctx, target, timeout) {
+		return errcode.Retryable(errcode.Timeout, fmt.Errorf("integration cache at sequence %d, stream at %d", f.cache.Applied(), target))
 	}
 	return nil
 }

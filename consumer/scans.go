@@ -65,13 +65,12 @@ type ScanConsumer struct {
 	gate     *gate
 	now      func() time.Time
 
-	cons     jetstream.Consumer
-	slots    chan struct{}
-	wg       sync.WaitGroup
-	stopping context.Context // Run's context: ends when the replica stops taking scans
-	work     context.Context // canceled when the shutdown grace runs out
-	cancel   context.CancelFunc
-	stopped  chan struct{}
+	cons    jetstream.Consumer
+	slots   chan struct{}
+	wg      sync.WaitGroup
+	work    context.Context // canceled when the shutdown grace runs out
+	cancel  context.CancelFunc
+	stopped chan struct{}
 }
 
 // NewScanConsumer returns a consumer; Bind creates the durable consumer.
@@ -100,9 +99,9 @@ func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, ca
 	}
 	return &ScanConsumer{js: js, topo: topo, opts: opts, cache: cache, follower: f, exp: exp, ledger: l,
 		report: rep, metrics: m, log: log, slots: make(chan struct{}, opts.MaxHeld),
-		gate:     g,
-		now:      time.Now,
-		stopping: context.Background(), work: work, cancel: cancel, stopped: make(chan struct{})}
+		gate: g,
+		now:  time.Now,
+		work: work, cancel: cancel, stopped: make(chan struct{})}
 }
 
 // Bind creates or updates the durable consumer shared by the replicas.
@@ -118,7 +117,12 @@ func (c *ScanConsumer) Bind(ctx context.Context) error {
 		MaxDeliver:    -1,
 		FilterSubject: c.topo.Subject(event.ScansCompleted, ">"),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 10_000,
+		// A deferred scan stays pending (unacknowledged) until its delay
+		// runs out: a tenant's backlog of deferred scans must not reach
+		// this bound, or JetStream would stop delivering anyone's scans
+		// until the delays expire. A pending message costs the server
+		// about a hundred bytes.
+		MaxAckPending: 100_000,
 	})
 	if err != nil {
 		return err
@@ -134,7 +138,6 @@ func (c *ScanConsumer) Consumer() jetstream.Consumer { return c.cons }
 // scans in flight; Shutdown does.
 func (c *ScanConsumer) Run(ctx context.Context) {
 	defer close(c.stopped)
-	c.stopping = ctx
 	for ctx.Err() == nil {
 		select {
 		case c.slots <- struct{}{}:

@@ -373,31 +373,19 @@ func TestShellGivesUpFromItsOwnCount(t *testing.T) {
 
 func TestShellTenantAtItsLimitIsDeferred(t *testing.T) {
 	s := newShell(t, ScanOptions{MaxInFlight: 4, MaxTenantInFlight: 1}, nil, igA)
-	// Another scan of t1 exports, and TenantHoldFactor-1 wait.
-	var releases []func()
-	for range TenantHoldFactor {
-		r, ok, err := s.c.gate.enter(context.Background(), "t1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			releases = append(releases, r)
-		} else {
-			t.Fatal("could not fill the gate")
-		}
-		if len(releases) == 1 {
-			break
-		}
+	// Another scan of t1 exports, and TenantHoldFactor-1 wait: t1 holds
+	// its limit.
+	release, ok, err := s.c.gate.enter(context.Background(), "t1")
+	if err != nil || !ok {
+		t.Fatalf("could not fill the gate: %v %v", ok, err)
 	}
+	releases := []func(){release}
 	waiting := make([]chan func(), 0, TenantHoldFactor-1)
 	for range TenantHoldFactor - 1 {
 		ch, cancel := waiter(s.c.gate, "t1")
 		defer cancel()
 		waiting = append(waiting, ch)
-		_, w := s.c.gate.counts()
-		for w < len(waiting) {
-			_, w = s.c.gate.counts()
-		}
+		waitCount(s.c.gate, 1, len(waiting))
 	}
 	msg := scanMsg(t, 3)
 	s.led.deferrals[42] = 2
