@@ -20,15 +20,17 @@ import (
 // registered on the top-level flag set and again on each command's, so they
 // may come before or after the command name.
 type globals struct {
-	server  string
-	creds   string
-	nkey    string
-	tlsCert string
-	tlsKey  string
-	tlsCA   string
-	prefix  string
-	timeout time.Duration
-	json    bool
+	server   string
+	creds    string
+	nkey     string
+	tlsCert  string
+	tlsKey   string
+	tlsCA    string
+	prefix   string
+	timeout  time.Duration
+	json     bool
+	context  string          // a nats CLI context (context.go)
+	explicit map[string]bool // connection flags given on the command line
 }
 
 // defaultGlobals reads the defaults from the environment, as the nats CLI does.
@@ -42,6 +44,7 @@ func defaultGlobals(getenv func(string) string) globals {
 		tlsCA:   getenv("NATS_CA"),
 		prefix:  "prowler",
 		timeout: 30 * time.Second,
+		context: getenv("NATS_CONTEXT"),
 	}
 	if g.server == "" {
 		g.server = nats.DefaultURL
@@ -62,6 +65,8 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.prefix, "prefix", g.prefix, "subject prefix")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "time limit of each request")
 	fs.BoolVar(&g.json, "json", g.json, "JSON output")
+	fs.StringVar(&g.context, "context", g.context, "nats CLI context")
+	g.trackExplicit(fs)
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -87,13 +92,17 @@ func (g *globals) check() error {
 // function.
 func (a *app) connect() (*client.Client, func(), error) {
 	g := &a.g
+	ctxOpts, err := a.applyContext()
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := g.check(); err != nil {
 		return nil, nil, err
 	}
 	a.secrets.addURLPasswords(g.server)
 	nc, err := natsconn.Connect(g.server, "exporterctl", natsconn.Auth{
 		Creds: g.creds, NKeySeed: g.nkey, TLSCert: g.tlsCert, TLSKey: g.tlsKey, TLSCA: g.tlsCA,
-	}, nats.Timeout(g.timeout))
+	}, append(ctxOpts, nats.Timeout(g.timeout))...)
 	if err != nil {
 		return nil, nil, err
 	}
