@@ -20,16 +20,18 @@ import (
 // registered on the top-level flag set and again on each command's, so they
 // may come before or after the command name.
 type globals struct {
-	server  string
-	creds   string
-	nkey    string
-	tlsCert string
-	tlsKey  string
-	tlsCA   string
-	prefix  string
-	inbox   string
-	timeout time.Duration
-	json    bool
+	server   string
+	creds    string
+	nkey     string
+	tlsCert  string
+	tlsKey   string
+	tlsCA    string
+	prefix   string
+	inbox    string
+	timeout  time.Duration
+	json     bool
+	context  string          // a nats CLI context (context.go)
+	explicit map[string]bool // connection flags given on the command line
 }
 
 // defaultGlobals reads the defaults from the environment, as the nats CLI does.
@@ -44,6 +46,7 @@ func defaultGlobals(getenv func(string) string) globals {
 		inbox:   getenv("NATS_INBOX_PREFIX"),
 		prefix:  "prowler",
 		timeout: 30 * time.Second,
+		context: getenv("NATS_CONTEXT"),
 	}
 	if g.server == "" {
 		g.server = nats.DefaultURL
@@ -65,6 +68,8 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.inbox, "inbox-prefix", g.inbox, "reply subject prefix")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "time limit of each request")
 	fs.BoolVar(&g.json, "json", g.json, "JSON output")
+	fs.StringVar(&g.context, "context", g.context, "nats CLI context")
+	g.trackExplicit(fs)
 }
 
 var (
@@ -96,6 +101,10 @@ func (g *globals) check() error {
 // function.
 func (a *app) connect() (*client.Client, func(), error) {
 	g := &a.g
+	ctxOpts, err := a.applyContext()
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := g.check(); err != nil {
 		return nil, nil, err
 	}
@@ -108,7 +117,7 @@ func (a *app) connect() (*client.Client, func(), error) {
 	}
 	nc, err := natsconn.Connect(g.server, "exporterctl", natsconn.Auth{
 		Creds: g.creds, NKeySeed: g.nkey, TLSCert: g.tlsCert, TLSKey: g.tlsKey, TLSCA: g.tlsCA,
-	}, opts...)
+	}, append(ctxOpts, opts...)...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -387,7 +387,8 @@ func TestEndToEnd(t *testing.T) {
 
 	// integration delete: the exporter forgets it.
 	w.must(0, "integration", "delete", "--tenant", tenant, "--id", "enc")
-	r = w.eventually(exitError, "integration", "get", "--tenant", tenant, "--id", "enc")
+	// (exit 5, not found, since issue 13: it was exit 1 like any error.)
+	r = w.eventually(exitNotFound, "integration", "get", "--tenant", tenant, "--id", "enc")
 	if !strings.Contains(r.stderr, "not known") {
 		t.Errorf("get after delete: %q", r.stderr)
 	}

@@ -74,7 +74,9 @@ Publishes the deletion of an integration.
 const integrationGetHelp = `Usage: exporterctl integration get --tenant T --id I
 
 Prints, as JSON, the integration as the exporter holds it (normalised, with
-its credentials redacted) and its last connection status.
+its credentials redacted) and its last connection status. Exits 5 when the
+exporter does not know the integration (never published, deleted, or
+rejected).
 `
 
 const integrationTestHelp = `Usage:
@@ -477,7 +479,7 @@ func runIntegrationGet(ctx context.Context, a *app, args []string) error {
 	}
 	defer closeConn()
 	var rep event.GetReply
-	if err := a.request(ctx, func(ctx context.Context) (err error) { rep, err = cl.Get(ctx, tenant, id); return err }); err != nil {
+	if err := a.request(ctx, func(ctx context.Context) (err error) { rep, err = getIntegration(ctx, cl, tenant, id); return err }); err != nil {
 		return fmt.Errorf("getting integration %s/%s: %w", tenant, id, err)
 	}
 	// event.Credentials marshals redacted, whatever the reply held.
@@ -556,7 +558,10 @@ func runIntegrationTest(ctx context.Context, a *app, args []string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("connection test: %w", err)
+		return classifyIntegrationErr(fmt.Errorf("connection test: %w", err))
+	}
+	if !set["file"] && rep.Error != nil && rep.Error.Code == integrationNotFoundCode {
+		return notFound(integrationNotFoundCode, fmt.Errorf("connection test: %s: %s", rep.Error.Code, rep.Error.Message))
 	}
 	if a.g.json {
 		if err := a.printJSON(rep); err != nil {

@@ -12,6 +12,10 @@
 //	2  usage error (bad command, flag or argument)
 //	3  not connected (a connection test failed; its code and message are printed)
 //	4  export failed (scan publish --wait: an integration's export failed)
+//	5  not found (integration get/test: the exporter does not know the
+//	   integration; dlq replay: no such dead letter)
+//
+// With --json, an error is one JSON object on stderr too (see cli.go).
 package main
 
 import (
@@ -34,6 +38,7 @@ const (
 	exitUsage        = 2
 	exitNotConnected = 3
 	exitExportFailed = 4
+	exitNotFound     = 5
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -79,6 +84,8 @@ func init() {
 		{"scan run", "run Prowler, then publish its outputs and wait for the exports", scanRunHelp, runScanRun},
 		{"status watch", "print export and connection status events as JSON lines", statusWatchHelp, runStatusWatch},
 		{"replay", "ask the exporter to export a scan again", replayHelp, runReplay},
+		{"dlq list", "list the dead letters (reason, original subject) of the DLQ stream", dlqListHelp, runDLQList},
+		{"dlq replay", "publish dead letters' original payloads again on their original subjects", dlqReplayHelp, runDLQReplay},
 	}
 }
 
@@ -110,7 +117,11 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprint(a.stdout, help.text)
 		return exitOK
 	case err != nil && !errors.Is(err, errSilent):
-		fmt.Fprintf(a.stderr, "exporterctl: %s\n", oneLine(err.Error()))
+		if a.g.json || wantsJSON(args) {
+			a.printJSONError(err, code)
+		} else {
+			fmt.Fprintf(a.stderr, "exporterctl: %s\n", oneLine(err.Error()))
+		}
 	}
 	return code
 }
@@ -220,7 +231,7 @@ func flagError(err error, help string) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return &helpRequest{text: help}
 	}
-	return &exitErr{code: exitUsage, err: err}
+	return &exitErr{code: exitUsage, err: cleanFlagError(err, help)}
 }
 
 func oneLine(s string) string {
@@ -334,7 +345,10 @@ const globalHelp = `Connection flags (before or after the command):
   --inbox-prefix P    prefix of reply subjects (env NATS_INBOX_PREFIX; default _INBOX); a
                       per-tenant NATS user is allowed its own only (docs/security.md)
   --timeout D         time limit of connecting and of each request (default 30s)
-  --json              machine-readable (JSON) output
+  --context NAME      a nats CLI context (~/.config/nats/context/NAME.json; env NATS_CONTEXT):
+                      its url, creds, nkey, TLS files, user/password or token, unless a flag
+                      or a NATS_* variable sets them
+  --json              machine-readable (JSON) output; errors too, as {"error": {...}} on stderr
 `
 
 const exitCodesHelp = `
@@ -344,4 +358,5 @@ Exit codes:
   2  usage error
   3  not connected (connection test failed)
   4  export failed (scan publish --wait)
+  5  not found (integration get/test: unknown integration; dlq replay: no such dead letter)
 `
