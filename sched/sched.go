@@ -268,6 +268,15 @@ func (s *Scheduler) remove(d *dest, w *waiter) bool {
 	return false
 }
 
+// tenantMax is the most slots one tenant may hold: all but an eighth of the
+// capacity. Fair share alone cannot take slots back from a tenant that
+// filled them while alone (an upload is not preempted), so a tenant whose
+// bucket answers in 1.5 s would hold every slot for that long and another
+// tenant's first upload would wait for one to free; the headroom lets it
+// start at once (docs/BENCHMARKS.md, workload 6), at the cost of an eighth
+// of the concurrency for a tenant alone.
+func (s *Scheduler) tenantMax() int { return max(1, s.cfg.Capacity-s.cfg.Capacity/8) }
+
 // dispatch starts waiting uploads while capacity lasts. The next upload is
 // the oldest waiting one of the least-served eligible destination of the
 // tenant with the fewest running uploads (ties go round-robin): max-min fair
@@ -320,6 +329,9 @@ func (s *Scheduler) dispatch(now time.Time) {
 func (s *Scheduler) next(now time.Time) *dest {
 	var best *dest
 	for t := range s.active {
+		if t.running >= s.tenantMax() {
+			continue
+		}
 		if best != nil && (t.running > best.tenant.running ||
 			(t.running == best.tenant.running && t.served > best.tenant.served)) {
 			continue

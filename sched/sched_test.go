@@ -438,3 +438,34 @@ func TestWaitingTenantsAreServedInTurn(t *testing.T) {
 		}
 	}
 }
+
+// A tenant alone never fills the last eighth of the slots: another tenant's
+// upload starts at once, without waiting for one of the first tenant's to end.
+func TestATenantAloneLeavesHeadroomForOthers(t *testing.T) {
+	s := New(Config{Capacity: 16, InitialLimit: 16})
+	ctx := context.Background()
+	var held []*Grant
+	for range 14 {
+		g, err := s.Acquire(ctx, Request{Tenant: "A", Dest: "A/slow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, g)
+	}
+	more := acquire(s, ctx, Request{Tenant: "A", Dest: "A/slow"})
+	waitingFor(t, s, 1)
+	if st := s.Stats(); st.Running != 14 {
+		t.Fatalf("tenant A alone runs %d of 16, want 14", st.Running)
+	}
+	for range 2 {
+		g, err := acquire(s, ctx, Request{Tenant: "B", Dest: "B/b"}).wait(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Done(Succeeded, false)
+	}
+	held[0].Done(Succeeded, false)
+	if _, err := more.wait(t); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -107,8 +107,8 @@ func (r *report) noisySection(p printer) {
 			fmt.Sprintf("%.2f×", l50/max(s50, 1e-9)), fmt.Sprintf("%.2f×", l95/max(s95, 1e-9)), fmt.Sprintf("%d of %d", c.Starved, n.BScans))
 	}
 	p("%s\n", t)
-	p("Why B does not wait: a freed upload slot goes to the tenant with the fewest uploads running, and A's destination has its own limit ")
-	p("(8 to start; halved on each timeout), so A's stuck uploads hold a handful of the %s slots. ", "64")
+	p("Why B does not wait: a freed upload slot goes to the tenant with the fewest uploads running, A's destination has its own limit ")
+	p("(8 to start, growing while its 1.5 s stays flat; halved on each timeout), and no tenant holds more than 56 of the 64 slots, so B's uploads find free slots. ")
 	p("Against the black hole each request fails after `S3EXPORTER_RESPONSE_TIMEOUT` (60 s), and after 5 failures in a row the destination's breaker opens ")
 	p("and A's uploads fail fast (retryable) instead of taking slots at all.\n\n")
 }
