@@ -45,6 +45,10 @@ type ScanOptions struct {
 // scans keep the rest of the held slots.
 const TenantHoldFactor = 4
 
+// DeferCooldown is how long a replica keeps the slot of a scan it deferred
+// for fairness before fetching another message into it.
+const DeferCooldown = time.Second
+
 // Exporter is what the consumer needs of the exporter.
 type Exporter interface {
 	Export(ctx context.Context, scan *event.ScanCompleted, jobs []exporter.Job) []exporter.Result
@@ -64,6 +68,9 @@ type ScanConsumer struct {
 	log      *zap.Logger
 	gate     *gate
 	now      func() time.Time
+	// cooldown: how long a slot stays held after its scan was deferred for
+	// fairness (DeferCooldown).
+	cooldown time.Duration
 
 	cons    jetstream.Consumer
 	slots   chan struct{}
@@ -296,6 +303,15 @@ func (c *ScanConsumer) handle(stopping context.Context, msg jetstream.Msg) {
 		s = decide(f)
 	}
 	c.carry(msg, log, scan, s, f)
+	if s.Fate == fateDefer && s.DeferReason == DeferTenantLimit {
+		// Keep the held slot a moment: otherwise a tenant's backlog would
+		// cycle through fetch and deferral as fast as NATS answers, writing
+		// the ledger and piling up pending messages (up to MaxAckPending,
+		// which would stop delivery for everyone). This bounds deferrals to
+		// about MaxHeld per cooldown; other tenants' scans still find a
+		// free slot within one.
+		sleep(stopping, c.cooldown)
+	}
 }
 
 // carry does what step s says for msg.
