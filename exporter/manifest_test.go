@@ -1,0 +1,202 @@
+package exporter
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prowler-cloud/s3-exporter/errcode"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/integration"
+)
+
+func manifestScan() *event.ScanCompleted {
+	// A start time outside UTC: the manifest and the key say it in UTC.
+	started := time.Date(2026, 11, 27, 13, 0, 5, 0, time.FixedZone("CET", 3600))
+	completed := started.Add(41*time.Minute + 7*time.Second)
+	return &event.ScanCompleted{
+		ScanID: "scan-1", TenantID: "tenant-1",
+		Provider:  event.Provider{ID: "prov-1", Type: "aws", UID: "1111:2222"},
+		StartedAt: started, CompletedAt: &completed,
+		Artifacts: []event.Artifact{
+			{Format: event.FormatOCSF, Source: "nats-os://o/tenant-1/scan-1/a.ocsf.json"},
+			{Format: event.FormatCSV, Source: "nats-os://o/tenant-1/scan-1/a.csv", SHA256: "ABCDEF0123"},
+			{Format: event.FormatCompliance, Framework: "cis_5.0_aws", Source: "nats-os://o/tenant-1/scan-1/c.csv"},
+		},
+	}
+}
+
+// landedResults is every artifact of scan in the bucket, in the event's
+// order, as one delivery's uploads would leave them.
+func landedResults(scan *event.ScanCompleted, dir string) []ArtifactResult {
+	var out []ArtifactResult
+	for i, a := range scan.Artifacts {
+		key := ObjectKey(dir, a, scan.Provider.UID, scan.StartedAt)
+		out = append(out, ArtifactResult{Artifact: a, Key: key, Object: &event.ObjectRecord{
+			Format: a.Format, Framework: a.Framework, Key: key, Size: int64(100 * (i + 1)), ETag: "etag-" + a.Name()}})
+	}
+	return out
+}
+
+func TestManifestKey(t *testing.T) {
+	scan := manifestScan()
+	got := ManifestKey("out/dir", scan.Provider.UID, scan.StartedAt)
+	if want := "out/dir/manifests/prowler-output-1111-2222-20261127120005.manifest.json"; got != want {
+		t.Errorf("key = %q, want %q", got, want)
+	}
+	// Named like the objects it lists: the same {uid}-{ts} as their keys.
+	csv := ObjectKey("out/dir", scan.Artifacts[1], scan.Provider.UID, scan.StartedAt)
+	if !strings.HasSuffix(csv, "/prowler-output-1111-2222-20261127120005.csv") {
+		t.Errorf("csv key %q does not share the manifest's name", csv)
+	}
+}
+
+// The exact bytes: the format downstream jobs parse, pinned.
+func TestBuildManifestContent(t *testing.T) {
+	scan := manifestScan()
+	b, err := BuildManifest(scan, landedResults(scan, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "manifest_version": 1,
+  "scan_id": "scan-1",
+  "tenant_id": "tenant-1",
+  "provider": {
+    "id": "prov-1",
+    "type": "aws",
+    "uid": "1111:2222"
+  },
+  "started_at": "2026-11-27T12:00:05Z",
+  "completed_at": "2026-11-27T12:41:12Z",
+  "objects": [
+    {
+      "key": "out/compliance/prowler-output-1111-2222-20261127120005_cis_5.0_aws.csv",
+      "format": "compliance",
+      "framework": "cis_5.0_aws",
+      "size": 300,
+      "sha256": null,
+      "etag": "etag-compliance/cis_5.0_aws"
+    },
+    {
+      "key": "out/csv/prowler-output-1111-2222-20261127120005.csv",
+      "format": "csv",
+      "framework": "",
+      "size": 200,
+      "sha256": "abcdef0123",
+      "etag": "etag-csv"
+    },
+    {
+      "key": "out/json-ocsf/prowler-output-1111-2222-20261127120005.ocsf.json",
+      "format": "json-ocsf",
+      "framework": "",
+      "size": 100,
+      "sha256": null,
+      "etag": "etag-json-ocsf"
+    }
+  ]
+}
+`
+	if string(b) != want {
+		t.Errorf("manifest:\n%s\nwant:\n%s", b, want)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("manifest does not decode: %v", err)
+	}
+}
+
+// Deterministic: the same objects in another order (another event order,
+// uploads ending in another order, some from the ledger) give the same bytes.
+func TestBuildManifestDeterministic(t *testing.T) {
+	scan := manifestScan()
+	first, err := BuildManifest(scan, landedResults(scan, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := landedResults(scan, "out")
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	rev[0].Skipped = true // from the ledger: the same record
+	again, err := BuildManifest(scan, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != string(again) {
+		t.Errorf("manifest depends on the order of results:\n%s\n%s", first, again)
+	}
+	var m Manifest
+	if err := json.Unmarshal(first, &m); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(m.Objects); i++ {
+		if m.Objects[i-1].Key >= m.Objects[i].Key {
+			t.Errorf("objects not ordered by key: %q before %q", m.Objects[i-1].Key, m.Objects[i].Key)
+		}
+	}
+
+	// Without completed_at (optional in the event): null, not a zero time.
+	scan.CompletedAt = nil
+	b, err := BuildManifest(scan, landedResults(scan, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"completed_at": null`) {
+		t.Errorf("completed_at without one in the event: %s", b)
+	}
+}
+
+func TestBuildManifestRefusesPartial(t *testing.T) {
+	scan := manifestScan()
+	ars := landedResults(scan, "out")
+	ars[1].Object, ars[1].Err = nil, errcode.Permanentf(errcode.SourceNotFound, "gone")
+	if _, err := BuildManifest(scan, ars); err == nil || !strings.Contains(err.Error(), "csv") {
+		t.Errorf("manifest of a partial export: err = %v", err)
+	}
+}
+
+func TestWantsManifest(t *testing.T) {
+	scan := manifestScan()
+	on := &integration.Integration{ID: "i", TenantID: "tenant-1", OutputDirectory: "out", WriteManifest: true}
+	off := &integration.Integration{ID: "i", TenantID: "tenant-1", OutputDirectory: "out"}
+	all := Result{Artifacts: landedResults(scan, "out")}
+	partial := Result{Artifacts: landedResults(scan, "out")}
+	partial.Artifacts[2].Object, partial.Artifacts[2].Err = nil, errcode.Retryable(errcode.Timeout, nil)
+	for _, tc := range []struct {
+		name string
+		ig   *integration.Integration
+		r    Result
+		want bool
+	}{
+		{"asked, all landed", on, all, true},
+		{"not asked", off, all, false},
+		{"asked, one failed", on, partial, false},
+		{"asked, no artifacts", on, Result{}, false},
+	} {
+		if got := wantsManifest(Job{Integration: tc.ig}, tc.r); got != tc.want {
+			t.Errorf("%s: wantsManifest = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestLedgerManifest(t *testing.T) {
+	scan := manifestScan()
+	ig := &integration.Integration{ID: "i", TenantID: "tenant-1", OutputDirectory: "out", WriteManifest: true}
+	key := ManifestKey("out", scan.Provider.UID, scan.StartedAt)
+	job := Job{Integration: ig, Done: map[string]event.ObjectRecord{
+		FormatManifest: {Format: FormatManifest, Key: key, Size: 10, ETag: "e"}}}
+	if rec := LedgerManifest(scan, job); rec == nil || rec.ETag != "e" {
+		t.Errorf("ledger manifest = %+v", rec)
+	}
+	// Written under another directory (the integration changed since):
+	// not this manifest.
+	job.Integration = &integration.Integration{ID: "i", TenantID: "tenant-1", OutputDirectory: "other", WriteManifest: true}
+	if rec := LedgerManifest(scan, job); rec != nil {
+		t.Errorf("manifest under another key taken: %+v", rec)
+	}
+	if rec := LedgerManifest(scan, Job{Integration: ig}); rec != nil {
+		t.Errorf("manifest from an empty ledger: %+v", rec)
+	}
+}
