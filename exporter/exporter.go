@@ -411,10 +411,11 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		return nil, errcode.From(err), false
 	}
 	defer src.Close()
+	sum := manifestDigest(ig, a, src) // manifest.go
 	po := objectOptions(scan, ig, a)
 	if src.Size >= 0 && src.Size < e.opts.MultipartThreshold {
 		rec, err := putSmall(ctx, cl, ig.Bucket, po, a, key, src.Size, src)
-		return rec, err, true
+		return sum.record(rec), err, true
 	}
 	body := &countingReader{r: src}
 	in := &tm.UploadObjectInput{
@@ -453,10 +454,10 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	if err != nil {
 		return nil, classify("PutObject "+key, err), true
 	}
-	return &event.ObjectRecord{
+	return sum.record(&event.ObjectRecord{
 		Format: a.Format, Framework: a.Framework, Key: key,
 		Size: body.n, ETag: trimQuotes(aws.ToString(out.ETag)),
-	}, nil, true
+	}), nil, true
 }
 
 // abortStale aborts multipart uploads of key left behind by an earlier

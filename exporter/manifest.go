@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/integration"
 	"github.com/prowler-cloud/s3-exporter/sched"
+	"github.com/prowler-cloud/s3-exporter/source"
 )
 
 // FormatManifest is the format of the per-scan manifest object (contract
@@ -66,9 +69,11 @@ type ManifestObject struct {
 	Format    string `json:"format"`
 	Framework string `json:"framework"`
 	Size      int64  `json:"size"`
-	// SHA256 is the event's sha256 of the artifact (lower-case hex), which
-	// the exporter verified while the bytes streamed to S3; null when the
-	// event gave none.
+	// SHA256 is the sha256 of the object's bytes (lower-case hex): the
+	// event's, which the exporter verified while the bytes streamed to S3,
+	// or, when the event gave none, computed on the way. null only for an
+	// object uploaded before write_manifest was switched on, whose event
+	// gave none.
 	SHA256 *string `json:"sha256"`
 	ETag   string  `json:"etag"`
 }
@@ -95,7 +100,11 @@ func BuildManifest(scan *event.ScanCompleted, arts []ArtifactResult) ([]byte, er
 		}
 		o := ManifestObject{Key: a.Object.Key, Format: a.Object.Format, Framework: a.Object.Framework,
 			Size: a.Object.Size, ETag: a.Object.ETag}
-		if a.Artifact.SHA256 != "" {
+		switch {
+		case a.Object.SHA256 != "":
+			s := a.Object.SHA256
+			o.SHA256 = &s
+		case a.Artifact.SHA256 != "":
 			s := strings.ToLower(a.Artifact.SHA256)
 			o.SHA256 = &s
 		}
@@ -107,6 +116,46 @@ func BuildManifest(scan *event.ScanCompleted, arts []ArtifactResult) ([]byte, er
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// digest is the sha256 of one artifact's bytes for the manifest.
+type digest struct {
+	h    hash.Hash // computing it while the bytes stream (the event gave none)
+	want string    // the event's, verified by the source while they stream
+}
+
+// manifestDigest returns how upload learns the sha256 of artifact a for
+// the manifest of ig: nil when ig writes no manifest (no hashing: it costs
+// as much CPU as signing), the event's value when it gave one (the source
+// verifies it), else a hash of the bytes read from src.
+func manifestDigest(ig *integration.Integration, a event.Artifact, src *source.Opened) *digest {
+	switch {
+	case !ig.WriteManifest:
+		return nil
+	case a.SHA256 != "":
+		return &digest{want: strings.ToLower(a.SHA256)}
+	}
+	d := &digest{h: sha256.New()}
+	src.ReadCloser = teeReadCloser{Reader: io.TeeReader(src.ReadCloser, d.h), Closer: src.ReadCloser}
+	return d
+}
+
+// record sets rec's SHA256 once the upload read every byte (rec is nil
+// unless it landed).
+func (d *digest) record(rec *event.ObjectRecord) *event.ObjectRecord {
+	if d == nil || rec == nil {
+		return rec
+	}
+	rec.SHA256 = d.want
+	if d.h != nil {
+		rec.SHA256 = hex.EncodeToString(d.h.Sum(nil))
+	}
+	return rec
+}
+
+type teeReadCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // manifestArtifact is the stand-in artifact of a manifest in results: its

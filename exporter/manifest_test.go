@@ -1,7 +1,10 @@
 package exporter
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/source"
 )
 
 func manifestScan() *event.ScanCompleted {
@@ -36,6 +40,8 @@ func landedResults(scan *event.ScanCompleted, dir string) []ArtifactResult {
 		out = append(out, ArtifactResult{Artifact: a, Key: key, Object: &event.ObjectRecord{
 			Format: a.Format, Framework: a.Framework, Key: key, Size: int64(100 * (i + 1)), ETag: "etag-" + a.Name()}})
 	}
+	// The ocsf's event gave no sha256: the upload computed it.
+	out[0].Object.SHA256 = "0123abcd"
 	return out
 }
 
@@ -92,7 +98,7 @@ func TestBuildManifestContent(t *testing.T) {
       "format": "json-ocsf",
       "framework": "",
       "size": 100,
-      "sha256": null,
+      "sha256": "0123abcd",
       "etag": "etag-json-ocsf"
     }
   ]
@@ -198,5 +204,44 @@ func TestLedgerManifest(t *testing.T) {
 	}
 	if rec := LedgerManifest(scan, Job{Integration: ig}); rec != nil {
 		t.Errorf("manifest from an empty ledger: %+v", rec)
+	}
+}
+
+// The sha256 a manifest lists: the event's when it gave one (the source
+// verifies it), else computed from the bytes the upload read; nothing at
+// all (no hashing) for an integration without write_manifest.
+func TestManifestDigest(t *testing.T) {
+	body := "PROVIDER;STATUS\naws;FAIL\n"
+	sum := sha256.Sum256([]byte(body))
+	open := func() *source.Opened {
+		return &source.Opened{ReadCloser: io.NopCloser(strings.NewReader(body)), Size: int64(len(body))}
+	}
+	rec := func() *event.ObjectRecord { return &event.ObjectRecord{Key: "k"} }
+	on := &integration.Integration{WriteManifest: true}
+
+	src := open()
+	orig := src.ReadCloser
+	if d := manifestDigest(&integration.Integration{}, event.Artifact{}, src); d != nil || src.ReadCloser != orig {
+		t.Error("an integration without write_manifest hashes its uploads")
+	} else if r := d.record(rec()); r.SHA256 != "" {
+		t.Errorf("sha256 %q recorded without write_manifest", r.SHA256)
+	}
+
+	src = open()
+	d := manifestDigest(on, event.Artifact{SHA256: "ABC123"}, src)
+	if r := d.record(rec()); r.SHA256 != "abc123" {
+		t.Errorf("event's sha256: recorded %q", r.SHA256)
+	}
+
+	src = open()
+	d = manifestDigest(on, event.Artifact{}, src)
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.record(rec()); r.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("computed sha256 %q, want %x", r.SHA256, sum)
+	}
+	if d.record(nil) != nil {
+		t.Error("a failed upload got a record")
 	}
 }
