@@ -209,12 +209,21 @@ func (e *Exporter) writeManifests(ctx context.Context, scan *event.ScanCompleted
 			continue
 		}
 		key := ManifestKey(job.Integration.OutputDirectory, scan.Provider.UID, scan.StartedAt)
-		if rec := LedgerManifest(scan, job); rec != nil && allSkipped(r.Artifacts) {
-			// Nothing changed since it was written (a status that could
-			// not be published brought the scan back).
-			r.Artifacts = append(r.Artifacts, ArtifactResult{Artifact: event.Artifact{Format: FormatManifest},
-				Key: key, Object: rec, Skipped: true})
-			continue
+		if allSkipped(r.Artifacts) {
+			// Nothing was uploaded in this delivery: what the ledger says
+			// of the manifest still holds (a status that could not be
+			// published brought the scan back). A permanent failure is
+			// reported again, not tried again, as an artifact's would be.
+			if rec := LedgerManifest(scan, job); rec != nil {
+				r.Artifacts = append(r.Artifacts, ArtifactResult{Artifact: event.Artifact{Format: FormatManifest},
+					Key: key, Object: rec, Skipped: true})
+				continue
+			}
+			if fe, ok := job.Failed[FormatManifest]; ok && fe.Key == key {
+				r.Artifacts = append(r.Artifacts, ArtifactResult{Artifact: event.Artifact{Format: FormatManifest},
+					Key: key, Skipped: true, Err: &errcode.Error{Code: errcode.Code(fe.Code), Err: errors.New(fe.Message)}})
+				continue
+			}
 		}
 		body, err := BuildManifest(scan, r.Artifacts)
 		ar := ArtifactResult{Key: key}

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -243,5 +244,50 @@ func TestManifestDigest(t *testing.T) {
 	}
 	if d.record(nil) != nil {
 		t.Error("a failed upload got a record")
+	}
+}
+
+// A delivery that uploads nothing (every file in the ledger) takes what the
+// ledger says of the manifest: written (not written again) or failed for
+// good (reported, not tried again). The Exporter here has no clients: any
+// S3 request would panic.
+func TestWriteManifestsFromTheLedger(t *testing.T) {
+	scan := manifestScan()
+	ig := &integration.Integration{ID: "i", TenantID: "tenant-1", OutputDirectory: "out", WriteManifest: true}
+	key := ManifestKey("out", scan.Provider.UID, scan.StartedAt)
+	done := map[string]event.ObjectRecord{}
+	for _, a := range landedResults(scan, "out") {
+		done[a.Artifact.Name()] = *a.Object
+	}
+	withManifest := map[string]event.ObjectRecord{FormatManifest: {Format: FormatManifest, Key: key, Size: 9, ETag: "m"}}
+	for k, v := range done {
+		withManifest[k] = v
+	}
+	e := &Exporter{}
+	for _, tc := range []struct {
+		name    string
+		job     Job
+		wantErr errcode.Code
+	}{
+		{"written before", Job{Integration: ig, Done: withManifest}, ""},
+		{"failed for good before", Job{Integration: ig, Done: done, Failed: map[string]event.ExportError{
+			FormatManifest: {Format: FormatManifest, Key: key, Code: string(errcode.S3BucketAccessDenied), Message: "denied"}}},
+			errcode.S3BucketAccessDenied},
+	} {
+		results := []Result{{Integration: ig, Artifacts: Plan(scan, tc.job)}}
+		e.writeManifests(context.Background(), scan, []Job{tc.job}, results)
+		arts := results[0].Artifacts
+		if len(arts) != len(scan.Artifacts)+1 {
+			t.Fatalf("%s: %d results", tc.name, len(arts))
+		}
+		m := arts[len(arts)-1]
+		switch {
+		case !m.Skipped || m.Key != key || m.Artifact.Format != FormatManifest:
+			t.Errorf("%s: manifest result %+v", tc.name, m)
+		case tc.wantErr == "" && (m.Object == nil || m.Object.ETag != "m" || m.Err != nil):
+			t.Errorf("%s: manifest result %+v", tc.name, m)
+		case tc.wantErr != "" && (m.Object != nil || m.Err == nil || m.Err.Code != tc.wantErr || m.Err.Retryable):
+			t.Errorf("%s: manifest result %+v", tc.name, m)
+		}
 	}
 }
