@@ -315,3 +315,38 @@ func TestManifestWriteFailureIsRetriedWithoutReuploading(t *testing.T) {
 		}
 	}
 }
+
+// A manifest the bucket refuses for good (AccessDenied on it alone) fails
+// the export: state failed, the error names the manifest, the files stay,
+// and no manifest is in the bucket for downstream jobs to trust.
+func TestManifestRefusedForGoodFailsTheExport(t *testing.T) {
+	e, proxy := proxiedEnv(t, nil)
+	b := e.bucket("manifest-denied")
+	e.putAndWaitConn(e.manifestIntegration("tenant-a", "denied", b, "prov-1"))
+	proxy.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, manifestKey) {
+			testutil.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
+			return true
+		}
+		return false
+	})
+	files, _ := prowlerFiles(35, "111122223333", frameworks[0])
+	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-denied", files)
+	st := e.waitExport("scan-denied", "denied")
+	if st.State != event.StateFailed || len(st.Objects) != len(files) || len(st.Errors) != 1 {
+		t.Fatalf("export: %s, %d objects, errors %+v", st.State, len(st.Objects), st.Errors)
+	}
+	if er := st.Errors[0]; er.Format != exporter.FormatManifest || er.Key != manifestKey || er.Retryable ||
+		er.Code != string(errcode.S3BucketAccessDenied) {
+		t.Errorf("error %+v, want a permanent S3BucketAccessDenied of the manifest", er)
+	}
+	got := e.objects(b)
+	if _, ok := got[manifestKey]; ok || len(got) != len(files) {
+		t.Errorf("bucket holds %v, want the %d files and no manifest", keysOf(got), len(files))
+	}
+	for _, s := range e.exports("scan-denied", "denied") {
+		if s.State != event.StateFailed {
+			t.Errorf("status %s attempt %d: a permanent failure is not retried", s.State, s.Attempt)
+		}
+	}
+}
