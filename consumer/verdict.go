@@ -260,6 +260,11 @@ func giveUpStep(scan *event.ScanCompleted, jobs []exporter.Job, attempts int, en
 				state = event.StateFailed
 			}
 		}
+		if state == event.StateSucceeded && ig.WriteManifest {
+			// Every file landed, but the export succeeded only if its
+			// manifest did too (contract v1.1 §4).
+			state = settleManifest(scan, job, &r, reason)
+		}
 		if state == event.StateFailed {
 			s.Fate, s.Code, s.Reason, s.Why, s.Warn = fateDeadLetter, string(errcode.Timeout), reason, "ran out of deliveries", false
 		}
@@ -341,4 +346,20 @@ func permanentFailures(r exporter.Result) map[string]event.ExportError {
 			Key: a.Key, Code: string(a.Err.Code), Message: a.Err.Message()}
 	}
 	return out
+}
+
+// settleManifest adds the manifest of a given-up export whose files all
+// landed to its result: from the ledger when it was written (succeeded),
+// else as a failure (failed): a missing manifest tells downstream jobs
+// the scan is not there, so the status must not say succeeded.
+func settleManifest(scan *event.ScanCompleted, job exporter.Job, r *exporter.Result, reason string) string {
+	ar := exporter.ArtifactResult{Artifact: event.Artifact{Format: exporter.FormatManifest}, Skipped: true,
+		Key: exporter.ManifestKey(job.Integration.OutputDirectory, scan.Provider.UID, scan.StartedAt)}
+	ar.Object = exporter.LedgerManifest(scan, job)
+	state := event.StateSucceeded
+	if ar.Object == nil {
+		ar.Err, state = errcode.Permanentf(errcode.Timeout, "manifest not written: %s", reason), event.StateFailed
+	}
+	r.Artifacts = append(r.Artifacts, ar)
+	return state
 }

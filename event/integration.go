@@ -45,6 +45,10 @@ type Configuration struct {
 	KMSKeyID               string `json:"kms_key_id,omitempty"`
 	StorageClass           string `json:"storage_class,omitempty"`
 	BucketOwnerFullControl bool   `json:"bucket_owner_full_control,omitempty"`
+	// WriteManifest (v1.1 §4): after every object of a scan has landed,
+	// write {dir}/manifests/prowler-output-{uid}-{ts}.manifest.json listing
+	// them. Default false.
+	WriteManifest bool `json:"write_manifest,omitempty"`
 }
 
 // Credentials are an integration's AWS credentials. Every field is optional.

@@ -31,6 +31,11 @@ type ObjectRecord struct {
 	Key       string `json:"key"`
 	Size      int64  `json:"size"`
 	ETag      string `json:"etag"`
+	// SHA256 (lower-case hex) of the object's bytes, kept for the objects of
+	// an integration with write_manifest (its manifest lists it, and a
+	// redelivery must list the same): the event's when it gave one, else
+	// computed while the bytes streamed to S3.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // ExportError is one artifact that could not be written.

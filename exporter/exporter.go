@@ -210,14 +210,16 @@ func Plan(scan *event.ScanCompleted, job Job) []ArtifactResult {
 // Export uploads every artifact of scan for every job, concurrently, each
 // upload when the scheduler gives it a slot (package sched: the tenant's
 // fair share, the destination's limit and breaker, the byte budget). It never
-// stops early: each artifact's outcome is in the result.
+// stops early: each artifact's outcome is in the result. An integration
+// with write_manifest gets its manifest written after all of that, when
+// every artifact is in its bucket, as one more artifact result (manifest.go).
 func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs []Job) []Result {
 	results := make([]Result, len(jobs))
 	var wg sync.WaitGroup
 	for i, job := range jobs {
 		ig := job.Integration
 		results[i] = Result{Integration: ig, Artifacts: Plan(scan, job)}
-		if allSkipped(results[i].Artifacts) {
+		if allSkipped(results[i].Artifacts) && !wantsManifest(job, results[i]) {
 			continue
 		}
 		region, err := e.region(ctx, scan.TenantID, ig)
@@ -245,6 +247,8 @@ func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs [
 		}
 	}
 	wg.Wait()
+	// Last, once every upload of the scan is over (manifest.go).
+	e.writeManifests(ctx, scan, jobs, results)
 	return results
 }
 
@@ -407,10 +411,11 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		return nil, errcode.From(err), false
 	}
 	defer src.Close()
+	sum := manifestDigest(ig, a, src) // manifest.go
 	po := objectOptions(scan, ig, a)
 	if src.Size >= 0 && src.Size < e.opts.MultipartThreshold {
 		rec, err := putSmall(ctx, cl, ig.Bucket, po, a, key, src.Size, src)
-		return rec, err, true
+		return sum.record(rec), err, true
 	}
 	body := &countingReader{r: src}
 	in := &tm.UploadObjectInput{
@@ -449,10 +454,10 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	if err != nil {
 		return nil, classify("PutObject "+key, err), true
 	}
-	return &event.ObjectRecord{
+	return sum.record(&event.ObjectRecord{
 		Format: a.Format, Framework: a.Framework, Key: key,
 		Size: body.n, ETag: trimQuotes(aws.ToString(out.ETag)),
-	}, nil, true
+	}), nil, true
 }
 
 // abortStale aborts multipart uploads of key left behind by an earlier

@@ -40,7 +40,10 @@ type Integration struct {
 	KMSKeyID               string
 	StorageClass           string
 	BucketOwnerFullControl bool
-	Credentials            event.Credentials
+	// WriteManifest: write a manifest object once every object of a scan
+	// has landed (configuration.write_manifest, contract v1.1 §4).
+	WriteManifest bool
+	Credentials   event.Credentials
 	// Revision is the integrations-stream sequence this state came from.
 	Revision uint64
 }
@@ -85,6 +88,7 @@ func (i *Integration) Redacted() event.IntegrationPayload {
 		Configuration: event.Configuration{
 			BucketName: i.Bucket, OutputDirectory: i.OutputDirectory, SSE: i.SSE,
 			KMSKeyID: i.KMSKeyID, StorageClass: i.StorageClass, BucketOwnerFullControl: i.BucketOwnerFullControl,
+			WriteManifest: i.WriteManifest,
 		},
 		Credentials: &creds, // *event.Credentials marshals redacted
 	}
@@ -201,6 +205,7 @@ func (p *Parser) build(in event.IntegrationPayload) (*Integration, error) {
 		Bucket: bucket, OutputDirectory: dir,
 		SSE: in.Configuration.SSE, KMSKeyID: in.Configuration.KMSKeyID,
 		StorageClass: in.Configuration.StorageClass, BucketOwnerFullControl: in.Configuration.BucketOwnerFullControl,
+		WriteManifest: in.Configuration.WriteManifest,
 	}
 	seen := map[string]bool{}
 	for _, pr := range in.Providers {

@@ -22,9 +22,10 @@ import (
 // Namespace prefixes every metric name.
 const Namespace = "s3exporter"
 
-// Formats are the artifact formats of the contract, the values of the
+// Formats are the artifact formats of the contract, and "manifest" (the
+// per-scan manifest of integrations with write_manifest), the values of the
 // "format" label.
-var Formats = []string{"csv", "html", "json-ocsf", "json-asff", "compliance", "compliance-ocsf"}
+var Formats = []string{"csv", "html", "json-ocsf", "json-asff", "compliance", "compliance-ocsf", "manifest"}
 
 // Values of the "result" label of s3exporter_exports_total: the contract's
 // export states.

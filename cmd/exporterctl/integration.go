@@ -37,6 +37,8 @@ Integration:
   --kms-key-id K              KMS key for --sse aws:kms
   --storage-class C           S3 storage class
   --bucket-owner-full-control grant the bucket owner full control of the objects
+  --write-manifest            after each scan's objects, write a manifest listing them
+                              ({dir}/manifests/…manifest.json, contract v1.1 §4)
 
 Credentials (none means the exporter's own AWS identity, which an exporter accepts
 only with S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS=true):
@@ -91,7 +93,7 @@ exits 0, or prints the error code and message and exits 3.
 // integrationFlags are the flags that describe an integration in put.
 var integrationFlags = []string{
 	"tenant", "id", "bucket", "dir", "provider", "disabled", "sse", "kms-key-id", "storage-class",
-	"bucket-owner-full-control", "access-key-id", "secret-access-key", "secret-access-key-file",
+	"bucket-owner-full-control", "write-manifest", "access-key-id", "secret-access-key", "secret-access-key-file",
 	"session-token", "session-token-file", "role-arn", "external-id", "role-session-name", "session-duration",
 }
 
@@ -101,6 +103,7 @@ type putOptions struct {
 	disabled                    bool
 	sse, kmsKeyID, storageClass string
 	ownerFullControl            bool
+	writeManifest               bool
 
 	accessKeyID, secret, secretFile  string
 	sessionToken, sessionTokenFile   string
@@ -134,6 +137,7 @@ func runIntegrationPut(ctx context.Context, a *app, args []string) error {
 	fs.StringVar(&o.kmsKeyID, "kms-key-id", "", "")
 	fs.StringVar(&o.storageClass, "storage-class", "", "")
 	fs.BoolVar(&o.ownerFullControl, "bucket-owner-full-control", false, "")
+	fs.BoolVar(&o.writeManifest, "write-manifest", false, "")
 	fs.StringVar(&o.accessKeyID, "access-key-id", "", "")
 	fs.StringVar(&o.secret, "secret-access-key", "", "")
 	fs.StringVar(&o.secretFile, "secret-access-key-file", "", "")
@@ -255,6 +259,7 @@ func (a *app) payloadFromFlags(o *putOptions, set map[string]bool) (event.Integr
 		Configuration: event.Configuration{
 			BucketName: o.bucket, OutputDirectory: o.dir, SSE: o.sse, KMSKeyID: o.kmsKeyID,
 			StorageClass: o.storageClass, BucketOwnerFullControl: o.ownerFullControl,
+			WriteManifest: o.writeManifest,
 		},
 	}
 	creds := event.Credentials{

@@ -38,6 +38,9 @@ var payloads = map[string]string{
 	"control-replay-request": event.Subject("prowler", event.ControlReplay),
 	"control-replay-reply":   event.Subject("prowler", event.ControlReplay),
 	"control-error-reply":    event.Subject("prowler", "control") + ".>",
+	// Not a NATS payload: an object in the bucket (contract v1.1 §4), listed
+	// here with its key instead of a subject.
+	"manifest": "{dir}/manifests/prowler-output-{uid}-{ts}.manifest.json",
 }
 
 // schemaSet is every schema of the folder, compiled.
