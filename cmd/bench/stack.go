@@ -79,10 +79,7 @@ func newStack(work string, logf func(string, ...any)) (*stack, error) {
 		s.close()
 		return nil, err
 	}
-	// A 1 GiB object is 8192 chunks published asynchronously; with the
-	// default 4000 pending, a busy nats-server stalls the put ("stalled with
-	// too many outstanding async published messages", seen at load 25).
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(1<<14)); err != nil {
+	if s.js, err = jetstream.New(s.nc); err != nil {
 		s.close()
 		return nil, err
 	}
