@@ -49,9 +49,12 @@ type FaultStats struct {
 // UploadPart that arrives after its upload was aborted gets 404 NoSuchUpload
 // (versitygw accepts it and re-creates the upload). Without that, a part
 // still crossing a throttled proxy when the exporter aborts would leave an
-// upload open that real S3 would not.
+// upload open that real S3 would not. A part already on its way to the
+// server when the abort arrives holds the abort back until it is answered
+// (uploadLock), so the abort is always the last word, as on S3.
 type FaultProxy struct {
 	aborted sync.Map // upload id -> struct{}
+	uploads sync.Map // upload id -> *sync.RWMutex (uploadLock)
 	// intercept and log: see Intercept and Requests.
 	hookMu    sync.Mutex
 	intercept func(w http.ResponseWriter, r *http.Request) bool
@@ -132,21 +135,36 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 			if err != nil {
 				return
 			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			l := p.uploadLock(uploadID)
+			l.RLock()
+			defer l.RUnlock()
 			if _, gone := p.aborted.Load(uploadID); gone {
 				w.Header().Set("Content-Type", "application/xml")
 				w.WriteHeader(http.StatusNotFound)
 				_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>`)
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		if uploadID != "" && r.Method == http.MethodDelete {
 			p.aborted.Store(uploadID, struct{}{})
+			// Wait for the parts being forwarded: versitygw would re-create
+			// the upload for a part it finishes after the abort.
+			l := p.uploadLock(uploadID)
+			l.Lock()
+			defer l.Unlock()
 		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// uploadLock is the lock of one multipart upload: parts forward under its
+// read side, an abort under its write side.
+func (p *FaultProxy) uploadLock(id string) *sync.RWMutex {
+	l, _ := p.uploads.LoadOrStore(id, &sync.RWMutex{})
+	return l.(*sync.RWMutex)
 }
 
 // ProxiedRequest is a request as the proxy received it (before any fault).
