@@ -132,7 +132,7 @@ func TestAnotherTenantsScansSucceedWhileOneBucketIsSlow(t *testing.T) {
 	if got := n.succeeded(n.scansA, n.igA); got != 1 {
 		t.Fatalf("%d of tenant-a's scans succeeded through a bucket that answered nothing (want only the first)", got)
 	}
-	reg := n.d.Registry()
+	reg := n.reg
 	if q := sumGauge(t, reg, "s3exporter_uploads_queued"); q == 0 {
 		t.Errorf("no upload queued while tenant-a's bucket held them all")
 	}
@@ -208,7 +208,7 @@ func TestBlackHoleFailsFastOpensTheBreakerAndClosesItAgain(t *testing.T) {
 	}); !ok {
 		t.Fatalf("no upload refused by the open breaker; statuses: %s", n.dump())
 	}
-	reg := n.d.Registry()
+	reg := n.reg
 	if opens := sumMetric(t, reg, "s3exporter_breaker_opens_total"); opens < 1 {
 		t.Errorf("s3exporter_breaker_opens_total = %v", opens)
 	}
@@ -262,7 +262,7 @@ func TestUploadMemoryBudgetIsRespected(t *testing.T) {
 		t.Fatalf("missing %v, failures %v\nexporter log:\n%s", tally.missing(scans, "budgeted"), tally.failures(), e.logText())
 	}
 	checkObjects(t, e.s3, b, wantObjects(scans, "output"), 3)
-	reg := e.d.Registry()
+	reg := e.reg
 	peak := sumGauge(t, reg, "s3exporter_upload_bytes_in_flight_peak")
 	if got := sumGauge(t, reg, "s3exporter_upload_memory_budget_bytes"); got != budget {
 		t.Errorf("budget gauge %v, want %d", got, budget)
