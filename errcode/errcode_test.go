@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -59,7 +63,7 @@ func TestFrom(t *testing.T) {
 	if got := errcode.From(wrapped); got != inner {
 		t.Errorf("From(wrapped) = %v, want the inner *Error", got)
 	}
-	if errcode.IsRetryable(wrapped) {
+	if errcode.From(wrapped).Retryable {
 		t.Error("a wrapped permanent error is retryable")
 	}
 
@@ -73,9 +77,6 @@ func TestFrom(t *testing.T) {
 	got = errcode.From(other)
 	if got.Code != errcode.S3TestConnectionError || !got.Retryable || !errors.Is(got, other) {
 		t.Errorf("From(other) = %+v", got)
-	}
-	if !errcode.IsRetryable(other) {
-		t.Error("an unclassified error is not retryable")
 	}
 	// A joined error holding a classified one yields the classified one.
 	joined := errors.Join(errors.New("a"), inner)
@@ -107,5 +108,54 @@ func TestAllIsCompleteAndUnique(t *testing.T) {
 	}
 	if len(errcode.All) != len(want) {
 		t.Errorf("All has %d codes, the contract %d", len(errcode.All), len(want))
+	}
+}
+
+// TestEveryCodeConstantIsListed reads the Code constants declared in
+// errcode.go and checks that each is in All or in ControlCodes, not both: a
+// new code cannot be forgotten by the metrics or the schemas.
+func TestEveryCodeConstantIsListed(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "errcode.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
+				continue
+			}
+			for _, v := range vs.Values {
+				lit, ok := v.(*ast.BasicLit)
+				if !ok {
+					t.Fatalf("a Code constant is not a string literal: %T", v)
+				}
+				declared = append(declared, strings.Trim(lit.Value, "`\""))
+			}
+		}
+	}
+	if len(declared) < 17 {
+		t.Fatalf("found %d Code constants in errcode.go: %v", len(declared), declared)
+	}
+	listed := map[string]int{}
+	for _, c := range errcode.All {
+		listed[string(c)]++
+	}
+	for _, c := range errcode.ControlCodes {
+		listed[string(c)]++
+	}
+	for _, c := range declared {
+		if n := listed[c]; n != 1 {
+			t.Errorf("code %s is listed %d times in All and ControlCodes, want once", c, n)
+		}
+	}
+	if len(listed) != len(declared) {
+		t.Errorf("All and ControlCodes list %d codes, errcode.go declares %d", len(listed), len(declared))
 	}
 }
