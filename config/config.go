@@ -90,7 +90,8 @@ type Config struct {
 }
 
 // Default returns the configuration with every default and no environment.
-// Tests build on it; TestDefaultMatchesTags keeps it equal to the tags.
+// Tests build on it; TestLoadDefaults keeps it equal to what Load reads
+// from an empty environment (the struct tags' defaults).
 func Default() *Config {
 	return &Config{
 		NATSURL:               "nats://127.0.0.1:4222",
@@ -193,18 +194,6 @@ func Usage(w io.Writer) error {
 		return fmt.Errorf("config: usage: %w", err)
 	}
 	return tw.Flush()
-}
-
-// StreamName returns the name of a stream (or key-value bucket) of the given
-// kind: StreamName("SCANS") is "PROWLER_SCANS" with the default prefix.
-func (c *Config) StreamName(kind string) string {
-	return strings.ToUpper(c.SubjectPrefix) + "_" + strings.ToUpper(kind)
-}
-
-// Subject returns the prefix and parts joined by dots:
-// Subject("scans", "completed", ">") is "prowler.scans.completed.>".
-func (c *Config) Subject(parts ...string) string {
-	return strings.Join(append([]string{c.SubjectPrefix}, parts...), ".")
 }
 
 // BackoffFor returns the delay to ask for (NakWithDelay) after delivery number

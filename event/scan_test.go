@@ -199,8 +199,8 @@ func checkMalformed(t *testing.T, s *event.ScanCompleted, err error, reason stri
 	if !errors.As(err, &m) {
 		t.Fatalf("error %v (%T) is not a *MalformedError", err, err)
 	}
-	if !event.IsMalformed(err) {
-		t.Error("IsMalformed = false")
+	if !isMalformed(err) {
+		t.Error("not a *MalformedError")
 	}
 	if !strings.Contains(m.Reason, reason) {
 		t.Errorf("reason %q does not say %q", m.Reason, reason)
@@ -309,7 +309,7 @@ func TestDecodeScanLimits(t *testing.T) {
 		t.Fatalf("%d artifacts: %v", event.MaxScanArtifacts, err)
 	}
 	_, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, withArtifacts(event.MaxScanArtifacts+1)))
-	if !event.IsMalformed(err) || !strings.Contains(err.Error(), "257 artifacts") {
+	if !isMalformed(err) || !strings.Contains(err.Error(), "257 artifacts") {
 		t.Fatalf("%d artifacts: %v, want malformed", event.MaxScanArtifacts+1, err)
 	}
 
@@ -323,7 +323,7 @@ func TestDecodeScanLimits(t *testing.T) {
 	}
 	over := append(mustJSON(t, validScan()), bytes.Repeat([]byte("x"), event.MaxScanBytes)...)
 	_, err = event.DecodeScan(prefix, scanSubject, over[:event.MaxScanBytes+1])
-	if !event.IsMalformed(err) || !strings.Contains(err.Error(), "over the limit") {
+	if !isMalformed(err) || !strings.Contains(err.Error(), "over the limit") {
 		t.Fatalf("1 MiB + 1: %v, want malformed for its size", err)
 	}
 }
@@ -356,8 +356,15 @@ func TestDecodeScanComplianceOCSF(t *testing.T) {
 		m["artifacts"] = append(m["artifacts"].([]any),
 			map[string]any{"format": "compliance-ocsf", "framework": "cis_controls_8.1", "source": "nats-os://PROWLER_OUTPUTS/t1/s1/ctl.ocsf.json"}, tc.art)
 		_, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m))
-		if !event.IsMalformed(err) || !strings.Contains(err.Error(), tc.reason) {
+		if !isMalformed(err) || !strings.Contains(err.Error(), tc.reason) {
 			t.Errorf("%s: %v, want malformed saying %q", tc.name, err, tc.reason)
 		}
 	}
+}
+
+// isMalformed reports whether err is a *MalformedError, as the consumer
+// tells a malformed event (dead-lettered at once) from a failure.
+func isMalformed(err error) bool {
+	var m *event.MalformedError
+	return errors.As(err, &m)
 }

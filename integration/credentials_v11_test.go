@@ -197,10 +197,16 @@ func TestTenantBoundTokens(t *testing.T) {
 
 // S3EXPORTER_CREDENTIALS_KEY with several keys: tokens of each decrypt.
 func TestParserWithSeveralKeys(t *testing.T) {
-	oldKey, newKeyS := newKey(t), ""
-	newKeyS, _ = fernet.GenerateKey()
+	// As the operator sets it: the new key first (it encrypts), then the old.
+	newKeyS, _ := fernet.GenerateKey()
+	oldKeyS, _ := fernet.GenerateKey()
 	nk, _ := fernet.ParseKey(newKeyS)
-	p := &integration.Parser{Prefix: "prowler", Key: fernet.NewKeys(nk, oldKey)}
+	oldKey, _ := fernet.ParseKey(oldKeyS)
+	keys, err := fernet.ParseKeys(newKeyS + "," + oldKeyS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &integration.Parser{Prefix: "prowler", Key: keys}
 	for name, k := range map[string]*fernet.Key{"old": oldKey, "new": nk} {
 		m := upsert()
 		payload(m)["encrypted_credentials"] = encrypt(t, k, map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey})
@@ -212,7 +218,7 @@ func TestParserWithSeveralKeys(t *testing.T) {
 	m := upsert()
 	tok, _ := stray.Encrypt([]byte(`{"aws_access_key_id":"a","aws_secret_access_key":"b"}`), time.Now())
 	payload(m)["encrypted_credentials"] = string(tok)
-	_, err := p.ParseChange(changeSubject, mustJSON(t, m))
+	_, err = p.ParseChange(changeSubject, mustJSON(t, m))
 	wantCode(t, "token of a key outside the set", err, errcode.InvalidConfiguration)
 }
 
