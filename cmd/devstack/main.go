@@ -167,15 +167,18 @@ func demo(ctx context.Context, dir string, natsPort, s3Port int, metricsAddr str
 	statuses := make(chan event.ExportStatus, 8)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	// The watch reads the status stream from its start, not from new
+	// messages on: a status published before the watcher's consumer exists
+	// is still seen, so nothing needs to wait for it to subscribe. The scan
+	// ID (unique per run) filters out earlier runs' statuses.
 	go func() {
-		_ = cl.WatchStatus(wctx, demoTenant, false, func(s client.Status) bool {
+		_ = cl.WatchStatus(wctx, demoTenant, true, func(s client.Status) bool {
 			if s.Export != nil && s.Export.ScanID == scanID {
 				statuses <- *s.Export
 			}
 			return true
 		})
 	}()
-	time.Sleep(200 * time.Millisecond) // let the watcher subscribe
 	scan := event.ScanCompleted{
 		ScanID: scanID, TenantID: demoTenant,
 		Provider:  event.Provider{ID: demoProvider, Type: "aws", UID: demoUID},
