@@ -53,6 +53,12 @@
 // that code lives in cmd/devstack so that no test binary importing testutil
 // links versitygw's dependencies.
 //
+// # Random tests (seed.go)
+//
+// Seed and Rand give a test its random source: a fresh seed, or
+// $S3EXPORTER_TEST_SEED's, logged once per test so that a failure can be
+// replayed. FaultProxy draws its brown-outs from it.
+//
 // # Prowler fixtures (fixtures*.go)
 //
 // FindingsCSV, OCSFJSON, ASFFJSON, HTMLReport and ComplianceCSV write
