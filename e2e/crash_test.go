@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/ledger"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
@@ -127,12 +128,12 @@ func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.bucket("order")
 	e.put(e.integration("tenant-a", "ordered", b, "prov-1"))
-	const status, ledger = "prowler.exports.status.tenant-a.ordered", "$KV.PROWLER_EXPORTS.tenant-a.scan-order.ordered"
+	status, ledgerKey := "prowler.exports.status.tenant-a.ordered", "$KV.PROWLER_EXPORTS."+ledger.Key("tenant-a", "scan-order", "ordered")
 	var (
 		mu    sync.Mutex
 		order []string
 	)
-	for _, subject := range []string{status, ledger} {
+	for _, subject := range []string{status, ledgerKey} {
 		sub, err := e.nc.Subscribe(subject, func(m *nats.Msg) {
 			mu.Lock()
 			order = append(order, m.Subject)
@@ -157,7 +158,7 @@ func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
 		got := slices.Clone(order)
 		mu.Unlock()
 		if len(got) >= 2 {
-			if got[0] != status || got[1] != ledger {
+			if got[0] != status || got[1] != ledgerKey {
 				t.Fatalf("published in the order %v, want the status first", got)
 			}
 			return
