@@ -15,6 +15,7 @@ import (
 )
 
 func TestErrorText(t *testing.T) {
+	t.Parallel()
 	cause := errors.New("bucket gone")
 	for _, tc := range []struct {
 		err       *errcode.Error
@@ -35,6 +36,7 @@ func TestErrorText(t *testing.T) {
 }
 
 func TestPermanentAndRetryable(t *testing.T) {
+	t.Parallel()
 	cause := io.ErrUnexpectedEOF
 	p := errcode.Permanent(errcode.ChecksumMismatch, cause)
 	if p.Retryable || p.Code != errcode.ChecksumMismatch {
@@ -55,6 +57,7 @@ func TestPermanentAndRetryable(t *testing.T) {
 }
 
 func TestFrom(t *testing.T) {
+	t.Parallel()
 	if errcode.From(nil) != nil {
 		t.Fatal("From(nil) != nil")
 	}
@@ -86,6 +89,7 @@ func TestFrom(t *testing.T) {
 }
 
 func TestAllIsCompleteAndUnique(t *testing.T) {
+	t.Parallel()
 	// Contract §5: every code an export or connection test can report.
 	want := []errcode.Code{
 		"S3InvalidBucketName", "S3BucketNotFound", "S3BucketAccessDenied",
@@ -115,6 +119,7 @@ func TestAllIsCompleteAndUnique(t *testing.T) {
 // errcode.go and checks that each is in All or in ControlCodes, not both: a
 // new code cannot be forgotten by the metrics or the schemas.
 func TestEveryCodeConstantIsListed(t *testing.T) {
+	t.Parallel()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "errcode.go", nil, 0)
 	if err != nil {
