@@ -31,9 +31,9 @@ test-short:
 	$(GO) test -count=1 -short ./...
 	cd $(DEPLOY) && $(GO) test -count=1 -short ./...
 
-## race: the unit packages under the race detector
+## race: every package under the race detector (e2e too: -short keeps its quick tests)
 race:
-	$(GO) test -count=1 -race -short ./errcode/ ./event/ ./integration/ ./source/ ./exporter/ ./config/ ./fernet/ ./metrics/ ./ledger/ ./control/ ./daemon/
+	$(GO) test -count=1 -race -short -timeout 20m ./...
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each: a count of inputs, Nx; see scripts/fuzz.sh)
 fuzz:

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/iox"
 )
 
 // DefaultObjectStore is the object store the tools put artifacts in.
@@ -112,11 +113,11 @@ func (c *Client) PutArtifacts(ctx context.Context, bucket, tenant, scan string, 
 	for _, f := range files {
 		name := tenant + "/" + scan + "/" + f.Name
 		h := sha256.New()
-		cr := &countReader{r: io.TeeReader(f.Body, h)}
+		cr := iox.NewCountingReader(io.TeeReader(f.Body, h))
 		if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: name}, cr); err != nil {
 			return nil, fmt.Errorf("storing %s: %w", name, err)
 		}
-		size := cr.n
+		size := cr.N
 		out = append(out, event.Artifact{
 			Format: f.Format, Framework: f.Framework,
 			Source: "nats-os://" + bucket + "/" + name,
@@ -124,17 +125,6 @@ func (c *Client) PutArtifacts(ctx context.Context, bucket, tenant, scan string, 
 		})
 	}
 	return out, nil
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // ScanMsgID is the Nats-Msg-Id of a scan event: <tenant_id>.<scan_id>.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -90,39 +91,61 @@ type Config struct {
 }
 
 // Default returns the configuration with every default and no environment.
-// Tests build on it; TestDefaultMatchesTags keeps it equal to the tags.
+// The defaults are the struct tags' (the one place each is written, also
+// what Usage prints), parsed here; TestLoadDefaults keeps this equal to what
+// Load reads from an empty environment. Tests build on it.
 func Default() *Config {
-	return &Config{
-		NATSURL:               "nats://127.0.0.1:4222",
-		SubjectPrefix:         "prowler",
-		ManageStreams:         true,
-		StreamReplicas:        1,
-		ScanMaxAge:            168 * time.Hour,
-		DefaultRegion:         "us-east-1",
-		MetricsAddr:           ":9090",
-		LogLevel:              "info",
-		Concurrency:           64,
-		MaxInFlightScans:      32,
-		PartSize:              8 << 20,
-		MultipartThreshold:    16 << 20,
-		UploadTimeout:         30 * time.Minute,
-		AckWait:               60 * time.Second,
-		MaxDeliver:            10,
-		Backoff:               []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute},
-		InProcessRetries:      3,
-		RetryBaseDelay:        200 * time.Millisecond,
-		ShutdownGrace:         25 * time.Second,
-		ConsumerName:          "s3-exporter",
-		ConnectionTestTimeout: 20 * time.Second,
-		GlobalControl:         true,
-		ResponseTimeout:       60 * time.Second,
-		BreakerFailures:       5,
-		BreakerCooldown:       30 * time.Second,
-		MaxHeldScans:          128,
-		MaxTenantScans:        8,
-		StatusStreamBytes:     1 << 30,
-		DLQStreamBytes:        1 << 30,
+	c := &Config{}
+	v := reflect.ValueOf(c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		def, ok := f.Tag.Lookup("default")
+		if !ok {
+			continue
+		}
+		if err := setDefault(v.Field(i), def); err != nil {
+			// A tag that does not parse is a programming error, which
+			// every test building on Default reports.
+			panic(fmt.Sprintf("config: the default of %s: %v", f.Name, err))
+		}
 	}
+	return c
+}
+
+// setDefault parses a default tag into a field, for the kinds Config uses.
+func setDefault(f reflect.Value, def string) error {
+	switch f.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(def)
+		f.SetInt(int64(d))
+		return err
+	case []time.Duration:
+		var ds []time.Duration
+		for _, p := range strings.Split(def, ",") {
+			d, err := time.ParseDuration(p)
+			if err != nil {
+				return err
+			}
+			ds = append(ds, d)
+		}
+		f.Set(reflect.ValueOf(ds))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(def)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(def)
+		f.SetBool(b)
+		return err
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(def, 10, 64)
+		f.SetInt(n)
+		return err
+	default:
+		return fmt.Errorf("no default parser for %s", f.Type())
+	}
+	return nil
 }
 
 // Load reads the configuration from the environment and validates it. An
@@ -193,18 +216,6 @@ func Usage(w io.Writer) error {
 		return fmt.Errorf("config: usage: %w", err)
 	}
 	return tw.Flush()
-}
-
-// StreamName returns the name of a stream (or key-value bucket) of the given
-// kind: StreamName("SCANS") is "PROWLER_SCANS" with the default prefix.
-func (c *Config) StreamName(kind string) string {
-	return strings.ToUpper(c.SubjectPrefix) + "_" + strings.ToUpper(kind)
-}
-
-// Subject returns the prefix and parts joined by dots:
-// Subject("scans", "completed", ">") is "prowler.scans.completed.>".
-func (c *Config) Subject(parts ...string) string {
-	return strings.Join(append([]string{c.SubjectPrefix}, parts...), ".")
 }
 
 // BackoffFor returns the delay to ask for (NakWithDelay) after delivery number

@@ -167,8 +167,8 @@ func TestLoadFromEnvironment(t *testing.T) {
 	if !reflect.DeepEqual(c.Backoff, []time.Duration{time.Second, 2 * time.Second}) || c.AckWait != 150*time.Second || c.PartSize != 16<<20 {
 		t.Errorf("durations/sizes not read: %v %v %v", c.Backoff, c.AckWait, c.PartSize)
 	}
-	if got := c.StreamName("scans"); got != "ACME-PROD_SCANS" {
-		t.Errorf("StreamName = %q", got)
+	if c.SubjectPrefix != "acme-prod" {
+		t.Errorf("SubjectPrefix = %q", c.SubjectPrefix)
 	}
 }
 
@@ -348,22 +348,6 @@ func TestUsageListsEveryVariable(t *testing.T) {
 
 func TestHelpers(t *testing.T) {
 	c := Default()
-	if got := c.StreamName("SCANS"); got != "PROWLER_SCANS" {
-		t.Errorf("StreamName(SCANS) = %q", got)
-	}
-	if got := c.StreamName("exports"); got != "PROWLER_EXPORTS" {
-		t.Errorf("StreamName(exports) = %q", got)
-	}
-	if got := c.Subject("scans", "completed", ">"); got != "prowler.scans.completed.>" {
-		t.Errorf("Subject = %q", got)
-	}
-	if got := c.Subject(); got != "prowler" {
-		t.Errorf("Subject() = %q", got)
-	}
-	c.SubjectPrefix = "acme"
-	if got := c.Subject("dlq", "scans", "t1"); got != "acme.dlq.scans.t1" {
-		t.Errorf("Subject = %q", got)
-	}
 
 	backoff := []struct {
 		attempt int

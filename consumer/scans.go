@@ -11,6 +11,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/internal/clock"
 	"github.com/prowler-cloud/s3-exporter/ledger"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
@@ -219,14 +220,7 @@ func (c *ScanConsumer) Shutdown(ctx context.Context) error {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { clock.Sleep(ctx, d) }
 
 // handle processes one scan-completed message: it gathers the facts decide
 // needs, through the ports, and carries out what decide says.

@@ -183,6 +183,9 @@ func TestAssumeRoleThroughSTS(t *testing.T) {
 // credentials, never with the expired ones (whose account is deleted when
 // they expire, so any use of them would fail).
 func TestAssumedRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for assumed credentials to near their expiry")
+	}
 	const lifetime = 6 * time.Second
 	e, sts, b, first := stsEnv(t, func(o *exporter.ClientOptions) { o.CredentialExpiryWindow = time.Second })
 	const tenant = "tenant-refresh"

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -52,17 +51,18 @@ func TestSIGKILLedReplicaLosesNothing(t *testing.T) {
 	pubErr := make(chan error, 1)
 	go func() { pubErr <- publishLoad(e.cl, scans, 2, 300*time.Millisecond) }()
 
+	rng := testutil.Rand(t)       // when to kill: logged, replayable
 	orphaned := map[string]bool{} // multipart uploads a kill left open
 	for k := 0; k < kills; k++ {
 		if k%2 == 0 {
-			time.Sleep(time.Duration(200+rand.IntN(1000)) * time.Millisecond)
+			time.Sleep(time.Duration(200+rng.IntN(1000)) * time.Millisecond)
 		} else {
 			// Wait (a little) for a multipart upload under way.
 			deadline := time.Now().Add(3 * time.Second)
 			for len(e.multipartUploads(b)) == 0 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
+			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
 		}
 		before := e.multipartUploads(b)
 		victim.kill()

@@ -137,6 +137,9 @@ func TestMalformedEventsAreDeadLetteredAndTheConsumerGoesOn(t *testing.T) {
 }
 
 func TestS3OutageIsRetriedUntilEverythingLands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: stops and restarts an S3 server of its own")
+	}
 	own, err := testutil.RunS3(testutil.S3Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/clock"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
@@ -520,12 +521,7 @@ func followExports(t *testing.T, js jetstream.JetStream) *exportTally {
 	return tl
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { clock.Sleep(ctx, d) }
 
 func (tl *exportTally) add(st event.ExportStatus) {
 	tl.mu.Lock()

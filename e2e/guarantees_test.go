@@ -77,6 +77,9 @@ func brokenBucketEnv(t *testing.T, mutate func(*config.Config)) (*env, *testutil
 }
 
 func TestAHealthyIntegrationIsNotReuploadedWhenTheScanIsRetriedForABrokenOne(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for redeliveries")
+	}
 	e, proxy := brokenBucketEnv(t, nil)
 	good, broken := e.bucket("good"), e.bucket("broken")
 	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + broken})
@@ -114,6 +117,9 @@ func TestAHealthyIntegrationIsNotReuploadedWhenTheScanIsRetriedForABrokenOne(t *
 }
 
 func TestRetriesRunOutIntoFailedAndTheDeadLetterQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out every redelivery of a scan")
+	}
 	e, proxy := brokenBucketEnv(t, func(c *config.Config) { c.MaxDeliver = 2 })
 	b := e.bucket("hopeless")
 	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + b})
@@ -140,6 +146,9 @@ func TestRetriesRunOutIntoFailedAndTheDeadLetterQueue(t *testing.T) {
 }
 
 func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for redeliveries")
+	}
 	e, proxy := brokenBucketEnv(t, func(c *config.Config) {
 		c.Backoff = []time.Duration{time.Second}
 		c.MaxDeliver = 50
@@ -197,6 +206,9 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 // every file had landed (the replicas died before publishing the status),
 // the export is succeeded and nothing is dead-lettered.
 func TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out every redelivery of a scan")
+	}
 	t.Run("nothing landed", func(t *testing.T) { testDeliveriesAllDie(t, false) })
 	t.Run("everything landed", func(t *testing.T) { testDeliveriesAllDie(t, true) })
 }

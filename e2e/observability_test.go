@@ -22,6 +22,9 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 func TestHealthReadinessAndMetricsFollowTheExporter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the replica to notice that NATS is gone")
+	}
 	e := newEnv(t, nil)
 	base := "http://" + e.d.MetricsAddr()
 	if code, body := httpGet(t, base+"/healthz"); code != http.StatusOK {

@@ -38,13 +38,20 @@ const (
 	InternalError Code = "InternalError"
 )
 
-// All lists every code, for pre-creating metric series.
+// All lists every code an export or a connection test reports (contract
+// §5): the values of the metrics' "code" label, pre-created, and of the
+// status schema's errorCode. ControlCodes lists the rest; a test keeps the
+// two lists covering every constant above.
 var All = []Code{
 	S3InvalidBucketName, S3BucketNotFound, S3BucketAccessDenied, S3InvalidBucketRegion,
 	S3IllegalLocationConstraint, S3ClientError, AWSInvalidCredentials, AWSNoCredentials,
 	AWSAssumeRoleError, InvalidConfiguration, S3TestConnectionError, SourceNotFound,
 	SourceRefused, ChecksumMismatch, Timeout,
 }
+
+// ControlCodes lists the codes only a control reply carries (contract §7):
+// never an export's, so not in All nor in the metrics.
+var ControlCodes = []Code{InvalidRequest, InternalError}
 
 // Error is a classified error: a contract code, whether trying again may help,
 // and the cause.
@@ -98,6 +105,3 @@ func From(err error) *Error {
 	}
 	return Retryable(S3TestConnectionError, err)
 }
-
-// IsRetryable reports whether err may succeed when tried again.
-func IsRetryable(err error) bool { return From(err).Retryable }

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 )
 
 func TestErrorText(t *testing.T) {
+	t.Parallel()
 	cause := errors.New("bucket gone")
 	for _, tc := range []struct {
 		err       *errcode.Error
@@ -31,6 +36,7 @@ func TestErrorText(t *testing.T) {
 }
 
 func TestPermanentAndRetryable(t *testing.T) {
+	t.Parallel()
 	cause := io.ErrUnexpectedEOF
 	p := errcode.Permanent(errcode.ChecksumMismatch, cause)
 	if p.Retryable || p.Code != errcode.ChecksumMismatch {
@@ -51,6 +57,7 @@ func TestPermanentAndRetryable(t *testing.T) {
 }
 
 func TestFrom(t *testing.T) {
+	t.Parallel()
 	if errcode.From(nil) != nil {
 		t.Fatal("From(nil) != nil")
 	}
@@ -59,7 +66,7 @@ func TestFrom(t *testing.T) {
 	if got := errcode.From(wrapped); got != inner {
 		t.Errorf("From(wrapped) = %v, want the inner *Error", got)
 	}
-	if errcode.IsRetryable(wrapped) {
+	if errcode.From(wrapped).Retryable {
 		t.Error("a wrapped permanent error is retryable")
 	}
 
@@ -74,9 +81,6 @@ func TestFrom(t *testing.T) {
 	if got.Code != errcode.S3TestConnectionError || !got.Retryable || !errors.Is(got, other) {
 		t.Errorf("From(other) = %+v", got)
 	}
-	if !errcode.IsRetryable(other) {
-		t.Error("an unclassified error is not retryable")
-	}
 	// A joined error holding a classified one yields the classified one.
 	joined := errors.Join(errors.New("a"), inner)
 	if errcode.From(joined) != inner {
@@ -85,6 +89,7 @@ func TestFrom(t *testing.T) {
 }
 
 func TestAllIsCompleteAndUnique(t *testing.T) {
+	t.Parallel()
 	// Contract §5: every code an export or connection test can report.
 	want := []errcode.Code{
 		"S3InvalidBucketName", "S3BucketNotFound", "S3BucketAccessDenied",
@@ -107,5 +112,55 @@ func TestAllIsCompleteAndUnique(t *testing.T) {
 	}
 	if len(errcode.All) != len(want) {
 		t.Errorf("All has %d codes, the contract %d", len(errcode.All), len(want))
+	}
+}
+
+// TestEveryCodeConstantIsListed reads the Code constants declared in
+// errcode.go and checks that each is in All or in ControlCodes, not both: a
+// new code cannot be forgotten by the metrics or the schemas.
+func TestEveryCodeConstantIsListed(t *testing.T) {
+	t.Parallel()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "errcode.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
+				continue
+			}
+			for _, v := range vs.Values {
+				lit, ok := v.(*ast.BasicLit)
+				if !ok {
+					t.Fatalf("a Code constant is not a string literal: %T", v)
+				}
+				declared = append(declared, strings.Trim(lit.Value, "`\""))
+			}
+		}
+	}
+	if len(declared) < 17 {
+		t.Fatalf("found %d Code constants in errcode.go: %v", len(declared), declared)
+	}
+	listed := map[string]int{}
+	for _, c := range errcode.All {
+		listed[string(c)]++
+	}
+	for _, c := range errcode.ControlCodes {
+		listed[string(c)]++
+	}
+	for _, c := range declared {
+		if n := listed[c]; n != 1 {
+			t.Errorf("code %s is listed %d times in All and ControlCodes, want once", c, n)
+		}
+	}
+	if len(listed) != len(declared) {
+		t.Errorf("All and ControlCodes list %d codes, errcode.go declares %d", len(listed), len(declared))
 	}
 }

@@ -34,7 +34,7 @@ func FuzzDecodeScan(f *testing.F) {
 			if s != nil {
 				t.Fatal("an error came with a scan")
 			}
-			if !event.IsMalformed(err) {
+			if !isMalformed(err) {
 				t.Fatalf("error %v (%T) is not a *MalformedError", err, err)
 			}
 			return

@@ -65,6 +65,7 @@ func assertNoSecret(t *testing.T, what, out string) {
 }
 
 func TestCredentialsRedactedByFmt(t *testing.T) {
+	t.Parallel()
 	c := secretCreds()
 	h := secretHolder()
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%T %v"} {
@@ -99,6 +100,7 @@ func TestCredentialsRedactedByFmt(t *testing.T) {
 }
 
 func TestCredentialsRedactedByJSON(t *testing.T) {
+	t.Parallel()
 	c := secretCreds()
 	h := secretHolder()
 	for name, v := range map[string]any{
@@ -134,6 +136,7 @@ func TestCredentialsRedactedByJSON(t *testing.T) {
 }
 
 func TestCredentialsRedactedByZap(t *testing.T) {
+	t.Parallel()
 	c := secretCreds()
 	h := secretHolder()
 	fields := []zap.Field{
@@ -178,6 +181,7 @@ func TestCredentialsRedactedByZap(t *testing.T) {
 }
 
 func TestCredentialsWire(t *testing.T) {
+	t.Parallel()
 	in := []byte(`{"aws_access_key_id":"` + accessKeyID + `","aws_secret_access_key":"` + secretKey +
 		`","aws_session_token":"` + sessionToken + `","role_arn":"arn:aws:iam::123456789012:role/R","external_id":"e",` +
 		`"role_session_name":"n","session_duration":900,"unknown":1}`)
@@ -213,6 +217,7 @@ func TestCredentialsWire(t *testing.T) {
 }
 
 func TestCredentialsEmptyAndMask(t *testing.T) {
+	t.Parallel()
 	if !(event.Credentials{}).Empty() {
 		t.Error("zero credentials are not Empty")
 	}

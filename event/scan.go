@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -93,12 +92,6 @@ func malformed(format string, args ...any) error {
 		r = r[:cut] + "…"
 	}
 	return &MalformedError{Reason: r}
-}
-
-// IsMalformed reports whether err is a *MalformedError.
-func IsMalformed(err error) bool {
-	var m *MalformedError
-	return errors.As(err, &m)
 }
 
 // Limits of a scan-completed event (contract v1.1 §3). An event over them is

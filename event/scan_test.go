@@ -55,6 +55,7 @@ func mustJSON(t testing.TB, v any) []byte {
 }
 
 func TestDecodeScanValid(t *testing.T) {
+	t.Parallel()
 	s, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, validScan()))
 	if err != nil {
 		t.Fatalf("DecodeScan: %v", err)
@@ -87,6 +88,7 @@ func TestDecodeScanValid(t *testing.T) {
 }
 
 func TestDecodeScanOptionalFields(t *testing.T) {
+	t.Parallel()
 	m := validScan()
 	delete(m, "completed_at")
 	delete(m["provider"].(map[string]any), "type")
@@ -110,6 +112,7 @@ func TestDecodeScanOptionalFields(t *testing.T) {
 }
 
 func TestDecodeScanUnknownFieldsIgnored(t *testing.T) {
+	t.Parallel()
 	m := validScan()
 	m["engine_version"] = "5.10.0"
 	m["provider"].(map[string]any)["alias"] = "prod"
@@ -121,6 +124,7 @@ func TestDecodeScanUnknownFieldsIgnored(t *testing.T) {
 }
 
 func TestDecodeScanNonUTCStart(t *testing.T) {
+	t.Parallel()
 	m := validScan()
 	m["started_at"] = "2025-08-05T14:00:00+02:00"
 	s, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m))
@@ -133,6 +137,7 @@ func TestDecodeScanNonUTCStart(t *testing.T) {
 }
 
 func TestDecodeScanMalformed(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		change func(m map[string]any)
@@ -199,8 +204,8 @@ func checkMalformed(t *testing.T, s *event.ScanCompleted, err error, reason stri
 	if !errors.As(err, &m) {
 		t.Fatalf("error %v (%T) is not a *MalformedError", err, err)
 	}
-	if !event.IsMalformed(err) {
-		t.Error("IsMalformed = false")
+	if !isMalformed(err) {
+		t.Error("not a *MalformedError")
 	}
 	if !strings.Contains(m.Reason, reason) {
 		t.Errorf("reason %q does not say %q", m.Reason, reason)
@@ -211,6 +216,7 @@ func checkMalformed(t *testing.T, s *event.ScanCompleted, err error, reason stri
 }
 
 func TestDecodeScanBadJSON(t *testing.T) {
+	t.Parallel()
 	valid := string(mustJSON(t, validScan()))
 	for _, tc := range []struct{ name, data, reason string }{
 		{"empty", "", "invalid JSON"},
@@ -236,6 +242,7 @@ func TestDecodeScanBadJSON(t *testing.T) {
 }
 
 func TestDecodeScanSubject(t *testing.T) {
+	t.Parallel()
 	data := mustJSON(t, validScan())
 	for _, subj := range []string{
 		"prowler.scans.completed.t1",
@@ -262,6 +269,7 @@ func TestDecodeScanSubject(t *testing.T) {
 }
 
 func TestDecodeScanSHA256UpperCase(t *testing.T) {
+	t.Parallel()
 	m := validScan()
 	artifact(m, 0)["sha256"] = strings.ToUpper(sha)
 	if _, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m)); err != nil {
@@ -270,6 +278,7 @@ func TestDecodeScanSHA256UpperCase(t *testing.T) {
 }
 
 func TestDecodeScanReasonIsBounded(t *testing.T) {
+	t.Parallel()
 	// A reason quotes values from the event; a huge value must not make a
 	// huge reason (it travels in a dead letter's header).
 	for name, change := range map[string]func(m map[string]any){
@@ -305,11 +314,12 @@ func withArtifacts(n int) map[string]any {
 
 // Contract v1.1 §3: at most 256 artifacts and 1 MiB per event.
 func TestDecodeScanLimits(t *testing.T) {
+	t.Parallel()
 	if _, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, withArtifacts(event.MaxScanArtifacts))); err != nil {
 		t.Fatalf("%d artifacts: %v", event.MaxScanArtifacts, err)
 	}
 	_, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, withArtifacts(event.MaxScanArtifacts+1)))
-	if !event.IsMalformed(err) || !strings.Contains(err.Error(), "257 artifacts") {
+	if !isMalformed(err) || !strings.Contains(err.Error(), "257 artifacts") {
 		t.Fatalf("%d artifacts: %v, want malformed", event.MaxScanArtifacts+1, err)
 	}
 
@@ -323,7 +333,7 @@ func TestDecodeScanLimits(t *testing.T) {
 	}
 	over := append(mustJSON(t, validScan()), bytes.Repeat([]byte("x"), event.MaxScanBytes)...)
 	_, err = event.DecodeScan(prefix, scanSubject, over[:event.MaxScanBytes+1])
-	if !event.IsMalformed(err) || !strings.Contains(err.Error(), "over the limit") {
+	if !isMalformed(err) || !strings.Contains(err.Error(), "over the limit") {
 		t.Fatalf("1 MiB + 1: %v, want malformed for its size", err)
 	}
 }
@@ -331,6 +341,7 @@ func TestDecodeScanLimits(t *testing.T) {
 // Contract v1.1 §3: compliance-ocsf, with a framework required and unique
 // within its format (the same framework may come as CSV and as OCSF).
 func TestDecodeScanComplianceOCSF(t *testing.T) {
+	t.Parallel()
 	m := validScan()
 	arts := m["artifacts"].([]any)
 	m["artifacts"] = append(arts,
@@ -356,8 +367,15 @@ func TestDecodeScanComplianceOCSF(t *testing.T) {
 		m["artifacts"] = append(m["artifacts"].([]any),
 			map[string]any{"format": "compliance-ocsf", "framework": "cis_controls_8.1", "source": "nats-os://PROWLER_OUTPUTS/t1/s1/ctl.ocsf.json"}, tc.art)
 		_, err := event.DecodeScan(prefix, scanSubject, mustJSON(t, m))
-		if !event.IsMalformed(err) || !strings.Contains(err.Error(), tc.reason) {
+		if !isMalformed(err) || !strings.Contains(err.Error(), tc.reason) {
 			t.Errorf("%s: %v, want malformed saying %q", tc.name, err, tc.reason)
 		}
 	}
+}
+
+// isMalformed reports whether err is a *MalformedError, as the consumer
+// tells a malformed event (dead-lettered at once) from a failure.
+func isMalformed(err error) bool {
+	var m *event.MalformedError
+	return errors.As(err, &m)
 }

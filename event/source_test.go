@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseSource(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		raw  string
 		want event.Source
@@ -32,6 +33,7 @@ func TestParseSource(t *testing.T) {
 }
 
 func TestParseSourceRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ raw, why string }{
 		{"", "want nats-os"},
 		{"out.csv", "want nats-os"},
@@ -62,6 +64,7 @@ func TestParseSourceRefused(t *testing.T) {
 }
 
 func TestSourceString(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{"nats-os://B/t1/s1/x.csv", "file:///var/x.csv"} {
 		s, err := event.ParseSource(raw)
 		if err != nil {
@@ -74,6 +77,7 @@ func TestSourceString(t *testing.T) {
 }
 
 func TestCleanObjectName(t *testing.T) {
+	t.Parallel()
 	for name, want := range map[string]bool{
 		"t1/s1/x.csv":         true,
 		"t1/s1/dir/x.csv":     true,

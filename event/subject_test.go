@@ -9,6 +9,7 @@ import (
 )
 
 func TestSubject(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		got, want string
 	}{
@@ -25,6 +26,7 @@ func TestSubject(t *testing.T) {
 }
 
 func TestSubjectTokens(t *testing.T) {
+	t.Parallel()
 	toks, err := event.SubjectTokens("prowler.integrations.changed.t1.i1", "prowler", event.IntegrationsChanged, 2)
 	if err != nil || !slices.Equal(toks, []string{"t1", "i1"}) {
 		t.Fatalf("SubjectTokens = %v, %v", toks, err)
@@ -46,6 +48,7 @@ func TestSubjectTokens(t *testing.T) {
 }
 
 func TestValidID(t *testing.T) {
+	t.Parallel()
 	for id, want := range map[string]bool{
 		"0b7e3c1e-5a6f-4d1e-9a3b-2f4c5d6e7f80": true,
 		"tenant_1":                             true,

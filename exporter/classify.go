@@ -99,9 +99,7 @@ func classify(op string, err error) *errcode.Error {
 			return wrap(errcode.S3ClientError, false)
 		}
 	}
-	if isNetwork(err) {
-		return wrap(errcode.S3TestConnectionError, true)
-	}
+	// Network errors and anything unrecognised: worth another try.
 	return wrap(errcode.S3TestConnectionError, true)
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -21,6 +20,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/clock"
+	"github.com/prowler-cloud/s3-exporter/internal/iox"
 	"github.com/prowler-cloud/s3-exporter/sched"
 	"github.com/prowler-cloud/s3-exporter/source"
 )
@@ -371,14 +372,7 @@ func (e *Exporter) attempt(ctx context.Context, scan *event.ScanCompleted, ig *i
 }
 
 // sleep waits for d or until ctx ends, whichever comes first.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { clock.Sleep(ctx, d) }
 
 // upload streams one artifact to one bucket.
 //
@@ -417,7 +411,7 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		rec, err := putSmall(ctx, cl, ig.Bucket, po, a, key, src.Size, src)
 		return sum.record(rec), err, true
 	}
-	body := &countingReader{r: src}
+	body := iox.NewCountingReader(src)
 	in := &tm.UploadObjectInput{
 		Bucket: aws.String(ig.Bucket),
 		Key:    aws.String(key),
@@ -456,7 +450,7 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	}
 	return sum.record(&event.ObjectRecord{
 		Format: a.Format, Framework: a.Framework, Key: key,
-		Size: body.n, ETag: trimQuotes(aws.ToString(out.ETag)),
+		Size: body.N, ETag: trimQuotes(aws.ToString(out.ETag)),
 	}), nil, true
 }
 
@@ -493,15 +487,4 @@ func trimQuotes(s string) string {
 		return s[1 : len(s)-1]
 	}
 	return s
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -264,15 +264,6 @@ func ParseKeys(s string) (*Keys, error) {
 	return ks, nil
 }
 
-// NewKeys makes a key set of keys, the first of which encrypts. It panics
-// when given none, a programming error.
-func NewKeys(keys ...*Key) *Keys {
-	if len(keys) == 0 {
-		panic("fernet: NewKeys needs at least one key")
-	}
-	return &Keys{keys: append([]*Key(nil), keys...)}
-}
-
 // Len is the number of keys.
 func (ks *Keys) Len() int { return len(ks.keys) }
 

@@ -57,6 +57,7 @@ func tokenTime(t *testing.T, token string) time.Time {
 // TestDecryptPythonFixture checks interoperability with the token Python's
 // cryptography package made (testdata/make_fixture.py).
 func TestDecryptPythonFixture(t *testing.T) {
+	t.Parallel()
 	f := loadFixture(t)
 	k := mustKey(t, f.Key)
 	issued := tokenTime(t, f.Token)
@@ -92,6 +93,7 @@ func TestDecryptPythonFixture(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	ks, err := GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +128,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestDecryptFailures(t *testing.T) {
+	t.Parallel()
 	f := loadFixture(t)
 	k := mustKey(t, f.Key)
 	issued := tokenTime(t, f.Token)
@@ -192,6 +195,7 @@ func TestDecryptFailures(t *testing.T) {
 }
 
 func TestParseKey(t *testing.T) {
+	t.Parallel()
 	good := "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="
 	for _, s := range []string{good, strings.TrimRight(good, "="), " " + good + "\n"} {
 		if _, err := ParseKey(s); err != nil {
@@ -218,6 +222,7 @@ func TestParseKey(t *testing.T) {
 }
 
 func TestKeyNeverPrints(t *testing.T) {
+	t.Parallel()
 	k := mustKey(t, "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")
 	raw, _ := base64.URLEncoding.DecodeString("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=")
 	signing := fmt.Sprint(raw[:16])
@@ -272,6 +277,7 @@ func parseTime(t *testing.T, s string) time.Time {
 // two invalid vectors are ones Python's cryptography 38 leniently accepts; the
 // spec and this package reject them.)
 func TestSpecVectors(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("testdata/spec_vectors.json")
 	if err != nil {
 		t.Fatal(err)

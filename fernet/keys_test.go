@@ -11,6 +11,7 @@ import (
 // Rotation as MultiFernet: the first key encrypts, every key decrypts, and
 // a token of a key not in the set is refused.
 func TestKeysRotation(t *testing.T) {
+	t.Parallel()
 	oldS, _ := GenerateKey()
 	newS, _ := GenerateKey()
 	strayS, _ := GenerateKey()
@@ -52,6 +53,7 @@ func TestKeysRotation(t *testing.T) {
 }
 
 func TestParseKeysRefusesBadLists(t *testing.T) {
+	t.Parallel()
 	good, _ := GenerateKey()
 	for _, s := range []string{"", ",", good + ",", "," + good, good + ",," + good, good + ",not-a-key"} {
 		ks, err := ParseKeys(s)
@@ -70,6 +72,7 @@ func TestParseKeysRefusesBadLists(t *testing.T) {
 }
 
 func TestKeysNeverPrint(t *testing.T) {
+	t.Parallel()
 	s, _ := GenerateKey()
 	ks, err := ParseKeys(s + "," + s)
 	if err != nil {

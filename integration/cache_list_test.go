@@ -8,6 +8,7 @@ import (
 )
 
 func TestCacheListHoldsOneTenantOnlySortedByID(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	c.Put(ig("t1", "b", true, "p1"))
 	c.Put(ig("t1", "a", false)) // disabled and without providers: still listed

@@ -11,6 +11,7 @@ import (
 // disabling and deleting show at once, and the caller may change the slice
 // it gets without changing the cache.
 func TestCacheSelectionFollowsChanges(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	c.Put(ig("t", "b", true, "p"))
 	c.Put(ig("t", "a", false, "p"))

@@ -25,6 +25,7 @@ func ids(igs []*integration.Integration) []string {
 }
 
 func TestCacheSelect(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	c.Put(ig("t1", "b", true, "p1", "p2"))
 	c.Put(ig("t1", "a", true, "p1"))
@@ -63,6 +64,7 @@ func TestCacheSelect(t *testing.T) {
 }
 
 func TestCacheSelectOrder(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	want := []string{}
 	for i := 20; i > 0; i-- {
@@ -77,6 +79,7 @@ func TestCacheSelectOrder(t *testing.T) {
 }
 
 func TestCacheUpdateMovesProviders(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	c.Put(ig("t1", "i1", true, "p1", "p2"))
 	c.Put(ig("t1", "i1", true, "p2", "p3"))
@@ -120,6 +123,7 @@ func TestCacheUpdateMovesProviders(t *testing.T) {
 }
 
 func TestCacheDelete(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	c.Put(ig("t1", "i1", true, "p1"))
 	c.Put(ig("t1", "i2", true, "p1"))
@@ -152,6 +156,7 @@ func TestCacheDelete(t *testing.T) {
 }
 
 func TestCacheStatusAndCounts(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	c.Put(ig("t1", "up", true, "p"))
 	c.Put(ig("t1", "down", true, "p"))
@@ -197,6 +202,7 @@ func TestCacheStatusAndCounts(t *testing.T) {
 }
 
 func TestCacheWaitApplied(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	ctx := context.Background()
 	if !c.WaitApplied(ctx, 0, time.Millisecond) {
@@ -251,6 +257,7 @@ func TestCacheWaitApplied(t *testing.T) {
 }
 
 func TestCacheConcurrent(t *testing.T) {
+	t.Parallel()
 	c := integration.NewCache()
 	const writers, n = 4, 200
 	var wg sync.WaitGroup

@@ -18,6 +18,7 @@ import (
 // identity would write; refused unless the operator allows it, with a
 // message naming the setting.
 func TestAmbientCredentialsNeedTheSetting(t *testing.T) {
+	t.Parallel()
 	key := newKey(t)
 	refusing := &integration.Parser{Prefix: "prowler", AllowPlaintext: true, Key: key}
 	allowing := &integration.Parser{Prefix: "prowler", AllowPlaintext: true, Key: key, AllowAmbient: true}
@@ -62,6 +63,7 @@ func TestAmbientCredentialsNeedTheSetting(t *testing.T) {
 // tenant ID as external ID; another one is refused at parse time, that is
 // before any STS call. With the tenant's own keys the external ID is theirs.
 func TestExternalIDOfTheExportersIdentityIsTheTenant(t *testing.T) {
+	t.Parallel()
 	key := newKey(t)
 	p := &integration.Parser{Prefix: "prowler", AllowPlaintext: true, Key: key}
 	const role = "arn:aws:iam::123456789012:role/ProwlerScan"
@@ -118,6 +120,7 @@ func TestExternalIDOfTheExportersIdentityIsTheTenant(t *testing.T) {
 var stsSessionName = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 
 func TestDefaultSessionName(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ tenant, want string }{
 		{"t1", "prowler-t1"},
 		{"0b7e-AB_c=d", "prowler-0b7e-AB_c=d"},
@@ -148,6 +151,7 @@ func TestDefaultSessionName(t *testing.T) {
 // Contract v1.1 §2: a token may say whose it is; then it must be this
 // integration's. Tokens that say nothing (Prowler App's) are accepted.
 func TestTenantBoundTokens(t *testing.T) {
+	t.Parallel()
 	key := newKey(t)
 	p := &integration.Parser{Prefix: "prowler", Key: key}
 	base := map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey}
@@ -197,10 +201,17 @@ func TestTenantBoundTokens(t *testing.T) {
 
 // S3EXPORTER_CREDENTIALS_KEY with several keys: tokens of each decrypt.
 func TestParserWithSeveralKeys(t *testing.T) {
-	oldKey, newKeyS := newKey(t), ""
-	newKeyS, _ = fernet.GenerateKey()
+	t.Parallel()
+	// As the operator sets it: the new key first (it encrypts), then the old.
+	newKeyS, _ := fernet.GenerateKey()
+	oldKeyS, _ := fernet.GenerateKey()
 	nk, _ := fernet.ParseKey(newKeyS)
-	p := &integration.Parser{Prefix: "prowler", Key: fernet.NewKeys(nk, oldKey)}
+	oldKey, _ := fernet.ParseKey(oldKeyS)
+	keys, err := fernet.ParseKeys(newKeyS + "," + oldKeyS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &integration.Parser{Prefix: "prowler", Key: keys}
 	for name, k := range map[string]*fernet.Key{"old": oldKey, "new": nk} {
 		m := upsert()
 		payload(m)["encrypted_credentials"] = encrypt(t, k, map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey})
@@ -212,11 +223,12 @@ func TestParserWithSeveralKeys(t *testing.T) {
 	m := upsert()
 	tok, _ := stray.Encrypt([]byte(`{"aws_access_key_id":"a","aws_secret_access_key":"b"}`), time.Now())
 	payload(m)["encrypted_credentials"] = string(tok)
-	_, err := p.ParseChange(changeSubject, mustJSON(t, m))
+	_, err = p.ParseChange(changeSubject, mustJSON(t, m))
 	wantCode(t, "token of a key outside the set", err, errcode.InvalidConfiguration)
 }
 
 func TestSigningKeyAndFingerprint(t *testing.T) {
+	t.Parallel()
 	creds := event.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretKey, RoleARN: "arn:aws:iam::123456789012:role/R",
 		ExternalID: "t1", RoleSessionName: "s", SessionDuration: 900}
 	a := &integration.Integration{TenantID: "t1", ID: "i1", Bucket: "b", Credentials: creds}

@@ -78,6 +78,7 @@ func encrypt(t testing.TB, k *fernet.Key, creds map[string]any) string {
 }
 
 func TestParseChangeUpsert(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	ch, err := p.ParseChange(changeSubject, mustJSON(t, upsert()))
 	if err != nil {
@@ -105,6 +106,7 @@ func TestParseChangeUpsert(t *testing.T) {
 }
 
 func TestParseChangeDefaults(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	m := upsert()
 	delete(payload(m), "enabled")
@@ -135,6 +137,7 @@ func TestParseChangeDefaults(t *testing.T) {
 }
 
 func TestParseChangeOptionalConfiguration(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	m := upsert()
 	payload(m)["configuration"] = map[string]any{
@@ -167,6 +170,7 @@ func TestParseChangeOptionalConfiguration(t *testing.T) {
 }
 
 func TestParseChangeRejected(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	for _, tc := range []struct {
 		name   string
@@ -216,6 +220,7 @@ func TestParseChangeRejected(t *testing.T) {
 }
 
 func TestParseChangeIDsMustBeTokens(t *testing.T) {
+	t.Parallel()
 	// A subject token can't hold '.', but a payload may claim an id the
 	// subject can't carry: it must not be cached under an unusable key.
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
@@ -226,6 +231,7 @@ func TestParseChangeIDsMustBeTokens(t *testing.T) {
 }
 
 func TestParseChangeBadSubject(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	data := mustJSON(t, upsert())
 	for _, subj := range []string{
@@ -247,6 +253,7 @@ func TestParseChangeBadSubject(t *testing.T) {
 }
 
 func TestParseChangeOtherTypeIgnored(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	for _, typ := range []string{"jira", "aws_security_hub", ""} {
 		m := upsert()
@@ -264,6 +271,7 @@ func TestParseChangeOtherTypeIgnored(t *testing.T) {
 }
 
 func TestParseChangeDelete(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	data := []byte(`{"action":"delete","integration":{"id":"i1","tenant_id":"t1"}}`)
 	ch, err := p.ParseChange(changeSubject, data)
@@ -282,6 +290,7 @@ func TestParseChangeDelete(t *testing.T) {
 }
 
 func TestPlaintextCredentials(t *testing.T) {
+	t.Parallel()
 	creds := map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey, "aws_session_token": sessionToken}
 	m := upsert()
 	payload(m)["credentials"] = creds
@@ -317,6 +326,7 @@ func TestPlaintextCredentials(t *testing.T) {
 }
 
 func TestEncryptedCredentials(t *testing.T) {
+	t.Parallel()
 	key := newKey(t)
 	p := &integration.Parser{Prefix: "prowler", Key: key}
 	m := upsert()
@@ -339,6 +349,7 @@ func TestEncryptedCredentials(t *testing.T) {
 }
 
 func TestEncryptedCredentialsRejected(t *testing.T) {
+	t.Parallel()
 	key := newKey(t)
 	other := newKey(t)
 	secretJSON := map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey, "aws_session_token": sessionToken}
@@ -413,6 +424,7 @@ func assertNoSecret(t *testing.T, what, out string) {
 }
 
 func TestCredentialRules(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowPlaintext: true, RoleARNPattern: "arn:aws:iam::*:role/Prowler*"}
 	const role = "arn:aws:iam::123456789012:role/ProwlerScan"
 	ok := []struct {
@@ -486,6 +498,7 @@ func TestCredentialRules(t *testing.T) {
 }
 
 func TestBuild(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowAmbient: true}
 	in := event.IntegrationPayload{ID: "i1", TenantID: "t1", Providers: []string{"p1"},
 		Configuration: event.Configuration{BucketName: "bucket", OutputDirectory: " x "}}
@@ -511,6 +524,7 @@ func TestBuild(t *testing.T) {
 }
 
 func TestIntegrationRedacted(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowPlaintext: true}
 	m := upsert()
 	payload(m)["credentials"] = map[string]any{"aws_access_key_id": accessKeyID, "aws_secret_access_key": secretKey, "aws_session_token": sessionToken}
@@ -563,6 +577,7 @@ func TestIntegrationRedacted(t *testing.T) {
 }
 
 func TestParseChangeRefusesTrailingData(t *testing.T) {
+	t.Parallel()
 	p := &integration.Parser{Prefix: "prowler", AllowPlaintext: true}
 	body := `{"action":"delete","integration":{"id":"i1","tenant_id":"t1"}}`
 	if _, err := p.ParseChange("prowler.integrations.changed.t1.i1", []byte(body+"\n")); err != nil {

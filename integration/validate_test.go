@@ -29,6 +29,7 @@ func wantCode(t *testing.T, what string, err error, code errcode.Code) {
 }
 
 func TestNormalizeOutputDirectory(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"//test//a///":                      "test/a",
 		"":                                  "output",
@@ -76,6 +77,7 @@ func TestNormalizeOutputDirectory(t *testing.T) {
 // normalisation must stay linear (a quadratic one runs past the test
 // timeout), and a rejection must not repeat the whole input.
 func TestNormalizeOutputDirectoryLargeInput(t *testing.T) {
+	t.Parallel()
 	const n = 1 << 20
 	for in, want := range map[string]string{
 		"a" + strings.Repeat("/ ", n/2) + "/":  "a",
@@ -111,6 +113,7 @@ func TestNormalizeOutputDirectoryLargeInput(t *testing.T) {
 }
 
 func TestNormalizeOutputDirectoryRejected(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"/////":                        "empty after normalisation",
 		"/":                            "empty after normalisation",
@@ -151,6 +154,7 @@ func TestNormalizeOutputDirectoryRejected(t *testing.T) {
 }
 
 func TestNormalizeBucketName(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"my-security-findings-bucket":     "my-security-findings-bucket",
 		"s3://my-bucket":                  "my-bucket",
@@ -177,6 +181,7 @@ func TestNormalizeBucketName(t *testing.T) {
 }
 
 func TestNormalizeBucketNameRejected(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		"",
 		"   ",
@@ -209,6 +214,7 @@ func TestNormalizeBucketNameRejected(t *testing.T) {
 }
 
 func TestValidateRoleARN(t *testing.T) {
+	t.Parallel()
 	valid := []string{
 		"arn:aws:iam::123456789012:role/ProwlerScan",
 		"arn:aws:iam::123456789012:role/path/to/ProwlerScan",
@@ -247,6 +253,7 @@ func TestValidateRoleARN(t *testing.T) {
 }
 
 func TestValidateRoleARNPattern(t *testing.T) {
+	t.Parallel()
 	const pattern = "arn:aws:iam::*:role/Prowler*"
 	for arn, ok := range map[string]bool{
 		"arn:aws:iam::123456789012:role/ProwlerScan":      true,
@@ -289,6 +296,7 @@ func TestValidateRoleARNPattern(t *testing.T) {
 }
 
 func TestMatchARN(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		pattern, arn string
 		want         bool

@@ -331,21 +331,9 @@ func (m *Metrics) precreate() {
 // IntegrationState is one series of s3exporter_integrations.
 type IntegrationState struct {
 	Enabled bool
-	// Connected is "true", "false" or ConnectedUnknown; see ConnectedLabel.
+	// Connected is "true", "false" or ConnectedUnknown (no test or export
+	// has told yet).
 	Connected string
-}
-
-// ConnectedLabel is the "connected" label value of a last-known connection
-// state: nil when no test or export has told yet.
-func ConnectedLabel(connected *bool) string {
-	switch {
-	case connected == nil:
-		return ConnectedUnknown
-	case *connected:
-		return "true"
-	default:
-		return "false"
-	}
 }
 
 // SetIntegrations sets every series of s3exporter_integrations from counts;

@@ -276,11 +276,10 @@ func TestOneEventTouchesOneSeries(t *testing.T) {
 
 func TestSetIntegrationsZeroesMissingStates(t *testing.T) {
 	m, _ := newMetrics(t)
-	yes, no := true, false
 	m.SetIntegrations(map[IntegrationState]int{
-		{Enabled: true, Connected: ConnectedLabel(&yes)}: 3,
-		{Enabled: true, Connected: ConnectedLabel(&no)}:  2,
-		{Enabled: false, Connected: ConnectedLabel(nil)}: 1,
+		{Enabled: true, Connected: "true"}:            3,
+		{Enabled: true, Connected: "false"}:           2,
+		{Enabled: false, Connected: ConnectedUnknown}: 1,
 	})
 	m.SetIntegrations(map[IntegrationState]int{
 		{Enabled: true, Connected: "true"}: 4,

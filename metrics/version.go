@@ -21,14 +21,6 @@ import (
 // module version and the VCS revision Go stamps into every binary are used,
 // so such a binary still says what it is.
 
-// Version and Revision mirror CurrentBuild for older callers.
-//
-// Deprecated: use CurrentBuild; these are no longer written by the linker.
-var (
-	Version  = CurrentBuild().Version
-	Revision = CurrentBuild().Revision
-)
-
 // CurrentBuild returns the BuildInfo of this binary.
 func CurrentBuild() BuildInfo {
 	b := BuildInfo{

@@ -39,7 +39,7 @@ func chunkStore(t *testing.T) (jetstream.JetStream, jetstream.ObjectStore, jetst
 // Close removes the consumer.
 func TestChunkReaderWindow(t *testing.T) {
 	js, store, stream := chunkStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // 64 MiB under -race on a busy machine
 	defer cancel()
 	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<20/16) // 64 MiB: 512 chunks of 128 KiB
 	if _, err := store.PutBytes(ctx, "big", data); err != nil {

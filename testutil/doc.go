@@ -49,9 +49,15 @@
 // the successful PutObject and CompleteMultipartUpload requests of a key,
 // server-side, to prove an artifact was written once.
 //
-// RunEmbeddedS3 (s3embedded.go) serves the same gateway in-process through
-// versitygw's embedgw package, for the dev stack (one per process; it changes
-// the working directory).
+// The dev stack serves the same gateway in-process (versitygw's embedgw);
+// that code lives in cmd/devstack so that no test binary importing testutil
+// links versitygw's dependencies.
+//
+// # Random tests (seed.go)
+//
+// Seed and Rand give a test its random source: a fresh seed, or
+// $S3EXPORTER_TEST_SEED's, logged once per test so that a failure can be
+// replayed. FaultProxy draws its brown-outs from it.
 //
 // # Prowler fixtures (fixtures*.go)
 //

@@ -63,7 +63,15 @@ type FaultProxy struct {
 	srv       *httptest.Server
 	mu        sync.Mutex
 	faults    Faults
+	rng       *rand.Rand // guarded by mu; seeded by Seed(t)
 	stats     struct{ requests, errors, resets, slowed, delayed atomic.Int64 }
+}
+
+// draw returns the next number in [0, 1) of the proxy's seeded source.
+func (p *FaultProxy) draw() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rng.Float64()
 }
 
 // NewFaultProxy starts a proxy to target (an http URL); it stops at the end of
@@ -74,7 +82,9 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 	if err != nil {
 		t.Fatalf("fault proxy target: %v", err)
 	}
-	p := &FaultProxy{}
+	// Seeded from the test, so that a brown-out's draws can be replayed
+	// (the requests they fall on depend on the run's timing).
+	p := &FaultProxy{rng: Rand(t)}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -103,7 +113,7 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 			f = Faults{}
 		}
 		switch {
-		case f.ErrorRate > 0 && rand.Float64() < f.ErrorRate:
+		case f.ErrorRate > 0 && p.draw() < f.ErrorRate:
 			p.stats.errors.Add(1)
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/xml")
@@ -111,7 +121,7 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
 			return
-		case f.ResetRate > 0 && rand.Float64() < f.ResetRate:
+		case f.ResetRate > 0 && p.draw() < f.ResetRate:
 			p.stats.resets.Add(1)
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {
@@ -120,7 +130,7 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 				}
 			}
 			panic(http.ErrAbortHandler)
-		case f.SlowRate > 0 && rand.Float64() < f.SlowRate:
+		case f.SlowRate > 0 && p.draw() < f.SlowRate:
 			p.stats.slowed.Add(1)
 			time.Sleep(f.SlowDelay)
 		}

@@ -9,6 +9,7 @@ import (
 )
 
 func TestFaultProxyInterceptAndLog(t *testing.T) {
+	t.Parallel()
 	var upstream int
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { upstream++ }))
 	t.Cleanup(target.Close)

@@ -25,6 +25,7 @@ func parseCSV(t *testing.T, body []byte) [][]string {
 }
 
 func TestFindingsCSV(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := FindingsCSV(&b, 7, "123456789012", 50); err != nil {
 		t.Fatal(err)
@@ -70,6 +71,7 @@ func TestFindingsCSV(t *testing.T) {
 }
 
 func TestOCSFJSON(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := OCSFJSON(&b, 3, "210987654321", 20); err != nil {
 		t.Fatal(err)
@@ -115,6 +117,7 @@ func TestOCSFJSON(t *testing.T) {
 }
 
 func TestASFFJSON(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := ASFFJSON(&b, 3, "210987654321", 10); err != nil {
 		t.Fatal(err)
@@ -133,6 +136,7 @@ func TestASFFJSON(t *testing.T) {
 }
 
 func TestHTMLReport(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	if err := HTMLReport(&b, 5, "123456789012", 30); err != nil {
 		t.Fatal(err)
@@ -150,6 +154,7 @@ func TestHTMLReport(t *testing.T) {
 }
 
 func TestComplianceCSV(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		framework, header, name string
 	}{
@@ -177,6 +182,7 @@ func TestComplianceCSV(t *testing.T) {
 }
 
 func TestProwlerOutputs(t *testing.T) {
+	t.Parallel()
 	files := ProwlerOutputs(11, "123456789012", 15, []string{"cis_5.0_aws", "soc2_aws"})
 	want := map[string]string{
 		"out.csv": "text/csv", "out.html": "text/html", "out.ocsf.json": "application/json",
@@ -210,6 +216,7 @@ func TestProwlerOutputs(t *testing.T) {
 }
 
 func TestSizedReaderExactAndValid(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{FormatCSV, FormatOCSF, FormatASFF, FormatHTML, FormatCompliance} {
 		for _, size := range []int64{0, 5, 300, 4096, 10_000, 1 << 20, 3<<20 + 17} {
 			body, err := io.ReadAll(SizedReader(format, size, 42))
@@ -243,6 +250,7 @@ func TestSizedReaderExactAndValid(t *testing.T) {
 }
 
 func TestSizedReaderDeterministic(t *testing.T) {
+	t.Parallel()
 	const size = 5<<20 + 123 // several cycles of records
 	a, err := SizedSHA256(FormatOCSF, size, 1)
 	if err != nil {
@@ -284,6 +292,7 @@ func TestSizedReaderDeterministic(t *testing.T) {
 }
 
 func TestSizedReaderUnknownFormat(t *testing.T) {
+	t.Parallel()
 	if _, err := SizedSHA256("pdf", 10, 1); err == nil {
 		t.Fatal("unknown format accepted")
 	}

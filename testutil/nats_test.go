@@ -26,6 +26,7 @@ func connectJS(t *testing.T, urls string) jetstream.JetStream {
 }
 
 func TestStartNATSJetStream(t *testing.T) {
+	t.Parallel()
 	s := StartNATS(t)
 	if !s.JetStreamEnabled() {
 		t.Fatal("JetStream is not enabled")
@@ -119,6 +120,7 @@ func natsPort(t *testing.T, url string) int {
 }
 
 func TestStartNATSClusterR3(t *testing.T) {
+	t.Parallel()
 	servers := StartNATSCluster(t, 3)
 	if len(servers) != 3 {
 		t.Fatalf("got %d servers", len(servers))

@@ -192,6 +192,7 @@ func TestS3ServerObjectsAndRestart(t *testing.T) {
 // policies, and records the error codes it answers with, which the
 // exporter's error classification relies on.
 func TestS3AccessControl(t *testing.T) {
+	t.Parallel()
 	s := StartS3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -263,6 +264,7 @@ func TestS3AccessControl(t *testing.T) {
 // TestS3BucketRegionDiscovery records what GetBucketLocation and HeadBucket
 // answer, for the exporter's region discovery.
 func TestS3BucketRegionDiscovery(t *testing.T) {
+	t.Parallel()
 	s := StartS3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -344,6 +346,7 @@ func headerOf(err error, name string) string {
 }
 
 func TestS3BucketOwnership(t *testing.T) {
+	t.Parallel()
 	s := StartS3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -381,6 +384,7 @@ func TestS3BucketOwnership(t *testing.T) {
 
 // The admin API checks the root signature.
 func TestS3AdminRejectsBadCredentials(t *testing.T) {
+	t.Parallel()
 	s := StartS3(t)
 	bad := &S3Server{AccessKey: s.AccessKey, SecretKey: "wrong", region: s.region, port: s.port}
 	err := bad.CreateUser("mallory", "mallory-secret", RoleAdmin)
@@ -396,6 +400,7 @@ func TestS3AdminRejectsBadCredentials(t *testing.T) {
 // A streamed multipart upload of a sized fixture through transfermanager
 // lands byte for byte, is counted once, and leaves no upload behind.
 func TestS3MultipartSizedUpload(t *testing.T) {
+	t.Parallel()
 	s := StartS3(t)
 	s.MustCreateBucket(t, "big")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -38,6 +38,7 @@ func newSTSClient(s *STS) *sts.Client {
 }
 
 func TestSTSAssumeRoleWithSDKClient(t *testing.T) {
+	t.Parallel()
 	s := NewSTS(t, issued)
 	s.Expect(testRole, "tenant-1")
 	client := newSTSClient(s)
@@ -77,6 +78,7 @@ func TestSTSAssumeRoleWithSDKClient(t *testing.T) {
 }
 
 func TestSTSRefusals(t *testing.T) {
+	t.Parallel()
 	s := NewSTS(t, issued)
 	s.Expect(testRole, "tenant-1")
 	s.Expect("arn:aws:iam::123456789012:role/Open", "")
@@ -122,6 +124,7 @@ func TestSTSRefusals(t *testing.T) {
 }
 
 func TestSTSUnsignedRequest(t *testing.T) {
+	t.Parallel()
 	s := NewSTS(t, issued)
 	s.Expect(testRole, "")
 	form := url.Values{"Action": {"AssumeRole"}, "Version": {"2011-06-15"}, "RoleArn": {testRole}, "RoleSessionName": {"s1"}}
@@ -139,6 +142,7 @@ func TestSTSUnsignedRequest(t *testing.T) {
 }
 
 func TestSTSWithAssumeRoleProvider(t *testing.T) {
+	t.Parallel()
 	s := NewSTS(t, issued)
 	s.Expect(testRole, "tenant-1")
 	client := newSTSClient(s)
@@ -208,6 +212,7 @@ func TestSTSWithAssumeRoleProvider(t *testing.T) {
 }
 
 func TestSTSRotation(t *testing.T) {
+	t.Parallel()
 	s := NewSTS(t, issued)
 	s.Expect(testRole, "")
 	client := newSTSClient(s)

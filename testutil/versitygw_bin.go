@@ -24,7 +24,7 @@ var (
 	versityBinMu   sync.Mutex
 	versityBinPath string
 	// startDir is the working directory when the program started: an
-	// embedded gateway (RunEmbeddedS3) changes it later.
+	// embedded gateway (cmd/devstack's) changes it later.
 	startDir, _ = os.Getwd()
 )
 

@@ -45,6 +45,7 @@ const (
 	demoProvider = "demo-aws-account"
 	demoUID      = "111122223333"
 	demoIntegID  = "demo-s3"
+	demoRegion   = "us-east-1"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -94,14 +95,14 @@ func demo(ctx context.Context, dir string, natsPort, s3Port int, metricsAddr str
 	}
 	s3ctx, stopS3 := context.WithCancel(context.Background())
 	defer stopS3()
-	endpoint, err := testutil.RunEmbeddedS3(s3ctx, filepath.Join(dir, "s3"), fmt.Sprintf("127.0.0.1:%d", s3Port), demoAccess, demoSecret)
+	endpoint, err := runEmbeddedS3(s3ctx, filepath.Join(dir, "s3"), fmt.Sprintf("127.0.0.1:%d", s3Port), demoAccess, demoSecret)
 	if err != nil {
 		return fmt.Errorf("starting versitygw: %w", err)
 	}
 	say("S3 (versitygw)   %s (data %s, access key %q, secret %q)", endpoint, filepath.Join(dir, "s3"), demoAccess, demoSecret)
 
 	s3c := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+		Region: demoRegion, BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(demoAccess, demoSecret, ""),
 	})
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(demoBucket)}); err != nil && !alreadyExists(err) {
@@ -166,15 +167,18 @@ func demo(ctx context.Context, dir string, natsPort, s3Port int, metricsAddr str
 	statuses := make(chan event.ExportStatus, 8)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	// The watch reads the status stream from its start, not from new
+	// messages on: a status published before the watcher's consumer exists
+	// is still seen, so nothing needs to wait for it to subscribe. The scan
+	// ID (unique per run) filters out earlier runs' statuses.
 	go func() {
-		_ = cl.WatchStatus(wctx, demoTenant, false, func(s client.Status) bool {
+		_ = cl.WatchStatus(wctx, demoTenant, true, func(s client.Status) bool {
 			if s.Export != nil && s.Export.ScanID == scanID {
 				statuses <- *s.Export
 			}
 			return true
 		})
 	}()
-	time.Sleep(200 * time.Millisecond) // let the watcher subscribe
 	scan := event.ScanCompleted{
 		ScanID: scanID, TenantID: demoTenant,
 		Provider:  event.Provider{ID: demoProvider, Type: "aws", UID: demoUID},

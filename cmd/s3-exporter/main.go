@@ -34,7 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return 0
 		case "-v", "--version", "version":
-			fmt.Fprintf(stdout, "s3-exporter %s (%s)\n", metrics.Version, metrics.Revision)
+			b := metrics.CurrentBuild()
+			fmt.Fprintf(stdout, "s3-exporter %s (%s)\n", b.Version, b.Revision)
 			return 0
 		default:
 			fmt.Fprintf(stderr, "s3-exporter: unknown argument %q (it is configured from the environment; see --help)\n", a)
@@ -51,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	log.Info("starting", zap.String("version", metrics.Version), zap.Object("config", cfg))
+	log.Info("starting", zap.String("version", metrics.CurrentBuild().Version), zap.Object("config", cfg))
 	if err := daemon.Run(ctx, cfg, log); err != nil {
 		log.Error("exporter stopped with an error", zap.Error(err))
 		return 1

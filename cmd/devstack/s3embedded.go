@@ -1,4 +1,4 @@
-package testutil
+package main
 
 import (
 	"context"
@@ -16,8 +16,16 @@ import (
 	"github.com/versity/versitygw/embedgw"
 )
 
-// RunEmbeddedS3 serves S3 from this process with versitygw's embedgw package
-// and its posix backend, for the dev stack. dir holds data/ (one directory
+// The dev stack is the only user of the in-process gateway: it lives here, not
+// in testutil, so that no unit-test binary links versitygw (with kafka-go,
+// fiber and a vault client behind it). Tests run versitygw as a process
+// (testutil.StartS3).
+
+// s3ReadyTimeout bounds the wait for the gateway to answer.
+const s3ReadyTimeout = 30 * time.Second
+
+// runEmbeddedS3 serves S3 from this process with versitygw's embedgw package
+// and its posix backend. dir holds data/ (one directory
 // per bucket), iam/ (users made through the admin API, which is served on the
 // same address) and access.log. addr is host:port, e.g. "127.0.0.1:7070".
 // access and secret are the root credentials; the region is us-east-1.
@@ -28,14 +36,13 @@ import (
 // Caveats of embedgw: only one gateway may run per process, and the posix
 // backend changes the process's working directory to dir/data (it resolves
 // object paths relative to it), so use absolute paths after calling this.
-// Tests should use StartS3, which runs versitygw as a separate process.
-func RunEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (string, error) {
+func runEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (string, error) {
 	// Checked before the posix backend is made: making a second one would
 	// move the working directory under the running gateway's feet.
 	if !embeddedRunning.CompareAndSwap(false, true) {
 		return "", errors.New("embedded s3: a gateway already runs in this process")
 	}
-	endpoint, err := runEmbeddedS3(ctx, dir, addr, access, secret)
+	endpoint, err := serveEmbeddedS3(ctx, dir, addr, access, secret)
 	if err != nil {
 		embeddedRunning.Store(false)
 	}
@@ -45,7 +52,7 @@ func RunEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (strin
 // embeddedRunning mirrors embedgw's own one-gateway-per-process rule.
 var embeddedRunning atomic.Bool
 
-func runEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (string, error) {
+func serveEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (string, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", fmt.Errorf("embedded s3: %w", err)
@@ -76,7 +83,7 @@ func runEmbeddedS3(ctx context.Context, dir, addr, access, secret string) (strin
 	cfg := &embedgw.Config{
 		RootUserAccess:    access,
 		RootUserSecret:    secret,
-		Region:            DefaultS3Region,
+		Region:            demoRegion,
 		Ports:             []string{addr},
 		MaxConnections:    10000,
 		MaxRequests:       5000,
