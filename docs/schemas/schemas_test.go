@@ -38,6 +38,15 @@ var payloads = map[string]string{
 	"control-replay-request": event.Subject("prowler", event.ControlReplay),
 	"control-replay-reply":   event.Subject("prowler", event.ControlReplay),
 	"control-error-reply":    event.Subject("prowler", "control") + ".>",
+	// Contract v1.1: the tenant-scoped control subjects. Their replies are
+	// the tenant-less ones' (README.md lists both subjects on those rows);
+	// their requests get schemas of their own because tenant_id is optional
+	// there and required on the tenant-less subjects.
+	"control-tenant-test-request":   event.ControlSubject("prowler", "<tenant_id>", event.OpTest),
+	"control-tenant-get-request":    event.ControlSubject("prowler", "<tenant_id>", event.OpGet),
+	"control-tenant-replay-request": event.ControlSubject("prowler", "<tenant_id>", event.OpReplay),
+	"control-list-request":          event.ControlSubject("prowler", "<tenant_id>", event.OpList),
+	"control-list-reply":            event.ControlSubject("prowler", "<tenant_id>", event.OpList),
 	// Not a NATS payload: an object in the bucket (contract v1.1 §4), listed
 	// here with its key instead of a subject.
 	"manifest": "{dir}/manifests/prowler-output-{uid}-{ts}.manifest.json",
