@@ -310,6 +310,8 @@ func TestEnumsMatchCode(t *testing.T) {
 			sorted([]string{event.ActionUpsert, event.ActionDelete})},
 		{"control error code", enumOf(t, set, "control-error-reply.json", "properties", "error", "properties", "code"),
 			[]string{string(errcode.InternalError), string(errcode.InvalidRequest)}},
+		{"breaker states (v1.1)", enumOf(t, set, "connection-status.json", "properties", "breaker"),
+			sorted([]string{event.BreakerOpen, event.BreakerClosed})},
 	} {
 		if !slices.Equal(tc.got, tc.want) {
 			t.Errorf("%s: schema has %v, code has %v", tc.name, tc.got, tc.want)
