@@ -383,6 +383,14 @@ func TestReadme(t *testing.T) {
 			t.Errorf("README.md: no line links %s.json with subject `%s`", name, subject)
 		}
 	}
+	// Contract v1.1: the tenant-scoped subjects answer with the same reply
+	// schemas, so their rows must name those subjects too.
+	for name, op := range map[string]string{"control-test-reply": event.OpTest, "control-get-reply": event.OpGet, "control-replay-reply": event.OpReplay} {
+		subject := "`" + event.ControlSubject("prowler", "<tenant_id>", op) + "`"
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "("+name+".json)") && strings.Contains(l, subject) }) {
+			t.Errorf("README.md: the row of %s.json does not name %s", name, subject)
+		}
+	}
 	for _, s := range []string{event.HeaderDLQReason, event.HeaderOriginalSubject,
 		"`" + event.Subject("prowler", event.DLQScans, "<tenant_id>") + "`", "(" + defsDoc + ")"} {
 		if !strings.Contains(readme, s) {
