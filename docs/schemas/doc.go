@@ -1,5 +1,5 @@
 // Package schemas holds the JSON Schemas (draft 2020-12) of every payload of
-// the exporter's wire contract (v1), one file per payload, with valid and
+// the exporter's wire contract (v1.1), one file per payload, with valid and
 // invalid example payloads under examples/. See README.md for the subject each
 // schema goes with.
 //

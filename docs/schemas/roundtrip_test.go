@@ -365,9 +365,23 @@ func TestExamplesRoundTripGoTypes(t *testing.T) {
 		"control-test-request":   func() any { return new(event.TestRequest) },
 		"control-get-request":    func() any { return new(event.GetRequest) },
 		"control-replay-request": func() any { return new(event.ReplayRequest) },
+		// Contract v1.1, tenant-scoped subjects: the same Go types.
+		"control-list-reply":            func() any { return new(event.ListReply) },
+		"control-list-request":          func() any { return new(event.ListRequest) },
+		"control-tenant-test-request":   func() any { return new(event.TestRequest) },
+		"control-tenant-get-request":    func() any { return new(event.GetRequest) },
+		"control-tenant-replay-request": func() any { return new(event.ReplayRequest) },
 	}
 	outgoing := map[string]bool{"export-status": true, "connection-status": true, "control-test-reply": true,
-		"control-get-reply": true, "control-replay-reply": true, "control-error-reply": true}
+		"control-get-reply": true, "control-replay-reply": true, "control-error-reply": true, "control-list-reply": true}
+	// Every schema but the incoming events (decoded by TestScanExamplesDecode
+	// and TestIntegrationExamplesParse) and the manifest (manifest_test.go)
+	// must have its Go type here, so a new schema cannot skip this test.
+	for name := range payloads {
+		if _, ok := types[name]; !ok && name != "scan-completed" && name != "integration-changed" && name != "manifest" {
+			t.Errorf("%s: no Go type in TestExamplesRoundTripGoTypes", name)
+		}
+	}
 	for _, ex := range loadExamples(t) {
 		mk, ok := types[ex.schema]
 		if !ok || ex.invalid {

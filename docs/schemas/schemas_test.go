@@ -38,6 +38,15 @@ var payloads = map[string]string{
 	"control-replay-request": event.Subject("prowler", event.ControlReplay),
 	"control-replay-reply":   event.Subject("prowler", event.ControlReplay),
 	"control-error-reply":    event.Subject("prowler", "control") + ".>",
+	// Contract v1.1: the tenant-scoped control subjects. Their replies are
+	// the tenant-less ones' (README.md lists both subjects on those rows);
+	// their requests get schemas of their own because tenant_id is optional
+	// there and required on the tenant-less subjects.
+	"control-tenant-test-request":   event.ControlSubject("prowler", "<tenant_id>", event.OpTest),
+	"control-tenant-get-request":    event.ControlSubject("prowler", "<tenant_id>", event.OpGet),
+	"control-tenant-replay-request": event.ControlSubject("prowler", "<tenant_id>", event.OpReplay),
+	"control-list-request":          event.ControlSubject("prowler", "<tenant_id>", event.OpList),
+	"control-list-reply":            event.ControlSubject("prowler", "<tenant_id>", event.OpList),
 	// Not a NATS payload: an object in the bucket (contract v1.1 §4), listed
 	// here with its key instead of a subject.
 	"manifest": "{dir}/manifests/prowler-output-{uid}-{ts}.manifest.json",
@@ -301,6 +310,8 @@ func TestEnumsMatchCode(t *testing.T) {
 			sorted([]string{event.ActionUpsert, event.ActionDelete})},
 		{"control error code", enumOf(t, set, "control-error-reply.json", "properties", "error", "properties", "code"),
 			[]string{string(errcode.InternalError), string(errcode.InvalidRequest)}},
+		{"breaker states (v1.1)", enumOf(t, set, "connection-status.json", "properties", "breaker"),
+			sorted([]string{event.BreakerOpen, event.BreakerClosed})},
 	} {
 		if !slices.Equal(tc.got, tc.want) {
 			t.Errorf("%s: schema has %v, code has %v", tc.name, tc.got, tc.want)
@@ -370,6 +381,14 @@ func TestReadme(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("README.md: no line links %s.json with subject `%s`", name, subject)
+		}
+	}
+	// Contract v1.1: the tenant-scoped subjects answer with the same reply
+	// schemas, so their rows must name those subjects too.
+	for name, op := range map[string]string{"control-test-reply": event.OpTest, "control-get-reply": event.OpGet, "control-replay-reply": event.OpReplay} {
+		subject := "`" + event.ControlSubject("prowler", "<tenant_id>", op) + "`"
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "("+name+".json)") && strings.Contains(l, subject) }) {
+			t.Errorf("README.md: the row of %s.json does not name %s", name, subject)
 		}
 	}
 	for _, s := range []string{event.HeaderDLQReason, event.HeaderOriginalSubject,
