@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prowler-cloud/s3-exporter/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
 )
 
 // FieldError is a problem with one variable. Validate joins one per problem

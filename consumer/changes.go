@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // ChangeHandler reacts once to an integration change (err is the rejection

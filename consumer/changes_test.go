@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/consumer"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // changeHandlerFunc is a consumer.ChangeHandler made of a function.

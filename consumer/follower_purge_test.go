@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // TestAReplicaCatchesUpWhenTheLastChangeWasPurged: an operator removed the

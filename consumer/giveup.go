@@ -13,7 +13,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 )
 
 // maxDeliveriesAdvisory is the part of JetStream's max-deliveries advisory

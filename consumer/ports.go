@@ -7,8 +7,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/prowler-cloud/s3-exporter/integration"
-	"github.com/prowler-cloud/s3-exporter/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 )
 
 // The ports through which the consumer does its I/O. They are defined

@@ -7,8 +7,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/integration"
-	"github.com/prowler-cloud/s3-exporter/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 

@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/daemon"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/daemon"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 

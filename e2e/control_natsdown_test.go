@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/daemon"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/daemon"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 

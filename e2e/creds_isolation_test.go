@@ -10,7 +10,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
 )
 
 // Contract v1.1 §2, tried as a hostile tenant would. STS here is

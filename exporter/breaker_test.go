@@ -13,9 +13,9 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
-	"github.com/prowler-cloud/s3-exporter/sched"
-	"github.com/prowler-cloud/s3-exporter/source"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/sched"
+	"github.com/prowler-cloud/s3-exporter/internal/source"
 )
 
 type bytesOpener []byte

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // BeaconKey is the object the connection test writes and deletes at the

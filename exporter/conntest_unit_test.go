@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // flakyBucket is an S3 endpoint for one bucket whose PUTs and DELETEs of the

@@ -19,11 +19,11 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/clock"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/iox"
-	"github.com/prowler-cloud/s3-exporter/sched"
-	"github.com/prowler-cloud/s3-exporter/source"
+	"github.com/prowler-cloud/s3-exporter/internal/sched"
+	"github.com/prowler-cloud/s3-exporter/internal/source"
 )
 
 // Opener opens a scan's artifact for reading.

@@ -8,8 +8,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
-	"github.com/prowler-cloud/s3-exporter/integration"
-	"github.com/prowler-cloud/s3-exporter/sched"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/sched"
 )
 
 // destKey identifies an integration's destination for the scheduler: its

@@ -12,8 +12,8 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
-	"github.com/prowler-cloud/s3-exporter/source"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/source"
 )
 
 func manifestScan() *event.ScanCompleted {

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
-	"github.com/prowler-cloud/s3-exporter/sched"
+	"github.com/prowler-cloud/s3-exporter/internal/sched"
 )
 
 // Namespace prefixes every metric name.

@@ -19,7 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
-	"github.com/prowler-cloud/s3-exporter/sched"
+	"github.com/prowler-cloud/s3-exporter/internal/sched"
 )
 
 func newMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {

@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/prowler-cloud/s3-exporter/sched"
+	"github.com/prowler-cloud/s3-exporter/internal/sched"
 )
 
 func (m *Metrics) newSched(f promauto.Factory) {

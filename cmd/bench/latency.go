@@ -12,7 +12,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 )
 
 // Workload 4: latency of single scans on an idle system.

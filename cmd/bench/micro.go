@@ -12,7 +12,7 @@ import (
 // microPackages hold the *_bench_test.go micro-benchmarks of the hot paths.
 var microPackages = []string{
 	"github.com/prowler-cloud/s3-exporter/exporter",
-	"github.com/prowler-cloud/s3-exporter/integration",
+	"github.com/prowler-cloud/s3-exporter/internal/integration",
 	"github.com/prowler-cloud/s3-exporter/event",
 }
 

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/daemon"
+	"github.com/prowler-cloud/s3-exporter/internal/daemon"
 )
 
 // runProfiledExporter is the exporter subcommand: the s3-exporter daemon as

@@ -19,7 +19,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 

@@ -31,8 +31,8 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/daemon"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/daemon"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 

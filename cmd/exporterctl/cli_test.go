@@ -15,7 +15,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
 )
 
 // result is one in-process run of exporterctl.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/prowler-cloud/s3-exporter/natsconn"
+	"github.com/prowler-cloud/s3-exporter/internal/natsconn"
 	"io"
 	"regexp"
 	"strings"

@@ -20,10 +20,10 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/daemon"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/daemon"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
 	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/daemon"
+	"github.com/prowler-cloud/s3-exporter/internal/daemon"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
 

@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/prowler-cloud/s3-exporter/control"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/control"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // The tenant, integration and scan the control examples name: those of

@@ -13,11 +13,11 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/fernet"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
-// fixtureKey is the Fernet key of fernet/testdata/prowler_fixture.json; the
+// fixtureKey is the Fernet key of internal/fernet/testdata/prowler_fixture.json; the
 // encrypted_credentials of examples/integration-changed.2.json is that
 // fixture's token (made by Python's cryptography, as Prowler App does). A test
 // key, not a secret.

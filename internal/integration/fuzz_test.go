@@ -13,8 +13,8 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/fernet"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // FuzzNormalizeOutputDirectory checks that an accepted directory is in its

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/source"
+	"github.com/prowler-cloud/s3-exporter/internal/source"
 )
 
 // The Opener caches object-store handles; a store deleted and created again

@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/config"
+	"github.com/prowler-cloud/s3-exporter/internal/natsconn"
 	"github.com/prowler-cloud/s3-exporter/metrics"
-	"github.com/prowler-cloud/s3-exporter/natsconn"
 )
 
 // natsConn is the daemon's NATS connection. It never gives up: a server

@@ -10,8 +10,8 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/fernet"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // Contract v1.1 §2: neither keys nor a role means the exporter's own

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/prowler-cloud/s3-exporter/natsconn"
+	"github.com/prowler-cloud/s3-exporter/internal/natsconn"
 )
 
 // passwordServer is a NATS server (no JetStream) that wants a user and a

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // configuration.write_manifest (contract v1.1 §4): off unless asked for,

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 func TestCacheListHoldsOneTenantOnlySortedByID(t *testing.T) {

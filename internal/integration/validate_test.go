@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 func wantCode(t *testing.T, what string, err error, code errcode.Code) {

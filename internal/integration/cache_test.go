@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 func ig(tenant, id string, enabled bool, providers ...string) *integration.Integration {

@@ -21,15 +21,15 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/consumer"
-	"github.com/prowler-cloud/s3-exporter/control"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/fernet"
-	"github.com/prowler-cloud/s3-exporter/integration"
-	"github.com/prowler-cloud/s3-exporter/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/control"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/source"
 	"github.com/prowler-cloud/s3-exporter/metrics"
-	"github.com/prowler-cloud/s3-exporter/source"
 )
 
 // Daemon is one running exporter replica.

@@ -7,8 +7,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prowler-cloud/s3-exporter/consumer"
-	"github.com/prowler-cloud/s3-exporter/control"
 	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/internal/control"
 )
 
 // scanStore is control's view of the scans stream.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/fernet"
-	"github.com/prowler-cloud/s3-exporter/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/fernet"
+	"github.com/prowler-cloud/s3-exporter/internal/integration"
 )
 
 // The shape of the large cache of BENCHMARKS.md workload 3: 100,000

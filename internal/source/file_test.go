@@ -16,7 +16,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/source"
+	"github.com/prowler-cloud/s3-exporter/internal/source"
 )
 
 var scan = &event.ScanCompleted{ScanID: "s1", TenantID: "t1", Provider: event.Provider{ID: "p1", UID: "1"}}

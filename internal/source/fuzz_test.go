@@ -8,7 +8,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/source"
+	"github.com/prowler-cloud/s3-exporter/internal/source"
 )
 
 // FuzzResolve feeds arbitrary sources, tenants and scans to the resolver,
