@@ -24,6 +24,9 @@ import (
 // of its own, so a client there that forgot the domain would quietly talk
 // to the wrong one; the server denies $JS.API.> across the connection.
 func TestJSDomainLeafAndHub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: NATS hub and leaf, versitygw, the exporter")
+	}
 	s3srv := s3Server(t)
 	for _, tc := range []struct {
 		name           string
