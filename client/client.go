@@ -31,12 +31,35 @@ type Client struct {
 	Prefix string
 }
 
+// Option configures New.
+type Option func(*options)
+
+type options struct{ jsDomain string }
+
+// WithJSDomain sends the client's JetStream requests (publishing to the
+// object store, reading statuses and the DLQ) to the JetStream domain
+// domain, as $JS.<domain>.API.: the hub's, for a scan engine on a leaf node
+// whose exporter runs at the hub. Empty: the connected server's JetStream.
+func WithJSDomain(domain string) Option {
+	return func(o *options) { o.jsDomain = domain }
+}
+
 // New returns a client for the subject prefix (empty: "prowler").
-func New(nc *nats.Conn, prefix string) (*Client, error) {
+func New(nc *nats.Conn, prefix string, opts ...Option) (*Client, error) {
 	if prefix == "" {
 		prefix = "prowler"
 	}
-	js, err := jetstream.New(nc)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var js jetstream.JetStream
+	var err error
+	if o.jsDomain != "" {
+		js, err = jetstream.NewWithDomain(nc, o.jsDomain)
+	} else {
+		js, err = jetstream.New(nc)
+	}
 	if err != nil {
 		return nil, err
 	}

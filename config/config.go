@@ -34,6 +34,7 @@ type Config struct {
 	NATSTLSCert  string `envconfig:"S3EXPORTER_NATS_TLS_CERT" desc:"client certificate (PEM) for NATS TLS; needs S3EXPORTER_NATS_TLS_KEY"`
 	NATSTLSKey   string `envconfig:"S3EXPORTER_NATS_TLS_KEY" desc:"client private key (PEM) for NATS TLS; needs S3EXPORTER_NATS_TLS_CERT"`
 	NATSTLSCA    string `envconfig:"S3EXPORTER_NATS_TLS_CA" desc:"CA bundle (PEM) to verify the NATS servers"`
+	NATSJSDomain string `envconfig:"S3EXPORTER_NATS_JS_DOMAIN" desc:"JetStream domain holding the streams, object stores and bucket (e.g. the hub's, seen from a leaf node); empty: the connected server's own JetStream"`
 
 	// Subjects and streams.
 	SubjectPrefix  string        `envconfig:"S3EXPORTER_SUBJECT_PREFIX" default:"prowler" desc:"first token of every subject; upper-cased it prefixes the streams and the key-value bucket"`

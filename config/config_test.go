@@ -128,6 +128,7 @@ func TestLoadFromEnvironment(t *testing.T) {
 		"S3EXPORTER_NATS_URL":                    "nats://a:4222, tls://b:4222",
 		"S3EXPORTER_NATS_CREDS":                  creds,
 		"S3EXPORTER_SUBJECT_PREFIX":              "acme-prod",
+		"S3EXPORTER_NATS_JS_DOMAIN":              "hub_eu-1",
 		"S3EXPORTER_MANAGE_STREAMS":              "false",
 		"S3EXPORTER_STREAM_REPLICAS":             "3",
 		"S3EXPORTER_S3_ENDPOINT":                 "http://127.0.0.1:7070",
@@ -154,6 +155,9 @@ func TestLoadFromEnvironment(t *testing.T) {
 	}
 	if !c.AllowAmbientCredentials {
 		t.Errorf("AllowAmbientCredentials not read")
+	}
+	if c.NATSJSDomain != "hub_eu-1" {
+		t.Errorf("NATSJSDomain = %q", c.NATSJSDomain)
 	}
 	if c.CredentialsKey.Reveal() != testKey {
 		t.Errorf("CredentialsKey not read")
@@ -194,6 +198,10 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_NATS_TLS_CERT": file}, "S3EXPORTER_NATS_TLS_KEY", "required"},
 		{map[string]string{"S3EXPORTER_NATS_TLS_KEY": file}, "S3EXPORTER_NATS_TLS_CERT", "required"},
 		{map[string]string{"S3EXPORTER_NATS_TLS_CA": missing}, "S3EXPORTER_NATS_TLS_CA", "cannot read"},
+		{map[string]string{"S3EXPORTER_NATS_JS_DOMAIN": "hub.eu"}, "S3EXPORTER_NATS_JS_DOMAIN", `got "hub.eu"`},
+		{map[string]string{"S3EXPORTER_NATS_JS_DOMAIN": "hub*"}, "S3EXPORTER_NATS_JS_DOMAIN", "one subject token"},
+		{map[string]string{"S3EXPORTER_NATS_JS_DOMAIN": ">"}, "S3EXPORTER_NATS_JS_DOMAIN", "one subject token"},
+		{map[string]string{"S3EXPORTER_NATS_JS_DOMAIN": " hub"}, "S3EXPORTER_NATS_JS_DOMAIN", "letters"},
 		{map[string]string{"S3EXPORTER_SUBJECT_PREFIX": "a.b"}, "S3EXPORTER_SUBJECT_PREFIX", `got "a.b"`},
 		{map[string]string{"S3EXPORTER_SUBJECT_PREFIX": "a b"}, "S3EXPORTER_SUBJECT_PREFIX", "letters"},
 		{map[string]string{"S3EXPORTER_SUBJECT_PREFIX": ">"}, "S3EXPORTER_SUBJECT_PREFIX", "letters"},

@@ -55,6 +55,12 @@ func (c *Config) Validate() error {
 	if c.NATSTLSKey != "" && c.NATSTLSCert == "" {
 		v.add("S3EXPORTER_NATS_TLS_CERT", "required when S3EXPORTER_NATS_TLS_KEY is set")
 	}
+	// The domain becomes a token of every JetStream API subject
+	// ($JS.<domain>.API.>); a dot or wildcard would address another domain or
+	// many at once, so only a plain token passes.
+	if c.NATSJSDomain != "" && !tokenRe.MatchString(c.NATSJSDomain) {
+		v.add("S3EXPORTER_NATS_JS_DOMAIN", fmt.Sprintf("must be empty (no domain) or 1 to 64 letters, digits, '_' or '-' (one subject token), got %q", c.NATSJSDomain))
+	}
 
 	if !tokenRe.MatchString(c.SubjectPrefix) {
 		v.add("S3EXPORTER_SUBJECT_PREFIX", fmt.Sprintf("must be 1 to 64 letters, digits, '_' or '-' (one subject token that also names streams and a bucket), got %q", c.SubjectPrefix))

@@ -57,6 +57,7 @@ func TestUsageErrors(t *testing.T) {
 		"unknown command":       {[]string{"frobnicate"}, nil, `unknown command "frobnicate"`},
 		"group without command": {[]string{"integration"}, nil, "which command"},
 		"unknown flag":          {[]string{"integration", "get", "--tenant", "t", "--id", "i", "--nope"}, nil, "-nope"},
+		"js domain not a token": {[]string{"--js-domain", "hub.eu", "integration", "get", "--tenant", "t", "--id", "i"}, nil, `--js-domain "hub.eu"`},
 		"get without id":        {[]string{"integration", "get", "--tenant", "t"}, nil, "--id is required"},
 		"bad tenant":            {[]string{"integration", "delete", "--tenant", "a.b", "--id", "i"}, nil, `--tenant "a.b"`},
 		"put without bucket":    {[]string{"integration", "put", "--tenant", "t", "--id", "i", "--provider", "p"}, nil, "--bucket is required"},

@@ -28,6 +28,7 @@ type globals struct {
 	tlsCA    string
 	prefix   string
 	inbox    string
+	jsDomain string
 	timeout  time.Duration
 	json     bool
 	context  string          // a nats CLI context (context.go)
@@ -66,6 +67,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.tlsCA, "tlsca", g.tlsCA, "TLS CA")
 	fs.StringVar(&g.prefix, "prefix", g.prefix, "subject prefix")
 	fs.StringVar(&g.inbox, "inbox-prefix", g.inbox, "reply subject prefix")
+	fs.StringVar(&g.jsDomain, "js-domain", g.jsDomain, "JetStream domain of the exporter's streams")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "time limit of each request")
 	fs.BoolVar(&g.json, "json", g.json, "JSON output")
 	fs.StringVar(&g.context, "context", g.context, "nats CLI context")
@@ -90,6 +92,9 @@ func (g *globals) check() error {
 	}
 	if g.inbox != "" && !inboxPattern.MatchString(g.inbox) {
 		return usageErrorf("--inbox-prefix %q: must be subject tokens without wildcards, e.g. _INBOX_tenant-a", g.inbox)
+	}
+	if g.jsDomain != "" && !prefixPattern.MatchString(g.jsDomain) {
+		return usageErrorf("--js-domain %q: must be 1 to 64 letters, digits, '_' or '-' (one subject token)", g.jsDomain)
 	}
 	if strings.TrimSpace(g.server) == "" {
 		return usageErrorf("--server is empty")
@@ -121,7 +126,7 @@ func (a *app) connect() (*client.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cl, err := client.New(nc, g.prefix)
+	cl, err := client.New(nc, g.prefix, client.WithJSDomain(g.jsDomain))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)

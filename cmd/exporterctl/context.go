@@ -33,6 +33,7 @@ type natsContext struct {
 	Cert     string `json:"cert"`
 	Key      string `json:"key"`
 	CA       string `json:"ca"`
+	JSDomain string `json:"jetstream_domain"`
 }
 
 var contextNamePattern = regexp.MustCompile(`^[A-Za-z0-9_@-][A-Za-z0-9_.@-]*$`)
@@ -58,7 +59,7 @@ func (g *globals) trackExplicit(fs *flag.FlagSet) {
 	if g.explicit == nil {
 		g.explicit = map[string]bool{}
 	}
-	for _, name := range []string{"server", "s", "creds", "nkey", "tlscert", "tlskey", "tlsca"} {
+	for _, name := range []string{"server", "s", "creds", "nkey", "tlscert", "tlskey", "tlsca", "js-domain"} {
 		f := fs.Lookup(name)
 		if f == nil {
 			continue
@@ -138,6 +139,11 @@ func (a *app) applyContext() ([]nats.Option, error) {
 		if v := fromContext[name]; v != "" && !g.explicit[name] && a.getenv(env) == "" {
 			*fields[name] = v
 		}
+	}
+	// The nats CLI's contexts name the JetStream domain too; it has no
+	// environment variable, so only --js-domain overrides it.
+	if c.JSDomain != "" && !g.explicit["js-domain"] {
+		g.jsDomain = c.JSDomain
 	}
 	var opts []nats.Option
 	switch {

@@ -344,6 +344,8 @@ const globalHelp = `Connection flags (before or after the command):
   --prefix P          subject prefix of the exporter (default prowler)
   --inbox-prefix P    prefix of reply subjects (env NATS_INBOX_PREFIX; default _INBOX); a
                       per-tenant NATS user is allowed its own only (docs/security.md)
+  --js-domain D       JetStream domain of the exporter's streams, e.g. hub from a leaf node
+                      (the exporter's S3EXPORTER_NATS_JS_DOMAIN; a context's jetstream_domain)
   --timeout D         time limit of connecting and of each request (default 30s)
   --context NAME      a nats CLI context (~/.config/nats/context/NAME.json; env NATS_CONTEXT):
                       its url, creds, nkey, TLS files, user/password or token, unless a flag

@@ -654,7 +654,13 @@ func (a *app) prepareWait(ctx context.Context, cl *client.Client, scan event.Sca
 	err := a.request(ctx, func(ctx context.Context) error {
 		st, err := cl.JS.Stream(ctx, w.stream)
 		if err != nil {
-			return fmt.Errorf("stream %s: %w (is the exporter running with --prefix %s?)", w.stream, err, a.g.prefix)
+			// From a leaf node without --js-domain, the leaf's own
+			// JetStream answers, and has no such stream.
+			domain := "no JetStream domain"
+			if a.g.jsDomain != "" {
+				domain = "JetStream domain " + a.g.jsDomain
+			}
+			return fmt.Errorf("stream %s: %w (is the exporter running with --prefix %s, and are its streams in %s? see --js-domain)", w.stream, err, a.g.prefix, domain)
 		}
 		info, err := st.Info(ctx)
 		if err != nil {

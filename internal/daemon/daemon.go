@@ -240,7 +240,15 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	if err := conn.WaitConnected(ctx); err != nil {
 		return err
 	}
-	js, err := jetstream.New(conn.nc)
+	// In a JetStream domain (the hub's, seen from a leaf node) every API
+	// request, and with it the object stores, the bucket and the consumers,
+	// goes to $JS.<domain>.API.; source's raw requests follow js.
+	var js jetstream.JetStream
+	if cfg.NATSJSDomain != "" {
+		js, err = jetstream.NewWithDomain(conn.nc, cfg.NATSJSDomain)
+	} else {
+		js, err = jetstream.New(conn.nc)
+	}
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

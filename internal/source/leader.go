@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -27,7 +28,7 @@ func leaderObjectInfo(ctx context.Context, js jetstream.JetStream, bucket, name 
 	if err != nil {
 		return nil, err
 	}
-	msg, err := js.Conn().RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"STREAM.MSG.GET.OBJ_"+bucket, req)
+	msg, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET.OBJ_"+bucket, req)
 	if err != nil {
 		return nil, fmt.Errorf("asking the stream leader for %s: %w", name, err)
 	}
@@ -59,4 +60,23 @@ func leaderObjectInfo(ctx context.Context, js jetstream.JetStream, bucket, name 
 		return nil, jetstream.ErrObjectNotFound
 	}
 	return &info, nil
+}
+
+// apiPrefix is the JetStream API prefix js sends its own requests to, so a
+// raw request reaches the same JetStream: "$JS.<domain>.API." in a
+// JetStream domain (a hub seen from a leaf node), a custom prefix (an
+// account import), or "$JS.API.". nats.go keeps the prefix it computes
+// unexported; Options carries what it was computed from.
+func apiPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		if strings.HasSuffix(o.APIPrefix, ".") {
+			return o.APIPrefix
+		}
+		return o.APIPrefix + "."
+	}
+	return jetstream.DefaultAPIPrefix
 }
