@@ -86,6 +86,8 @@ func TestDecide(t *testing.T) {
 			want{fate: fateDefer, delay: 8 * time.Second, reason: DeferTenantLimit}},
 		{"deferred often: at most 30s", base(func(f *facts) { f.Refused, f.Deferrals = true, 40 }),
 			want{fate: fateDefer, delay: 30 * time.Second, reason: DeferTenantLimit}},
+		{"deferred often, but its tenant's scans are moving: 1s", base(func(f *facts) { f.Refused, f.Deferrals, f.Progressing = true, 40, true }),
+			want{fate: fateDefer, delay: time.Second, reason: DeferTenantLimit}},
 		{"refused even past its attempts: the gate is asked first", base(func(f *facts) { f.Refused, f.Attempt = true, 9 }),
 			want{fate: fateDefer, delay: time.Second, reason: DeferTenantLimit}},
 		{"cache behind: deferred on the backoff schedule by deferral", base(func(f *facts) { f.CatchUpErr, f.Deferrals = errors.New("behind"), 2 }),

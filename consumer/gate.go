@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // gate admits the scans a replica holds to export, fairly between tenants:
@@ -29,6 +30,8 @@ type gate struct {
 type tenantSlots struct {
 	running int
 	waiters []chan struct{}
+	// finished is when a scan of the tenant last left its slot.
+	finished time.Time
 }
 
 func newGate(total, perTenant, hold int) *gate {
@@ -102,6 +105,7 @@ func (g *gate) leave(tenant string) {
 	defer g.mu.Unlock()
 	t := g.tenants[tenant]
 	t.running--
+	t.finished = time.Now()
 	g.running--
 	g.dispatch()
 	g.forget(tenant, t)
@@ -169,6 +173,17 @@ func (g *gate) forget(tenant string, t *tenantSlots) {
 	if t.running == 0 && len(t.waiters) == 0 {
 		delete(g.tenants, tenant)
 	}
+}
+
+// progressing reports whether a scan of tenant left its slot within the
+// last window: its held scans are moving, so one refused now will find room
+// soon and should come back soon. A tenant whose scans are stuck (a dead
+// bucket) makes no progress, and its refused scans can wait longer.
+func (g *gate) progressing(tenant string, window time.Duration) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := g.tenants[tenant]
+	return t != nil && !t.finished.IsZero() && time.Since(t.finished) < window
 }
 
 // counts returns the scans exporting and waiting.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // enterNow enters and requires an immediate answer (no wait).
@@ -149,5 +150,32 @@ func TestGateLimitsAreSane(t *testing.T) {
 	g = newGate(8, 2, 1)
 	if g.total != 8 || g.perTenant != 2 || g.hold != 2 {
 		t.Fatalf("total %d perTenant %d hold %d", g.total, g.perTenant, g.hold)
+	}
+}
+
+// TestGateProgressing: a tenant is progressing once one of its scans has left
+// its slot, within the window; a tenant that has finished nothing (its scans
+// stuck on a dead bucket) is not, and neither is an unknown one.
+func TestGateProgressing(t *testing.T) {
+	g := newGate(4, 2, 4)
+	release, ok, err := g.enter(t.Context(), "t1")
+	if !ok || err != nil {
+		t.Fatalf("enter: %v %v", ok, err)
+	}
+	if _, ok, _ := g.enter(t.Context(), "t1"); !ok {
+		t.Fatal("second enter refused")
+	}
+	if g.progressing("t1", time.Minute) {
+		t.Error("progressing before any scan finished")
+	}
+	release()
+	if !g.progressing("t1", time.Minute) {
+		t.Error("not progressing right after a scan finished")
+	}
+	if g.progressing("t1", 0) {
+		t.Error("progressing outside the window")
+	}
+	if g.progressing("t2", time.Minute) {
+		t.Error("an unknown tenant is progressing")
 	}
 }

@@ -40,6 +40,10 @@ type ScanOptions struct {
 	CacheWait time.Duration
 }
 
+// progressWindow: a tenant that finished a scan within it is progressing
+// (decide defers its refused scans by 1 s, not by their doubling delay).
+const progressWindow = 10 * time.Second
+
 // TenantHoldFactor: a tenant holds at most this many times its export
 // slots in one replica. Its scans beyond wait on the stream (deferred),
 // where other replicas or, later, this one take them; the other tenants'
@@ -266,6 +270,7 @@ func (c *ScanConsumer) handle(stopping context.Context, msg jetstream.Msg) {
 			return
 		case !ok:
 			f.Refused = true
+			f.Progressing = c.gate.progressing(scan.TenantID, progressWindow)
 		default:
 			defer release()
 		}

@@ -64,6 +64,8 @@ type facts struct {
 
 	// Refused: the tenant gate refused the scan (the tenant has its share).
 	Refused bool
+	// Progressing: the refused scan's tenant finished a scan moments ago.
+	Progressing bool
 	// CatchUpErr: the integration cache did not catch up with its stream.
 	CatchUpErr error
 	// LedgerErr: the ledger could not be read.
@@ -107,10 +109,10 @@ type step struct {
 // can make the difference smaller than 1.
 func attemptOf(delivered, deferrals int) int { return max(delivered-deferrals, 1) }
 
-// deferDelay is the delay before a scan deferred for fairness comes back:
-// short at first (a slot of its tenant frees within seconds when its scans
-// are quick), doubling to 30 s (a tenant whose scans are slow is asked
-// about less often).
+// deferDelay is the delay before a scan deferred for fairness comes back
+// while its tenant makes no progress: short at first, doubling to 30 s (a
+// tenant whose scans are stuck is asked about less often). A tenant whose
+// scans are moving gets 1 s whatever the count (decide).
 func deferDelay(deferrals int) time.Duration {
 	return min(time.Second<<min(max(deferrals, 0), 5), 30*time.Second)
 }
@@ -120,7 +122,14 @@ func deferDelay(deferrals int) time.Duration {
 func decide(f facts) step {
 	switch {
 	case f.Refused:
-		return step{Fate: fateDefer, Delay: deferDelay(f.Deferrals), DeferReason: DeferTenantLimit,
+		delay := deferDelay(f.Deferrals)
+		if f.Progressing {
+			// Its scans are moving: room comes within seconds, and a long
+			// delay would leave the replica idle once they are done (one
+			// tenant's backlog of 200 scans ran at a sixth of the speed).
+			delay = time.Second
+		}
+		return step{Fate: fateDefer, Delay: delay, DeferReason: DeferTenantLimit,
 			Why: "tenant has its share of this replica's scans"}
 	case f.CatchUpErr != nil:
 		// Not an attempt: nothing was tried. The backoff schedule, by
