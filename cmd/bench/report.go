@@ -97,7 +97,7 @@ func (r *report) markdown() string {
 	p(" (the machine is shared: other work may run beside the benchmark, which is why every figure is a ratio to a baseline measured moments before or after it, in the same run).\n\n")
 	p("**Setup:** nats-server (JetStream, file storage) and versitygw (the S3 server, posix backend) run as their own processes on 127.0.0.1; ")
 	p("the exporter is the `s3-exporter` binary built by the harness, one fresh process per round, configured with its defaults ")
-	p("(8 scans in flight, 8 MiB parts; `S3EXPORTER_CONCURRENCY` %d in workload 1, as baseline A's workers, its default 64 in workloads 5 and 6) and credentials sent Fernet-encrypted, as Prowler App sends them; ", r.opts.concurrency)
+	p("(8 scans in flight, 8 MiB parts; `S3EXPORTER_CONCURRENCY` %d in workload 1, as baseline A's workers, its default 128 in workloads 5 and 6) and credentials sent Fernet-encrypted, as Prowler App sends them; ", r.opts.concurrency)
 	p("each baseline is the harness run again as a child process. CPU time and memory come from `/proc` (exporter) or `getrusage` (baselines), so each is the process's own. ")
 	p("Rounds: %d; exporter and baselines interleave within a round and the table gives the median of the per-round ratios.\n\n", r.opts.rounds)
 

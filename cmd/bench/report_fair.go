@@ -32,7 +32,7 @@ func (r *report) networkSection(p printer) {
 	p("## 5. Network latency\n\n")
 	p("The scans of workload 1 (%d of them, 43 files each) exported through a proxy process (`cmd/bench delayproxy`) that holds every S3 request ", n.Scans)
 	p("0, 30 or 100 ms before forwarding it, as the network to a real S3 endpoint would. The exporter runs on its defaults ")
-	p("(`S3EXPORTER_CONCURRENCY` 64, each destination's limit adapting from 8), so the figure shows whether the adaptive limit finds the concurrency the latency needs. ")
+	p("(`S3EXPORTER_CONCURRENCY` 128, each destination's limit adapting from 8), so the figure shows whether the adaptive limit finds the concurrency the latency needs. ")
 	p("Its reference is its own rate through the same proxy with no delay; beside it, baseline A with a fixed 16 workers through the same delays, ")
 	p("and baseline B one file at a time (%d scans) at 30 ms.\n\n", n.BScans)
 	t := newTable("round", "exporter, 0 ms", "exporter, 30 ms", "A16, 30 ms", "B, 30 ms", "exporter, 100 ms", "A16, 100 ms")
@@ -108,7 +108,7 @@ func (r *report) noisySection(p printer) {
 	}
 	p("%s\n", t)
 	p("Why B does not wait: a freed upload slot goes to the tenant with the fewest uploads running, A's destination has its own limit ")
-	p("(8 to start, growing while its 1.5 s stays flat; halved on each timeout), and no tenant holds more than 56 of the 64 slots, so B's uploads find free slots. ")
+	p("(8 to start, growing while its 1.5 s stays flat; halved on each timeout), and no tenant holds more than 112 of the 128 slots, so B's uploads find free slots. ")
 	p("Against the black hole each request fails after `S3EXPORTER_RESPONSE_TIMEOUT` (60 s), and after 5 failures in a row the destination's breaker opens ")
 	p("and A's uploads fail fast (retryable) instead of taking slots at all.\n\n")
 }
