@@ -1,19 +1,11 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
-	"regexp"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/testutil"
 )
-
-// deployedMetricRE finds metric names in the deployment artifacts: the
-// exporter's own and the standard collectors' (go_*, process_*).
-var deployedMetricRE = regexp.MustCompile(`\b(?:s3exporter|go|process)_[a-z0-9_:]*[a-z0-9]\b`)
 
 // TestEveryDeployedMetricIsServedByARunningExporter: every metric that the
 // alert rules, the Grafana dashboard or the Helm chart name is on the
@@ -37,47 +29,17 @@ func TestEveryDeployedMetricIsServedByARunningExporter(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}
-	served := map[string]bool{}
-	for line := range strings.Lines(body) {
-		if fam, ok := strings.CutPrefix(line, "# TYPE "); ok { // histograms by their base name
-			served[strings.Fields(fam)[0]] = true
-			continue
-		}
-		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-			continue
-		}
-		served[line[:strings.IndexAny(line, "{ ")]] = true
-	}
-
-	var paths []string
-	for _, pattern := range []string{
-		"../deploy/prometheus/alerts.yml",
-		"../deploy/grafana/*.json",
-		"../deploy/helm/s3-exporter/templates/*",
-		"../deploy/helm/s3-exporter/values.yaml",
-	} {
-		m, err := filepath.Glob(pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, m...)
-	}
+	served := testutil.ServedMetricNames(body)
 	named := 0
-	for _, p := range paths {
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		names := deployedMetricRE.FindAllString(string(raw), -1)
-		slices.Sort(names)
-		for _, n := range slices.Compact(names) {
+	for path, names := range testutil.DeployedMetricNames(t, "..") {
+		for _, n := range names {
 			named++
 			if !served[n] {
-				t.Errorf("%s names %s, which the running exporter's /metrics does not serve", p, n)
+				t.Errorf("%s names %s, which the running exporter's /metrics does not serve", path, n)
 			}
 		}
 	}
 	if named < 20 {
-		t.Errorf("the deployment artifacts name only %d metrics (found %v)", named, paths)
+		t.Errorf("the deployment artifacts name only %d metrics", named)
 	}
 }
