@@ -16,7 +16,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 type followerEnv struct {
@@ -27,7 +27,7 @@ type followerEnv struct {
 
 func newFollowerEnv(t *testing.T) *followerEnv {
 	t.Helper()
-	js := testutil.StartJetStream(t)
+	js := natstest.StartJetStream(t)
 	e := &followerEnv{t: t, js: js, topo: consumer.Topology{Prefix: "prowler"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

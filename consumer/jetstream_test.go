@@ -17,7 +17,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 	"github.com/prowler-cloud/s3-exporter/metrics"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 func TestStatusAndDeadLetterStreamsAreBoundedInBytes(t *testing.T) {
@@ -31,7 +31,7 @@ func TestStatusAndDeadLetterStreamsAreBoundedInBytes(t *testing.T) {
 		{"no limit", -1, -1, -1, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			js := testutil.StartJetStream(t)
+			js := natstest.StartJetStream(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			topo := Topology{Prefix: "prowler", StatusMaxBytes: tc.status, DLQMaxBytes: tc.dlq}
@@ -55,7 +55,7 @@ func TestStatusAndDeadLetterStreamsAreBoundedInBytes(t *testing.T) {
 }
 
 func TestEnsureStreamsWithoutManagingThem(t *testing.T) {
-	js := testutil.StartJetStream(t)
+	js := natstest.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := EnsureStreams(ctx, js, Topology{Prefix: "prowler"}, false); err == nil || !strings.Contains(err.Error(), "S3EXPORTER_MANAGE_STREAMS=false") {
@@ -73,7 +73,7 @@ type liveConsumer struct {
 
 func newLiveConsumer(t *testing.T, opts ScanOptions) *liveConsumer {
 	t.Helper()
-	js := testutil.StartJetStream(t)
+	js := natstest.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	topo := Topology{Prefix: "prowler"}

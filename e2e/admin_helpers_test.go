@@ -19,7 +19,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // Helpers of the admin-plane tests (connection test, get, replay, secrets).
@@ -43,7 +43,7 @@ func uniq(prefix string) string {
 func (e *env) s3User(prefix string) (access, secret string) {
 	e.t.Helper()
 	access, secret = uniq(prefix), uniq(prefix+"-secret")
-	e.s3.MustCreateUser(e.t, access, secret, testutil.RoleUser)
+	e.s3.MustCreateUser(e.t, access, secret, s3test.RoleUser)
 	return access, secret
 }
 

@@ -13,7 +13,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/fernet"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
+	"github.com/prowler-cloud/s3-exporter/testutil/ststest"
 )
 
 // Canary secrets go through a whole admin scenario (plaintext and encrypted
@@ -39,14 +40,14 @@ func TestCanarySecretsNeverLeave(t *testing.T) {
 	}
 	// The assumed role hands out the canary keys with the canary token
 	// (which versitygw refuses: that export fails).
-	sts := testutil.NewSTS(t, testutil.STSCredentials{AccessKeyID: canaryKeyID, SecretAccessKey: canarySecret, SessionToken: canaryToken})
+	sts := ststest.NewSTS(t, ststest.STSCredentials{AccessKeyID: canaryKeyID, SecretAccessKey: canarySecret, SessionToken: canaryToken})
 	sts.Expect(canaryRole, "")
 	e := newEnv(t, func(c *config.Config) {
 		c.CredentialsKey = config.Secret(fernetKey)
 		c.STSEndpoint = sts.URL()
 	})
 	b := e.bucket("canary")
-	if err := e.s3.CreateUser(canaryKeyID, canarySecret, testutil.RoleUser); err != nil {
+	if err := e.s3.CreateUser(canaryKeyID, canarySecret, s3test.RoleUser); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.s3.DeleteUser(canaryKeyID) })

@@ -8,10 +8,10 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/ststest"
 )
 
-// The assume-role tests use testutil.STS, the small AssumeRole endpoint the
+// The assume-role tests use ststest.STS, the small AssumeRole endpoint the
 // contract lets tests put in place of AWS STS (S3EXPORTER_STS_ENDPOINT): the
 // exporter's real stscreds provider calls it, it records each call and acts
 // as the roles' trust policies, and it hands out the keys of a versitygw
@@ -32,9 +32,9 @@ const (
 // stsEnv is an exporter whose STS endpoint is sts and whose role ARN
 // pattern is arn:aws:iam::*:role/Prowler*, a bucket with the documented
 // policy for one versitygw account, and sts handing out that account's keys.
-func stsEnv(t *testing.T, tune func(*exporter.ClientOptions)) (*env, *testutil.STS, string, [2]string) {
+func stsEnv(t *testing.T, tune func(*exporter.ClientOptions)) (*env, *ststest.STS, string, [2]string) {
 	t.Helper()
-	sts := testutil.NewSTS(t, testutil.STSCredentials{})
+	sts := ststest.NewSTS(t, ststest.STSCredentials{})
 	mutate := func(c *config.Config) {
 		c.STSEndpoint = sts.URL()
 		c.RoleARNPattern = "arn:aws:iam::*:role/Prowler*"
@@ -48,13 +48,13 @@ func stsEnv(t *testing.T, tune func(*exporter.ClientOptions)) (*env, *testutil.S
 	b := e.bucket("sts")
 	user, secret := e.s3User("role")
 	e.s3.MustPutBucketPolicy(t, b, documentedPolicy(t, b, true, user))
-	sts.SetCredentials(testutil.STSCredentials{AccessKeyID: user, SecretAccessKey: secret})
+	sts.SetCredentials(ststest.STSCredentials{AccessKeyID: user, SecretAccessKey: secret})
 	return e, sts, b, [2]string{user, secret}
 }
 
 // callsOf returns the AssumeRole calls of one role.
-func callsOf(sts *testutil.STS, role string) []testutil.AssumeRoleCall {
-	var out []testutil.AssumeRoleCall
+func callsOf(sts *ststest.STS, role string) []ststest.AssumeRoleCall {
+	var out []ststest.AssumeRoleCall
 	for _, c := range sts.Calls() {
 		if c.RoleARN == role {
 			out = append(out, c)
@@ -170,7 +170,7 @@ func TestAssumeRoleThroughSTS(t *testing.T) {
 	// same keys with a token are refused by versitygw (which has no
 	// sessions), where without one they work.
 	sts.Expect(roleExport+"-Session", "")
-	sts.SetCredentials(testutil.STSCredentials{AccessKeyID: roleKeys[0], SecretAccessKey: roleKeys[1], SessionToken: "a-session-token"})
+	sts.SetCredentials(ststest.STSCredentials{AccessKeyID: roleKeys[0], SecretAccessKey: roleKeys[1], SessionToken: "a-session-token"})
 	in = e.integration(tenant, "role-token", b, "prov-1")
 	in.Credentials = source(roleExport + "-Session")
 	rep, st = e.testUnsaved(in)
@@ -214,7 +214,7 @@ func TestAssumedRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
 	}
 	// Hand out other credentials from now on, and make the first ones
 	// unusable once they have expired.
-	sts.SetCredentials(testutil.STSCredentials{AccessKeyID: second, SecretAccessKey: secondSecret})
+	sts.SetCredentials(ststest.STSCredentials{AccessKeyID: second, SecretAccessKey: secondSecret})
 	expired := calls[len(calls)-1].At.Add(lifetime)
 	time.Sleep(time.Until(expired) + 100*time.Millisecond)
 	if err := e.s3.DeleteUser(first[0]); err != nil {

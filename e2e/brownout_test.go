@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // TestS3BrownOutIsAbsorbedByRetries: S3 answers 25% of requests with 503
@@ -25,10 +25,10 @@ func TestS3BrownOutIsAbsorbedByRetries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load through a faulty S3")
 	}
-	proxy := testutil.NewFaultProxy(t, s3Server(t).Endpoint())
+	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
 	e := newEnv(t, func(c *config.Config) { c.S3Endpoint = proxy.URL() })
 	b := e.bucket("brownout")
-	proxy.SetFaults(testutil.Faults{ErrorRate: 0.25, ResetRate: 0.05, SlowRate: 0.10, SlowDelay: 300 * time.Millisecond})
+	proxy.SetFaults(s3test.Faults{ErrorRate: 0.25, ResetRate: 0.05, SlowRate: 0.10, SlowDelay: 300 * time.Millisecond})
 	e.put(e.integration("tenant-a", "weathered", b, "prov-1"))
 	tally := followExports(t, e.cl.JS)
 
@@ -42,7 +42,7 @@ func TestS3BrownOutIsAbsorbedByRetries(t *testing.T) {
 			tally.failures(), tally.missing(scans, "weathered"), e.logText())
 	}
 	faults := proxy.Stats()
-	proxy.SetFaults(testutil.Faults{})
+	proxy.SetFaults(s3test.Faults{})
 
 	checkObjects(t, e.s3, b, wantObjects(scans, "output"), 1)
 	sc := readExportStatuses(t, e.cl.JS)

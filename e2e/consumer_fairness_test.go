@@ -8,7 +8,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // TestAStalledTenantDoesNotTakeEveryScanSlot: tenant A's bucket answers
@@ -29,7 +29,7 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 	slow, healthy := e.bucket("stalled"), e.bucket("healthy")
 	e.put(e.integration("tenant-a", "stalled", slow, "prov-1"))
 	e.put(e.integration("tenant-b", "healthy", healthy, "prov-1"))
-	proxy.SetFaults(testutil.Faults{SlowRate: 1, SlowDelay: 20 * time.Second, PathPrefix: "/" + slow})
+	proxy.SetFaults(s3test.Faults{SlowRate: 1, SlowDelay: 20 * time.Second, PathPrefix: "/" + slow})
 
 	var aIDs []string
 	for i := range 10 {
@@ -59,5 +59,5 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 		}
 	}
 	// Heal A's bucket so the cleanup does not wait on the stalled uploads.
-	proxy.SetFaults(testutil.Faults{})
+	proxy.SetFaults(s3test.Faults{})
 }

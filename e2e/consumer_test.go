@@ -13,11 +13,13 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 func TestUnmanagedStreamsMustExist(t *testing.T) {
-	ns := testutil.StartNATS(t)
+	ns := natstest.StartNATS(t)
 	cfg := config.Default()
 	cfg.NATSURL = ns.ClientURL()
 	cfg.MetricsAddr = "127.0.0.1:0"
@@ -48,8 +50,8 @@ func TestLongUploadsOutliveTheAckWait(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes several ack waits")
 	}
-	proxy := testutil.NewFaultProxy(t, s3Server(t).Endpoint())
-	proxy.SetFaults(testutil.Faults{BytesPerSecond: 3 << 19}) // per request; parts upload three at a time
+	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
+	proxy.SetFaults(s3test.Faults{BytesPerSecond: 3 << 19}) // per request; parts upload three at a time
 	e := newEnv(t, func(c *config.Config) {
 		c.S3Endpoint = proxy.URL()
 		c.AckWait = time.Second
@@ -62,7 +64,7 @@ func TestLongUploadsOutliveTheAckWait(t *testing.T) {
 		big[i] = byte(i >> 8)
 	}
 	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-slow",
-		[]testutil.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
+		[]fixtures.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
 	st := e.waitExport("scan-slow", "slow")
 	if st.State != event.StateSucceeded || st.Attempt != 1 {
 		t.Fatalf("want succeeded on the first delivery, got %s attempt %d %v", st.State, st.Attempt, st.Errors)
@@ -108,7 +110,7 @@ func TestNoCredentialsMeansTheDefaultChain(t *testing.T) {
 
 // A stream an operator created or tuned is left as it is.
 func TestExistingStreamsAreNotChanged(t *testing.T) {
-	ns := testutil.StartNATS(t)
+	ns := natstest.StartNATS(t)
 	cfg := config.Default()
 	cfg.NATSURL = ns.ClientURL()
 	cfg.MetricsAddr = "127.0.0.1:0"

@@ -16,7 +16,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 // TestExporterStartedBeforeNATS is issue 13, point 1, end to end: the
@@ -65,7 +65,7 @@ func TestExporterStartedBeforeNATS(t *testing.T) {
 		t.Errorf("/readyz = %d %q while NATS is down, want 503 and the reason", code, body)
 	}
 
-	ns, err := testutil.RunNATS(testutil.NATSOptions{Port: port, StoreDir: t.TempDir()})
+	ns, err := natstest.RunNATS(natstest.NATSOptions{Port: port, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 )
 
 var frameworks = []string{"cis_5.0_aws", "aws_foundational_security_best_practices_aws"}
@@ -250,7 +250,7 @@ func TestChecksumMismatchLeavesNoObject(t *testing.T) {
 	for i := range bigBody {
 		bigBody[i] = byte(i * 7)
 	}
-	files := []testutil.OutputFile{small[0], {Format: "json-ocsf", FileName: "out.ocsf.json", Body: bigBody}}
+	files := []fixtures.OutputFile{small[0], {Format: "json-ocsf", FileName: "out.ocsf.json", Body: bigBody}}
 	scan := e.publishScan("tenant-a", "prov-1", "111122223333", "scan-sum", files)
 	_ = scan
 	e.waitExport("scan-sum", "verified") // the honest one lands

@@ -14,6 +14,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // TestSIGKILLedReplicaLosesNothing: while scans keep coming, one of two
@@ -34,8 +35,8 @@ func TestSIGKILLedReplicaLosesNothing(t *testing.T) {
 	// The victim reaches S3 through a throttle, so that its 6 MiB uploads
 	// last long enough to be interrupted; the proxy also answers an
 	// UploadPart to an aborted upload with NoSuchUpload, as AWS does.
-	throttle := testutil.NewFaultProxy(t, e.s3.Endpoint())
-	throttle.SetFaults(testutil.Faults{BytesPerSecond: 8 << 20})
+	throttle := s3test.NewFaultProxy(t, e.s3.Endpoint())
+	throttle.SetFaults(s3test.Faults{BytesPerSecond: 8 << 20})
 	common := map[string]string{
 		// Work held by a killed replica comes back after this.
 		"S3EXPORTER_ACK_WAIT":            "3s",

@@ -14,7 +14,7 @@ import (
 )
 
 // Contract v1.1 §2, tried as a hostile tenant would. STS here is
-// testutil.STS, a small AssumeRole stub: it acts as the roles' trust
+// ststest.STS, a small AssumeRole stub: it acts as the roles' trust
 // policies and records every call it receives (role, external ID, session
 // name, caller), which is how these tests see what reached STS.
 

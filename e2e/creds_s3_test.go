@@ -13,17 +13,20 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
+	"github.com/prowler-cloud/s3-exporter/testutil/ststest"
 )
 
 // Issue 15 part 2: real AWS answers that versitygw does not give, made by a
-// proxy in front of it (testutil.FaultProxy with an Intercept hook, which
-// also records every request), with testutil.STS (a small AssumeRole stub)
+// proxy in front of it (s3test.FaultProxy with an Intercept hook, which
+// also records every request), with ststest.STS (a small AssumeRole stub)
 // handing out versitygw accounts' keys.
 
 // proxiedEnv is an exporter whose S3 endpoint is a proxy to versitygw.
-func proxiedEnv(t *testing.T, mutate func(*config.Config)) (*env, *testutil.FaultProxy) {
+func proxiedEnv(t *testing.T, mutate func(*config.Config)) (*env, *s3test.FaultProxy) {
 	t.Helper()
-	proxy := testutil.NewFaultProxy(t, s3Server(t).Endpoint())
+	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
 	e := newEnv(t, func(c *config.Config) {
 		c.S3Endpoint = proxy.URL()
 		if mutate != nil {
@@ -34,7 +37,7 @@ func proxiedEnv(t *testing.T, mutate func(*config.Config)) (*env, *testutil.Faul
 }
 
 // countReqs counts the recorded requests that match.
-func countReqs(reqs []testutil.ProxiedRequest, match func(testutil.ProxiedRequest) bool) int {
+func countReqs(reqs []s3test.ProxiedRequest, match func(s3test.ProxiedRequest) bool) int {
 	n := 0
 	for _, r := range reqs {
 		if match(r) {
@@ -44,19 +47,19 @@ func countReqs(reqs []testutil.ProxiedRequest, match func(testutil.ProxiedReques
 	return n
 }
 
-func isGetBucketLocation(bucket string) func(testutil.ProxiedRequest) bool {
-	return func(r testutil.ProxiedRequest) bool {
+func isGetBucketLocation(bucket string) func(s3test.ProxiedRequest) bool {
+	return func(r s3test.ProxiedRequest) bool {
 		return r.Method == http.MethodGet && r.Path == "/"+bucket && r.Query.Has("location")
 	}
 }
 
-func isHeadBucket(bucket string) func(testutil.ProxiedRequest) bool {
-	return func(r testutil.ProxiedRequest) bool {
+func isHeadBucket(bucket string) func(s3test.ProxiedRequest) bool {
+	return func(r s3test.ProxiedRequest) bool {
 		return r.Method == http.MethodHead && strings.TrimSuffix(r.Path, "/") == "/"+bucket
 	}
 }
 
-func isListMultipartUploads(r testutil.ProxiedRequest) bool {
+func isListMultipartUploads(r s3test.ProxiedRequest) bool {
 	return r.Method == http.MethodGet && r.Query.Has("uploads")
 }
 
@@ -65,14 +68,14 @@ func isListMultipartUploads(r testutil.ProxiedRequest) bool {
 // refused) and the export succeeds on its first delivery, written by the
 // new session. An expired token in static keys is permanent.
 func TestExpiredTokenReassumesTheRole(t *testing.T) {
-	sts := testutil.NewSTS(t, testutil.STSCredentials{})
+	sts := ststest.NewSTS(t, ststest.STSCredentials{})
 	e, proxy := proxiedEnv(t, func(c *config.Config) { c.STSEndpoint = sts.URL() })
 	b := e.bucket("expired")
 	first, firstSecret := e.s3User("sess1")
 	second, secondSecret := e.s3User("sess2")
 	e.s3.MustPutBucketPolicy(t, b, documentedPolicy(t, b, true, first, second))
 	sts.Expect(roleExport, "")
-	sts.SetRotation([]testutil.STSCredentials{{AccessKeyID: first, SecretAccessKey: firstSecret}, {AccessKeyID: second, SecretAccessKey: secondSecret}})
+	sts.SetRotation([]ststest.STSCredentials{{AccessKeyID: first, SecretAccessKey: firstSecret}, {AccessKeyID: second, SecretAccessKey: secondSecret}})
 
 	const tenant = "tenant-expiry"
 	in := e.integration(tenant, "role", b, "prov-1")
@@ -89,7 +92,7 @@ func TestExpiredTokenReassumesTheRole(t *testing.T) {
 		if testutil.SignedBy(r.Header) != first {
 			return false
 		}
-		testutil.WriteS3Error(w, http.StatusBadRequest, "ExpiredToken", "The provided token has expired.")
+		s3test.WriteS3Error(w, http.StatusBadRequest, "ExpiredToken", "The provided token has expired.")
 		return true
 	})
 	logged := e.accessLogLen()
@@ -102,7 +105,7 @@ func TestExpiredTokenReassumesTheRole(t *testing.T) {
 	if n := len(sts.Calls()); n != 2 {
 		t.Errorf("%d AssumeRole calls, want 2 (the first session, then one renewal): %+v", n, sts.Calls())
 	}
-	refused := countReqs(proxy.Requests(), func(r testutil.ProxiedRequest) bool { return r.SignedBy() == first })
+	refused := countReqs(proxy.Requests(), func(r s3test.ProxiedRequest) bool { return r.SignedBy() == first })
 	if refused == 0 {
 		t.Fatal("no request was refused as expired: the test proves nothing")
 	}
@@ -129,7 +132,7 @@ func TestExpiredTokenReassumesTheRole(t *testing.T) {
 		if r.Header.Get("X-Amz-Security-Token") != "static-session-token" {
 			return false
 		}
-		testutil.WriteS3Error(w, http.StatusBadRequest, "ExpiredToken", "The provided token has expired.")
+		s3test.WriteS3Error(w, http.StatusBadRequest, "ExpiredToken", "The provided token has expired.")
 		return true
 	})
 	static := e.integration(tenant, "static", b, "prov-2")
@@ -157,7 +160,7 @@ func TestBucketRegionWhenDiscoveryIsDenied(t *testing.T) {
 	proxy.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		for _, b := range []string{denied, hinted} {
 			if r.URL.Path == "/"+b && r.Method == http.MethodGet && r.URL.Query().Has("location") {
-				testutil.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
+				s3test.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
 				return true
 			}
 			if strings.TrimSuffix(r.URL.Path, "/") == "/"+b && r.Method == http.MethodHead {
@@ -210,12 +213,12 @@ func TestListMultipartUploadsOnlyOnRetries(t *testing.T) {
 		big[i] = byte(i * 13)
 	}
 	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-mpu-1",
-		[]testutil.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
+		[]fixtures.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
 	if ex := e.waitExport("scan-mpu-1", "mpu"); ex.State != event.StateSucceeded || ex.Attempt != 1 {
 		t.Fatalf("first export: %s on delivery %d %v", ex.State, ex.Attempt, ex.Errors)
 	}
 	reqs := proxy.Requests()
-	if n := countReqs(reqs, func(r testutil.ProxiedRequest) bool { return r.Method == http.MethodPost && r.Query.Has("uploads") }); n == 0 {
+	if n := countReqs(reqs, func(r s3test.ProxiedRequest) bool { return r.Method == http.MethodPost && r.Query.Has("uploads") }); n == 0 {
 		t.Fatal("no multipart upload: the test proves nothing")
 	}
 	if n := countReqs(reqs, isListMultipartUploads); n != 0 {
@@ -234,17 +237,17 @@ func TestListMultipartUploadsOnlyOnRetries(t *testing.T) {
 		switch {
 		case r.Method == http.MethodPost && r.URL.Query().Has("uploads") && creates < 3:
 			creates++
-			testutil.WriteS3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+			s3test.WriteS3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 			return true
 		case r.Method == http.MethodDelete && r.URL.Query().Has("uploadId"):
-			testutil.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
+			s3test.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
 			return true
 		}
 		return false
 	})
 	n0 := len(proxy.Requests())
 	e.publishScan("tenant-a", "prov-1", "222233334444", "scan-mpu-2",
-		[]testutil.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
+		[]fixtures.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
 	if ex := e.waitExport("scan-mpu-2", "mpu"); ex.State != event.StateSucceeded {
 		t.Fatalf("second export: %s %v", ex.State, ex.Errors)
 	}
@@ -265,7 +268,7 @@ func TestListMultipartUploadsOnlyOnRetries(t *testing.T) {
 // transfer manager's default would add CRC32 to every part). Without the
 // setting the same uploads carry them, so the check can fail.
 func TestChecksumCalculationWhenRequired(t *testing.T) {
-	checksumHeaders := func(r testutil.ProxiedRequest) []string {
+	checksumHeaders := func(r s3test.ProxiedRequest) []string {
 		var out []string
 		for k, v := range r.Header {
 			lk := strings.ToLower(k)
@@ -287,7 +290,7 @@ func TestChecksumCalculationWhenRequired(t *testing.T) {
 		}
 		small1, _ := prowlerFiles(123, "111122223333")
 		e.publishScan("tenant-a", "prov-1", "111122223333", "scan-sums",
-			[]testutil.OutputFile{small1[0], {Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
+			[]fixtures.OutputFile{small1[0], {Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
 		if ex := e.waitExport("scan-sums", "sums"); ex.State != event.StateSucceeded {
 			t.Fatalf("%s: export %s %v", setting, ex.State, ex.Errors)
 		}

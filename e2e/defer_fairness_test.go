@@ -13,7 +13,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // fairnessEnv: one tenant, whose bucket answers slowly, exporting one scan
@@ -29,7 +29,7 @@ func fairnessEnv(t *testing.T) (*env, string) {
 		c.MaxDeliver = 1
 	})
 	b := e.bucket("slow")
-	proxy.SetFaults(testutil.Faults{SlowRate: 1, SlowDelay: 300 * time.Millisecond, PathPrefix: "/" + b})
+	proxy.SetFaults(s3test.Faults{SlowRate: 1, SlowDelay: 300 * time.Millisecond, PathPrefix: "/" + b})
 	e.put(e.integration("tenant-a", "slow", b, "prov-1"))
 	return e, b
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // dlqMessages reads every dead letter of the prefix "prowler".
@@ -140,7 +140,7 @@ func TestS3OutageIsRetriedUntilEverythingLands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: stops and restarts an S3 server of its own")
 	}
-	own, err := testutil.RunS3(testutil.S3Options{})
+	own, err := s3test.RunS3(s3test.S3Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,14 +26,16 @@ import (
 	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // env is one test's world: NATS, S3, an exporter and a client.
 type env struct {
 	t    testing.TB
 	ns   *server.Server
-	s3   *testutil.S3Server
+	s3   *s3test.S3Server
 	cfg  *config.Config
 	d    *daemon.Daemon
 	reg  *prometheus.Registry // the running exporter's metrics
@@ -50,12 +52,12 @@ type env struct {
 // uses its own buckets.
 var (
 	sharedS3Once sync.Once
-	sharedS3     *testutil.S3Server
+	sharedS3     *s3test.S3Server
 	sharedS3Err  error
 )
 
-func s3Server(t testing.TB) *testutil.S3Server {
-	sharedS3Once.Do(func() { sharedS3, sharedS3Err = testutil.RunS3(testutil.S3Options{}) })
+func s3Server(t testing.TB) *s3test.S3Server {
+	sharedS3Once.Do(func() { sharedS3, sharedS3Err = s3test.RunS3(s3test.S3Options{}) })
 	if sharedS3Err != nil {
 		t.Fatalf("starting versitygw: %v", sharedS3Err)
 	}
@@ -77,20 +79,20 @@ func newEnvNoExporter(t testing.TB) *env {
 }
 
 // newEnvWithS3 is newEnv against a given S3 server.
-func newEnvWithS3(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Config)) *env {
+func newEnvWithS3(t testing.TB, s3srv *s3test.S3Server, mutate func(*config.Config)) *env {
 	t.Helper()
 	return newEnvFull(t, s3srv, mutate, true)
 }
 
-func newEnvFull(t testing.TB, s3srv *testutil.S3Server, mutate func(*config.Config), withExporter bool) *env {
+func newEnvFull(t testing.TB, s3srv *s3test.S3Server, mutate func(*config.Config), withExporter bool) *env {
 	t.Helper()
-	ns := testutil.StartNATS(t)
+	ns := natstest.StartNATS(t)
 	return newEnvOn(t, ns, ns.ClientURL(), s3srv, mutate, withExporter)
 }
 
 // newEnvOn is newEnvFull on a given NATS server, which the test's client
 // reaches at clientURL (the exporter too, unless mutate says otherwise).
-func newEnvOn(t testing.TB, ns *server.Server, clientURL string, s3srv *testutil.S3Server, mutate func(*config.Config), withExporter bool) *env {
+func newEnvOn(t testing.TB, ns *server.Server, clientURL string, s3srv *s3test.S3Server, mutate func(*config.Config), withExporter bool) *env {
 	t.Helper()
 	e := &env{t: t, ns: ns, s3: s3srv, changed: make(chan struct{})}
 	cfg := config.Default()
@@ -205,10 +207,10 @@ func (e *env) put(in event.IntegrationPayload) {
 }
 
 // fileSet is the artifacts of a scan, by artifact name.
-type fileSet map[string]testutil.OutputFile
+type fileSet map[string]fixtures.OutputFile
 
-func prowlerFiles(seed int64, uid string, frameworks ...string) ([]testutil.OutputFile, fileSet) {
-	files := testutil.ProwlerOutputs(seed, uid, 50, frameworks)
+func prowlerFiles(seed int64, uid string, frameworks ...string) ([]fixtures.OutputFile, fileSet) {
+	files := fixtures.ProwlerOutputs(seed, uid, 50, frameworks)
 	set := fileSet{}
 	for _, f := range files {
 		set[event.Artifact{Format: f.Format, Framework: f.Framework}.Name()] = f
@@ -217,7 +219,7 @@ func prowlerFiles(seed int64, uid string, frameworks ...string) ([]testutil.Outp
 }
 
 // publishScan stores files in the object store and publishes the event.
-func (e *env) publishScan(tenant, provider, uid, scanID string, files []testutil.OutputFile) event.ScanCompleted {
+func (e *env) publishScan(tenant, provider, uid, scanID string, files []fixtures.OutputFile) event.ScanCompleted {
 	e.t.Helper()
 	var cf []client.File
 	for _, f := range files {

@@ -10,14 +10,14 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // neighbours is two tenants on one exporter behind a proxy that can delay
 // or black-hole one bucket: tenant-a's (the bad neighbour) and tenant-b's.
 type neighbours struct {
 	*env
-	proxy      *testutil.FaultProxy
+	proxy      *s3test.FaultProxy
 	tally      *exportTally
 	bucketA    string
 	bucketB    string
@@ -29,7 +29,7 @@ type neighbours struct {
 
 func newNeighbours(t *testing.T, name string, nA, nB int, mutate func(*config.Config)) *neighbours {
 	t.Helper()
-	proxy := testutil.NewFaultProxy(t, s3Server(t).Endpoint())
+	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
 	e := newEnv(t, func(c *config.Config) {
 		c.S3Endpoint = proxy.URL()
 		// A replica holds every scan of the test: the per-tenant cap on
@@ -171,7 +171,7 @@ func TestBlackHoleFailsFastOpensTheBreakerAndClosesItAgain(t *testing.T) {
 		c.MaxDeliver = 1000
 	})
 	n.warmUp()
-	n.proxy.SetBucketDelay(n.bucketA, testutil.BlackHole)
+	n.proxy.SetBucketDelay(n.bucketA, s3test.BlackHole)
 	if err := publishLoad(n.cl, n.scansA[1:], 4, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/clock"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // lockedBuffer is an io.Writer safe to read while a process writes to it.
@@ -294,9 +295,9 @@ func replicaEnv(natsURL, s3Endpoint string, extra map[string]string) map[string]
 // have three replicas.
 func newClusterEnv(t *testing.T) (*env, []*server.Server) {
 	t.Helper()
-	servers := testutil.StartNATSCluster(t, 3)
+	servers := natstest.StartNATSCluster(t, 3)
 	cfg := config.Default()
-	cfg.NATSURL = testutil.ClusterURLs(servers)
+	cfg.NATSURL = natstest.ClusterURLs(servers)
 	cfg.StreamReplicas = 3
 	nc, err := nats.Connect(cfg.NATSURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
@@ -724,7 +725,7 @@ func head(s []string, n int) []string {
 // checkObjects checks that a bucket holds exactly the wanted keys with their
 // sizes (from the listing), and the bytes (sha256, read back) of every
 // sample-th object and of every object larger than 1 MiB.
-func checkObjects(t *testing.T, s3srv *testutil.S3Server, bucket string, want map[string]wantObject, sample int) {
+func checkObjects(t *testing.T, s3srv *s3test.S3Server, bucket string, want map[string]wantObject, sample int) {
 	t.Helper()
 	objs, err := s3srv.ListObjects(bucket, "")
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 func TestAccessDeniedFailsAtOnceAndMarksTheIntegrationDisconnected(t *testing.T) {
@@ -25,7 +25,7 @@ func TestAccessDeniedFailsAtOnceAndMarksTheIntegrationDisconnected(t *testing.T)
 	// A real versitygw user whose bucket policy grants reading the bucket's
 	// location but not s3:PutObject.
 	e.s3.MustCreateUser(t, "nowrite", "nowrite-secret-1", "user")
-	e.s3.MustPutBucketPolicy(t, b, testutil.AllowPolicy(b, "nowrite", "s3:GetBucketLocation"))
+	e.s3.MustPutBucketPolicy(t, b, s3test.AllowPolicy(b, "nowrite", "s3:GetBucketLocation"))
 	in := e.integration("tenant-a", "denied", b, "prov-1")
 	in.Credentials = &event.Credentials{AccessKeyID: "nowrite", SecretAccessKey: "nowrite-secret-1"}
 	e.put(in)
@@ -63,8 +63,8 @@ func TestAccessDeniedFailsAtOnceAndMarksTheIntegrationDisconnected(t *testing.T)
 
 // brokenBucketEnv runs an exporter behind a fault proxy that can break one
 // bucket with 503 SlowDown answers while the others work.
-func brokenBucketEnv(t *testing.T, mutate func(*config.Config)) (*env, *testutil.FaultProxy) {
-	proxy := testutil.NewFaultProxy(t, s3Server(t).Endpoint())
+func brokenBucketEnv(t *testing.T, mutate func(*config.Config)) (*env, *s3test.FaultProxy) {
+	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
 	e := newEnv(t, func(c *config.Config) {
 		c.S3Endpoint = proxy.URL()
 		c.InProcessRetries = 0
@@ -82,7 +82,7 @@ func TestAHealthyIntegrationIsNotReuploadedWhenTheScanIsRetriedForABrokenOne(t *
 	}
 	e, proxy := brokenBucketEnv(t, nil)
 	good, broken := e.bucket("good"), e.bucket("broken")
-	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + broken})
+	proxy.SetFaults(s3test.Faults{ErrorRate: 1, PathPrefix: "/" + broken})
 	e.put(e.integration("tenant-a", "good", good, "prov-1"))
 	e.put(e.integration("tenant-a", "broken", broken, "prov-1"))
 
@@ -97,7 +97,7 @@ func TestAHealthyIntegrationIsNotReuploadedWhenTheScanIsRetriedForABrokenOne(t *
 	}); !ok {
 		t.Fatalf("the broken integration was not retried: %s", e.dump())
 	}
-	proxy.SetFaults(testutil.Faults{})
+	proxy.SetFaults(s3test.Faults{})
 	st := e.waitExport("scan-iso", "broken")
 	if st.State != event.StateSucceeded || st.Attempt < 3 {
 		t.Fatalf("broken integration after healing: %s attempt %d %v", st.State, st.Attempt, st.Errors)
@@ -122,7 +122,7 @@ func TestRetriesRunOutIntoFailedAndTheDeadLetterQueue(t *testing.T) {
 	}
 	e, proxy := brokenBucketEnv(t, func(c *config.Config) { c.MaxDeliver = 2 })
 	b := e.bucket("hopeless")
-	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + b})
+	proxy.SetFaults(s3test.Faults{ErrorRate: 1, PathPrefix: "/" + b})
 	e.put(e.integration("tenant-a", "hopeless", b, "prov-1"))
 	files, _ := prowlerFiles(23, "111122223333")
 	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-hopeless", files)
@@ -154,7 +154,7 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 		c.MaxDeliver = 50
 	})
 	b := e.bucket("dropped")
-	proxy.SetFaults(testutil.Faults{ErrorRate: 1, PathPrefix: "/" + b})
+	proxy.SetFaults(s3test.Faults{ErrorRate: 1, PathPrefix: "/" + b})
 	in := e.integration("tenant-a", "dropped", b, "prov-1")
 	e.put(in)
 	files, _ := prowlerFiles(24, "111122223333")

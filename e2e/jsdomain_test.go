@@ -15,7 +15,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // TestJSDomainLeafAndHub runs an export across a leaf node connection, both
@@ -37,7 +38,7 @@ func TestJSDomainLeafAndHub(t *testing.T) {
 		{"exporter on the leaf, scan engine at the hub", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hub, leaf := testutil.StartHubAndLeaf(t)
+			hub, leaf := natstest.StartHubAndLeaf(t)
 			exporterSrv, engineSrv := hub, leaf
 			if tc.exporterOnLeaf {
 				exporterSrv, engineSrv = leaf, hub
@@ -45,7 +46,7 @@ func TestJSDomainLeafAndHub(t *testing.T) {
 			// The hub's JetStream API reaches the leaf once the hub's
 			// interest has crossed the connection; the exporter would
 			// otherwise start against a JetStream that does not answer yet.
-			waitJetStream(t, leaf.ClientURL(), testutil.HubDomain)
+			waitJetStream(t, leaf.ClientURL(), natstest.HubDomain)
 
 			e := newDomainEnv(t, exporterSrv.ClientURL(), engineSrv.ClientURL(), s3srv)
 			bucket := e.bucket("jsdomain")
@@ -102,12 +103,12 @@ func TestJSDomainLeafAndHub(t *testing.T) {
 // newDomainEnv is newEnvOn for two servers: the exporter connects to
 // exporterURL, the scan engine's client to engineURL, both with the hub's
 // domain.
-func newDomainEnv(t *testing.T, exporterURL, engineURL string, s3srv *testutil.S3Server) *env {
+func newDomainEnv(t *testing.T, exporterURL, engineURL string, s3srv *s3test.S3Server) *env {
 	t.Helper()
 	e := &env{t: t, s3: s3srv, changed: make(chan struct{})}
 	cfg := config.Default()
 	cfg.NATSURL = exporterURL
-	cfg.NATSJSDomain = testutil.HubDomain
+	cfg.NATSJSDomain = natstest.HubDomain
 	cfg.S3Endpoint = s3srv.Endpoint()
 	cfg.S3ForcePathStyle = true
 	cfg.AllowPlaintextCredentials = true
@@ -127,7 +128,7 @@ func newDomainEnv(t *testing.T, exporterURL, engineURL string, s3srv *testutil.S
 	}
 	t.Cleanup(nc.Close)
 	e.nc = nc
-	if e.cl, err = client.New(nc, cfg.SubjectPrefix, client.WithJSDomain(testutil.HubDomain)); err != nil {
+	if e.cl, err = client.New(nc, cfg.SubjectPrefix, client.WithJSDomain(natstest.HubDomain)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -235,7 +236,7 @@ func expectAdvisory(t *testing.T, listenURL, makerURL, stream string) {
 		t.Fatal(err)
 	}
 	defer maker.Close()
-	js, err := jetstream.NewWithDomain(maker, testutil.HubDomain)
+	js, err := jetstream.NewWithDomain(maker, natstest.HubDomain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // The manifest key of the scans these tests publish (uid 111122223333,
@@ -271,7 +271,7 @@ func TestManifestWriteFailureIsRetriedWithoutReuploading(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if refuse {
-			testutil.WriteS3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+			s3test.WriteS3Error(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 			return true
 		}
 		return false
@@ -325,7 +325,7 @@ func TestManifestRefusedForGoodFailsTheExport(t *testing.T) {
 	e.putAndWaitConn(e.manifestIntegration("tenant-a", "denied", b, "prov-1"))
 	proxy.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, manifestKey) {
-			testutil.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
+			s3test.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied")
 			return true
 		}
 		return false

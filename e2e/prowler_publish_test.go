@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 )
 
 var (
@@ -130,7 +130,7 @@ func TestProwler5FolderPublishedUnderProwlersOwnNames(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs exporterctl")
 	}
-	src := testutil.Prowler5Output(t)
+	src := fixtures.Prowler5Output(t)
 	want := prowlerFolder(t, src)
 	if len(want) != 10 || want["compliance/prowler-output-123456789012-20261201085125_aws_well_architected_framework_reliability_pillar_aws.csv"] == nil ||
 		len(want["compliance/prowler-output-123456789012-20261201085125_aws_well_architected_framework_reliability_pillar_aws.csv"]) != 0 {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 )
 
 // standInScanner writes a script that behaves like `prowler aws -o DIR`: it
@@ -28,8 +28,8 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out/compliance"
 echo "prowler: writing to $out"
-cp "` + testutil.Prowler5Output(t) + `"/prowler-output-* "$out"/
-cp "` + testutil.Prowler5Output(t) + `"/compliance/* "$out"/compliance/
+cp "` + fixtures.Prowler5Output(t) + `"/prowler-output-* "$out"/
+cp "` + fixtures.Prowler5Output(t) + `"/compliance/* "$out"/compliance/
 chmod u+w "$out"/* "$out"/compliance/*
 exit ` + string(rune('0'+exit)) + `
 `
@@ -47,7 +47,7 @@ func TestScanRunPublishesWhatTheScannerWrote(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs exporterctl")
 	}
-	want := prowlerFolder(t, testutil.Prowler5Output(t))
+	want := prowlerFolder(t, fixtures.Prowler5Output(t))
 	e := newEnv(t, nil)
 	b := e.bucket("scanrun")
 	e.putAndWaitConn(e.integration("tenant-a", "a-s3", b, "aws-1"))

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 var (
@@ -80,8 +81,8 @@ func TestSIGTERMDuringAMultipartUpload(t *testing.T) {
 	bin := buildExporter(t)
 	e := newEnvNoExporter(t)
 	b := e.bucket("sigterm")
-	proxy := testutil.NewFaultProxy(t, e.s3.Endpoint())
-	proxy.SetFaults(testutil.Faults{BytesPerSecond: 8 << 20}) // a 48 MiB upload takes ~6 s
+	proxy := s3test.NewFaultProxy(t, e.s3.Endpoint())
+	proxy.SetFaults(s3test.Faults{BytesPerSecond: 8 << 20}) // a 48 MiB upload takes ~6 s
 	env := map[string]string{
 		"S3EXPORTER_NATS_URL":                    e.ns.ClientURL(),
 		"S3EXPORTER_S3_ENDPOINT":                 proxy.URL(),
@@ -101,7 +102,7 @@ func TestSIGTERMDuringAMultipartUpload(t *testing.T) {
 		big[i] = byte(i*31 + i>>12)
 	}
 	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-sigterm",
-		[]testutil.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
+		[]fixtures.OutputFile{{Format: "json-ocsf", FileName: "out.ocsf.json", Body: big}})
 
 	// Wait until the multipart upload is under way.
 	deadline := time.Now().Add(30 * time.Second)
@@ -133,7 +134,7 @@ func TestSIGTERMDuringAMultipartUpload(t *testing.T) {
 	}
 
 	// Restarted, the exporter gets the scan again and completes it.
-	proxy.SetFaults(testutil.Faults{})
+	proxy.SetFaults(s3test.Faults{})
 	p2 := startProcess(t, bin, env)
 	st := e.waitExport("scan-sigterm", "interrupted")
 	if st.State != event.StateSucceeded {

@@ -14,7 +14,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/source"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // hangingOpener's first Open never answers (as a JetStream request whose
@@ -39,7 +39,7 @@ func TestAnOpenThatNeverAnswersIsTimedOutAndRetried(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs versitygw")
 	}
-	s3srv := testutil.StartS3(t)
+	s3srv := s3test.StartS3(t)
 	s3srv.MustCreateBucket(t, "open-timeout")
 	ctx := context.Background()
 	clients, err := NewClients(ctx, ClientOptions{Endpoint: s3srv.Endpoint(), PathStyle: true})

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 )
 
 // frameworks are 40 AWS compliance frameworks of Prowler 5: one compliance
@@ -127,7 +127,7 @@ func storeScans(ctx context.Context, js jetstream.JetStream, tenant, idPrefix st
 		if f.Size > 4<<20 {
 			continue
 		}
-		b, err := io.ReadAll(testutil.SizedReader(f.Format, f.Size, int64(i+1)))
+		b, err := io.ReadAll(fixtures.SizedReader(f.Format, f.Size, int64(i+1)))
 		if err != nil {
 			return d, err
 		}
@@ -151,7 +151,7 @@ func storeScans(ctx context.Context, js jetstream.JetStream, tenant, idPrefix st
 				if bodies[j] != nil {
 					body = bytes.NewReader(bodies[j])
 				} else {
-					body = testutil.SizedReader(f.Format, f.Size, int64(j+1))
+					body = fixtures.SizedReader(f.Format, f.Size, int64(j+1))
 				}
 				cfs[j] = client.File{Format: f.Format, Framework: f.Framework, Name: f.Name, Body: body}
 			}

@@ -20,7 +20,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/fernet"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // objectStore is the JetStream object store the benchmark's artifacts live in.
@@ -35,7 +36,7 @@ type stack struct {
 
 	nats    *child
 	natsURL string
-	s3      *testutil.S3Server
+	s3      *s3test.S3Server
 	s3PID   int
 
 	nc      *nats.Conn
@@ -65,7 +66,7 @@ func newStack(work string, logf func(string, ...any)) (*stack, error) {
 		return nil, err
 	}
 	logf("starting versitygw (own process)")
-	s.s3, err = testutil.RunS3(testutil.S3Options{Dir: filepath.Join(work, "versitygw")})
+	s.s3, err = s3test.RunS3(s3test.S3Options{Dir: filepath.Join(work, "versitygw")})
 	if err != nil {
 		s.close()
 		return nil, err
@@ -111,7 +112,7 @@ func runNATSD(args []string) error {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
-	srv, err := testutil.RunNATS(testutil.NATSOptions{StoreDir: args[0]})
+	srv, err := natstest.RunNATS(natstest.NATSOptions{StoreDir: args[0]})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 // Demo identities. The S3 keys are the dev server's root user: local only.
@@ -80,7 +81,7 @@ func demo(ctx context.Context, dir string, natsPort, s3Port int, metricsAddr str
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 
-	ns, err := testutil.RunNATS(testutil.NATSOptions{Port: natsPort, StoreDir: filepath.Join(dir, "nats")})
+	ns, err := natstest.RunNATS(natstest.NATSOptions{Port: natsPort, StoreDir: filepath.Join(dir, "nats")})
 	if err != nil {
 		return fmt.Errorf("starting NATS: %w", err)
 	}
@@ -157,7 +158,7 @@ func demo(ctx context.Context, dir string, natsPort, s3Port int, metricsAddr str
 
 	scanID := fmt.Sprintf("demo-scan-%d", time.Now().Unix())
 	var files []client.File
-	for _, f := range testutil.ProwlerOutputs(time.Now().UnixNano(), demoUID, 200, []string{"cis_5.0_aws", "aws_foundational_security_best_practices_aws"}) {
+	for _, f := range fixtures.ProwlerOutputs(time.Now().UnixNano(), demoUID, 200, []string{"cis_5.0_aws", "aws_foundational_security_best_practices_aws"}) {
 		files = append(files, client.File{Format: f.Format, Framework: f.Framework, Name: f.FileName, Body: bytes.NewReader(f.Body)})
 	}
 	artifacts, err := cl.PutArtifacts(ctx, "", demoTenant, scanID, files)

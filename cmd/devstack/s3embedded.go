@@ -19,7 +19,7 @@ import (
 // The dev stack is the only user of the in-process gateway: it lives here, not
 // in testutil, so that no unit-test binary links versitygw (with kafka-go,
 // fiber and a vault client behind it). Tests run versitygw as a process
-// (testutil.StartS3).
+// (s3test.StartS3).
 
 // s3ReadyTimeout bounds the wait for the gateway to answer.
 const s3ReadyTimeout = 30 * time.Second

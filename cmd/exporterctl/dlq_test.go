@@ -16,7 +16,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 )
 
 // TestDeadLettersAndNotFound, end to end on a running exporter: a malformed
@@ -79,7 +79,7 @@ func TestDeadLettersAndNotFound(t *testing.T) {
 
 	// 2. A valid scan event, dead-lettered the way the exporter does when
 	// retries run out (its artifacts are in the object store).
-	files := testutil.ProwlerOutputs(11, uid, 20, []string{"cis_5.0_aws"})
+	files := fixtures.ProwlerOutputs(11, uid, 20, []string{"cis_5.0_aws"})
 	var cf []client.File
 	for _, f := range files {
 		cf = append(cf, client.File{Format: f.Format, Framework: f.Framework, Name: f.FileName, Body: bytes.NewReader(f.Body)})
@@ -88,7 +88,7 @@ func TestDeadLettersAndNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := testutil.ScanStart(11)
+	start := fixtures.ScanStart(11)
 	done := start.Add(time.Minute)
 	good, err := json.Marshal(event.ScanCompleted{ScanID: "good-scan", TenantID: tenant,
 		Provider: event.Provider{ID: provider, Type: "aws", UID: uid}, StartedAt: start, CompletedAt: &done, Artifacts: arts})

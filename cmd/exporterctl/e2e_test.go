@@ -24,7 +24,9 @@ import (
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
 	"github.com/prowler-cloud/s3-exporter/internal/fernet"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // world is a running exporter (embedded NATS, versitygw, the daemon
@@ -32,7 +34,7 @@ import (
 type world struct {
 	t      *testing.T
 	url    string
-	s3     *testutil.S3Server
+	s3     *s3test.S3Server
 	key    string
 	env    map[string]string
 	mu     sync.Mutex
@@ -41,8 +43,8 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	ns := testutil.StartNATS(t)
-	s3srv := testutil.StartS3(t)
+	ns := natstest.StartNATS(t)
+	s3srv := s3test.StartS3(t)
 	key, err := fernet.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -143,13 +145,13 @@ func (w *world) lastChange(tenant, id string) []byte {
 
 // writeScanFolder writes a scan's outputs, named and laid out as Prowler App
 // writes them, plus a file that is not an output.
-func writeScanFolder(t *testing.T, seed int64, uid string, frameworks ...string) (string, []testutil.OutputFile, time.Time) {
+func writeScanFolder(t *testing.T, seed int64, uid string, frameworks ...string) (string, []fixtures.OutputFile, time.Time) {
 	t.Helper()
 	dir := t.TempDir()
-	start := testutil.ScanStart(seed)
-	files := testutil.ProwlerOutputs(seed, uid, 30, frameworks)
+	start := fixtures.ScanStart(seed)
+	files := fixtures.ProwlerOutputs(seed, uid, 30, frameworks)
 	for _, f := range files {
-		p := filepath.Join(dir, filepath.FromSlash(testutil.ProwlerFileName(uid, start, f)))
+		p := filepath.Join(dir, filepath.FromSlash(fixtures.ProwlerFileName(uid, start, f)))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -152,7 +152,7 @@ func TestFormatOf(t *testing.T) {
 // Every file of a real Prowler 5 folder is recognised, compliance OCSF and
 // the empty compliance CSV included, with the uid and timestamp of its name.
 func TestFindOutputsRealProwler5Folder(t *testing.T) {
-	dir := testutil.Prowler5Output(t)
+	dir := fixtures.Prowler5Output(t)
 	files, skipped, err := findOutputs(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +276,7 @@ func TestSnapshotChanged(t *testing.T) {
 // --dry-run needs no NATS (the server here is dead) and shows every key;
 // an override that makes the keys differ from the names is pointed out.
 func TestScanPublishDryRun(t *testing.T) {
-	dir := testutil.Prowler5Output(t)
+	dir := fixtures.Prowler5Output(t)
 	r := ctl(context.Background(), nil, "", "-s", deadServer, "scan", "publish", "--tenant", "t", "--provider-id", "p", "--dry-run", dir)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)

@@ -16,7 +16,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // TestJSDomainFromALeafNode: a scan engine on a leaf node publishes a scan
@@ -27,11 +28,11 @@ func TestJSDomainFromALeafNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e: NATS hub and leaf, versitygw, the exporter")
 	}
-	hub, leaf := testutil.StartHubAndLeaf(t)
-	s3srv := testutil.StartS3(t)
+	hub, leaf := natstest.StartHubAndLeaf(t)
+	s3srv := s3test.StartS3(t)
 	cfg := config.Default()
 	cfg.NATSURL = hub.ClientURL()
-	cfg.NATSJSDomain = testutil.HubDomain
+	cfg.NATSJSDomain = natstest.HubDomain
 	cfg.S3Endpoint = s3srv.Endpoint()
 	cfg.S3ForcePathStyle = true
 	cfg.AllowPlaintextCredentials = true
@@ -106,7 +107,7 @@ func waitStreamsAtLeaf(ctx context.Context, t *testing.T, url, stream string) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.NewWithDomain(nc, testutil.HubDomain)
+	js, err := jetstream.NewWithDomain(nc, natstest.HubDomain)
 	if err != nil {
 		t.Fatal(err)
 	}

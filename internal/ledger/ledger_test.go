@@ -10,12 +10,12 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 func newLedger(t *testing.T) (*ledger.Ledger, jetstream.KeyValue) {
 	t.Helper()
-	js := testutil.StartJetStream(t)
+	js := natstest.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "PROWLER_EXPORTS", History: 1})

@@ -15,12 +15,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 func chunkStore(t *testing.T) (jetstream.JetStream, jetstream.ObjectStore, jetstream.Stream) {
 	t.Helper()
-	js := testutil.StartJetStream(t)
+	js := natstest.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	store, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "CHUNKS"})

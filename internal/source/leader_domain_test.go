@@ -10,11 +10,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 func TestAPIPrefixFollowsTheJetStream(t *testing.T) {
-	srv := testutil.StartNATS(t)
+	srv := natstest.StartNATS(t)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func TestAPIPrefixFollowsTheJetStream(t *testing.T) {
 // it must go to the hub's domain, where the object store lives, as every
 // other request of the same JetStream does.
 func TestLeaderObjectInfoFromALeafNode(t *testing.T) {
-	hub, leaf := testutil.StartHubAndLeaf(t)
+	hub, leaf := natstest.StartHubAndLeaf(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	connect := func(url string) *nats.Conn {
@@ -49,7 +49,7 @@ func TestLeaderObjectInfoFromALeafNode(t *testing.T) {
 		return nc
 	}
 	leafNC := connect(leaf.ClientURL())
-	js, err := jetstream.NewWithDomain(leafNC, testutil.HubDomain)
+	js, err := jetstream.NewWithDomain(leafNC, natstest.HubDomain)
 	if err != nil {
 		t.Fatal(err)
 	}

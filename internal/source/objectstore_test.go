@@ -16,7 +16,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/source"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 const bucket = "PROWLER_OUTPUTS"
@@ -25,7 +25,7 @@ const bucket = "PROWLER_OUTPUTS"
 // an object store holding objects.
 func objectStore(t *testing.T, objects map[string][]byte) jetstream.JetStream {
 	t.Helper()
-	js := testutil.StartJetStream(t)
+	js := natstest.StartJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	store, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket})

@@ -11,7 +11,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/source"
-	"github.com/prowler-cloud/s3-exporter/testutil"
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 )
 
 // A hostile writer under the root swaps, in a loop, an allowed entry with a
@@ -49,7 +49,7 @@ func TestFileSourceSwappedSymlinkNeverLeadsOut(t *testing.T) {
 			var swaps int
 			var swapErr error
 			wg.Go(func() {
-				swaps, swapErr = testutil.ExchangeLoop(ctx, filepath.Join(base, tc.a), filepath.Join(base, tc.b))
+				swaps, swapErr = fixtures.ExchangeLoop(ctx, filepath.Join(base, tc.a), filepath.Join(base, tc.b))
 			})
 			sc := *scan
 			sc.ScanID = tc.scan

@@ -1,4 +1,4 @@
-package testutil
+package s3test
 
 import (
 	"io"
@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
 func TestFaultProxyInterceptAndLog(t *testing.T) {
@@ -15,7 +17,7 @@ func TestFaultProxyInterceptAndLog(t *testing.T) {
 	t.Cleanup(target.Close)
 	p := NewFaultProxy(t, target.URL)
 	p.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if SignedBy(r.Header) != "expired-key" {
+		if testutil.SignedBy(r.Header) != "expired-key" {
 			return false
 		}
 		WriteS3Error(w, http.StatusBadRequest, "ExpiredToken", "The provided token has expired.")

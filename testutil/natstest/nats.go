@@ -1,4 +1,4 @@
-package testutil
+package natstest
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
 // natsReadyTimeout bounds how long RunNATS waits for a server to accept
@@ -141,7 +142,7 @@ func RunNATSCluster(baseDir string, n int, logf func(string, ...any)) ([]*server
 }
 
 func runNATSCluster(baseDir string, attempt, n int, logf func(string, ...any)) ([]*server.Server, error) {
-	ports, err := freePorts(n)
+	ports, err := testutil.FreePorts(n)
 	if err != nil {
 		return nil, err
 	}
@@ -263,36 +264,6 @@ func ClusterURLs(servers []*server.Server) string {
 		urls = append(urls, s.ClientURL())
 	}
 	return strings.Join(urls, ",")
-}
-
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1 a moment
-// ago.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// freePort returns one TCP port that was free on 127.0.0.1 a moment ago.
-func freePort() (int, error) {
-	ports, err := freePorts(1)
-	if err != nil {
-		return 0, err
-	}
-	return ports[0], nil
 }
 
 // natsLogger adapts a printf function to server.Logger.

@@ -1,4 +1,4 @@
-package testutil
+package s3test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
 // Defaults of RunS3.
@@ -142,7 +143,7 @@ func RunS3(opts S3Options) (*S3Server, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if pickPort {
-			if s.port, err = freePort(); err != nil {
+			if s.port, err = testutil.FreePort(); err != nil {
 				break
 			}
 		}

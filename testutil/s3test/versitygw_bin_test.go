@@ -1,4 +1,4 @@
-package testutil
+package s3test
 
 import (
 	"os"

@@ -1,6 +1,6 @@
 //go:build unix
 
-package testutil
+package s3test
 
 import (
 	"fmt"

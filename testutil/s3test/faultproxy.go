@@ -1,4 +1,4 @@
-package testutil
+package s3test
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
 // Faults is what a FaultProxy injects. Rates are shares of requests (0..1),
@@ -84,7 +86,7 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 	}
 	// Seeded from the test, so that a brown-out's draws can be replayed
 	// (the requests they fall on depend on the run's timing).
-	p := &FaultProxy{rng: Rand(t)}
+	p := &FaultProxy{rng: testutil.Rand(t)}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -186,15 +188,7 @@ type ProxiedRequest struct {
 }
 
 // SignedBy is the access key ID in the request's SigV4 Authorization header.
-func (r ProxiedRequest) SignedBy() string { return SignedBy(r.Header) }
-
-// SignedBy is the access key ID of a SigV4 Authorization header ("" if none).
-func SignedBy(h http.Header) string {
-	if m := sigV4CredentialRe.FindStringSubmatch(h.Get("Authorization")); m != nil {
-		return m[1]
-	}
-	return ""
-}
+func (r ProxiedRequest) SignedBy() string { return testutil.SignedBy(r.Header) }
 
 // Requests returns every request received so far, in order.
 func (p *FaultProxy) Requests() []ProxiedRequest {

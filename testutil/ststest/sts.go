@@ -1,4 +1,4 @@
-package testutil
+package ststest
 
 import (
 	"encoding/xml"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prowler-cloud/s3-exporter/testutil"
 )
 
 // STSCredentials are the temporary credentials an STS hands out.
@@ -108,9 +110,8 @@ func (s *STS) Calls() []AssumeRoleCall {
 }
 
 var (
-	sigV4CredentialRe = regexp.MustCompile(`Credential=([^/,\s]+)/`)
-	roleARNRe         = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$`)
-	sessionNameRe     = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	roleARNRe     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$`)
+	sessionNameRe = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 )
 
 const stsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -131,9 +132,7 @@ func (s *STS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		RoleSessionName: r.Form.Get("RoleSessionName"),
 		At:              time.Now().UTC(),
 	}
-	if m := sigV4CredentialRe.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
-		call.CallerKeyID = m[1]
-	}
+	call.CallerKeyID = testutil.SignedBy(r.Header)
 
 	s.mu.Lock()
 	creds, lifetime := s.creds, s.lifetime

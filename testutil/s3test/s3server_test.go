@@ -1,4 +1,4 @@
-package testutil
+package s3test
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -410,12 +412,12 @@ func TestS3MultipartSizedUpload(t *testing.T) {
 	if _, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
 		Bucket:      aws.String("big"),
 		Key:         aws.String("scan/out.ocsf.json"),
-		Body:        SizedReader(FormatOCSF, size, 5),
+		Body:        fixtures.SizedReader(fixtures.FormatOCSF, size, 5),
 		ContentType: aws.String("application/json"),
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want, err := SizedSHA256(FormatOCSF, size, 5)
+	want, err := fixtures.SizedSHA256(fixtures.FormatOCSF, size, 5)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package testutil
+package s3test
 
 // lockFile is a no-op where flock is missing: concurrent builds then only
 // waste time, since the binary is renamed into place when complete.
