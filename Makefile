@@ -10,7 +10,7 @@ VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS  := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=make -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 FUZZTIME ?= 10000x
 
-.PHONY: demo test test-short race fuzz bench bench-quick build lint clean chart-files release-check release-snapshot
+.PHONY: demo test test-short race fuzz bench bench-bin bench-quick build lint clean chart-files release-check release-snapshot
 
 ## demo: run NATS + versitygw + the exporter in-process, export a demo scan, stay up until Ctrl-C
 demo:
@@ -21,15 +21,25 @@ demo:
 # checks "everything" runs it too.
 DEPLOY := deploy
 
+# tools/bench is the benchmark harness, a Go module of its own (it is not part
+# of the product). It is built, then run from the repository root, where it
+# builds the exporter and versitygw of this checkout. ARGS adds flags
+# (make bench ARGS=-help).
+BENCH := tools/bench
+ARGS  ?=
+
+
 ## test: the whole suite (unit, end to end on embedded nats-server and a versitygw process; the deploy module's chart, manifests, rules and templates)
 test:
 	$(GO) test -count=1 -timeout 20m ./...
 	cd $(DEPLOY) && $(GO) test -count=1 -timeout 20m ./...
+	cd $(BENCH) && $(GO) test -count=1 ./...
 
 ## test-short: the unit tests only
 test-short:
 	$(GO) test -count=1 -short ./...
 	cd $(DEPLOY) && $(GO) test -count=1 -short ./...
+	cd $(BENCH) && $(GO) test -count=1 -short ./...
 
 ## race: every package under the race detector (e2e too: -short keeps its quick tests)
 race:
@@ -39,13 +49,16 @@ race:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+bench-bin:
+	cd $(BENCH) && $(GO) build -o $(CURDIR)/bin/bench .
+
 ## bench: the benchmark harness against its baselines; writes docs/BENCHMARKS.md
-bench:
-	$(GO) run ./cmd/bench -out docs/BENCHMARKS.md
+bench: bench-bin
+	bin/bench -out docs/BENCHMARKS.md $(ARGS)
 
 ## bench-quick: a small sanity run of the harness (20 scans, 128 MiB, 10k integrations); prints the table, writes nothing
-bench-quick:
-	$(GO) run ./cmd/bench -quick
+bench-quick: bench-bin
+	bin/bench -quick $(ARGS)
 
 ## build: static binaries in bin/
 build:
@@ -76,6 +89,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 	cd $(DEPLOY) && $(GO) vet ./...
+	cd $(BENCH) && $(GO) vet ./...
 
 clean:
 	rm -rf bin dist .devstack

@@ -30,7 +30,7 @@ func (r *report) networkSummary(t *table) {
 func (r *report) networkSection(p printer) {
 	n := r.network
 	p("## 5. Network latency\n\n")
-	p("The scans of workload 1 (%d of them, 43 files each) exported through a proxy process (`cmd/bench delayproxy`) that holds every S3 request ", n.Scans)
+	p("The scans of workload 1 (%d of them, 43 files each) exported through a proxy process (`tools/bench delayproxy`) that holds every S3 request ", n.Scans)
 	p("0, 30 or 100 ms before forwarding it, as the network to a real S3 endpoint would. The exporter runs on its defaults ")
 	p("(`S3EXPORTER_CONCURRENCY` 128, each destination's limit adapting from 8), so the figure shows whether the adaptive limit finds the concurrency the latency needs. ")
 	p("Its reference is its own rate through the same proxy with no delay; beside it, baseline A with a fixed 16 workers through the same delays, ")
