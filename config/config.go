@@ -80,10 +80,11 @@ type Config struct {
 	ConnectionTestTimeout time.Duration   `envconfig:"S3EXPORTER_CONNECTION_TEST_TIMEOUT" default:"20s" desc:"time limit of one connection test"`
 
 	// Upload scheduling (README Design, "Fair, latency-proof uploads").
-	UploadMemory    int64         `envconfig:"S3EXPORTER_UPLOAD_MEMORY" default:"0" desc:"byte budget of the uploads running at once (0: half of GOMEMLIMIT when set, else 268435456); see README Memory"`
-	ResponseTimeout time.Duration `envconfig:"S3EXPORTER_RESPONSE_TIMEOUT" default:"60s" desc:"an S3 request with no response headers (or a body that stops moving) for this long fails as a retryable Timeout"`
-	BreakerFailures int           `envconfig:"S3EXPORTER_BREAKER_FAILURES" default:"5" desc:"failures in a row (timeouts, throttling, 5xx) of one destination that open its circuit breaker (1 to 1000)"`
-	BreakerCooldown time.Duration `envconfig:"S3EXPORTER_BREAKER_COOLDOWN" default:"30s" desc:"how long an open breaker fails uploads fast before a probe; doubles on each failed probe, up to 5m"`
+	UploadMemory            int64         `envconfig:"S3EXPORTER_UPLOAD_MEMORY" default:"0" desc:"byte budget of the uploads running at once (0: half of GOMEMLIMIT when set, else 268435456); see README Memory"`
+	ResponseTimeout         time.Duration `envconfig:"S3EXPORTER_RESPONSE_TIMEOUT" default:"60s" desc:"an S3 request with no response headers (or a body that stops moving) for this long fails as a retryable Timeout"`
+	CredentialRefreshWindow time.Duration `envconfig:"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW" default:"1m" desc:"assumed-role credentials are refreshed this long before they expire (less than the role session's 15m minimum)"`
+	BreakerFailures         int           `envconfig:"S3EXPORTER_BREAKER_FAILURES" default:"5" desc:"failures in a row (timeouts, throttling, 5xx) of one destination that open its circuit breaker (1 to 1000)"`
+	BreakerCooldown         time.Duration `envconfig:"S3EXPORTER_BREAKER_COOLDOWN" default:"30s" desc:"how long an open breaker fails uploads fast before a probe; doubles on each failed probe, up to 5m"`
 	// Scan fairness and stream limits (the scan consumer's).
 	MaxHeldScans      int   `envconfig:"S3EXPORTER_MAX_HELD_SCANS" default:"128" desc:"most scan events this replica holds unacknowledged, exporting or waiting for a slot (at least S3EXPORTER_MAX_INFLIGHT_SCANS)"`
 	MaxTenantScans    int   `envconfig:"S3EXPORTER_MAX_TENANT_SCANS" default:"8" desc:"most scans of one tenant exporting at once in this replica; a tenant holds at most 4 times that, its next scans are deferred without using attempts"`

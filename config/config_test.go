@@ -249,6 +249,8 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_UPLOAD_MEMORY": "1000"}, "S3EXPORTER_UPLOAD_MEMORY", "at least 16777216"},
 		{map[string]string{"S3EXPORTER_UPLOAD_MEMORY": "256MiB"}, "S3EXPORTER_UPLOAD_MEMORY", "an integer"},
 		{map[string]string{"S3EXPORTER_RESPONSE_TIMEOUT": "0s"}, "S3EXPORTER_RESPONSE_TIMEOUT", "positive"},
+		{map[string]string{"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW": "0s"}, "S3EXPORTER_CREDENTIAL_REFRESH_WINDOW", "less than 15m"},
+		{map[string]string{"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW": "15m"}, "S3EXPORTER_CREDENTIAL_REFRESH_WINDOW", "less than 15m"},
 		{map[string]string{"S3EXPORTER_BREAKER_FAILURES": "0"}, "S3EXPORTER_BREAKER_FAILURES", "between 1 and 1000"},
 		{map[string]string{"S3EXPORTER_BREAKER_COOLDOWN": "-1s"}, "S3EXPORTER_BREAKER_COOLDOWN", "positive"},
 	}

@@ -141,6 +141,9 @@ func (c *Config) Validate() error {
 		v.add("S3EXPORTER_UPLOAD_MEMORY", fmt.Sprintf("must be 0 (derived) or at least 16777216 bytes, got %d", c.UploadMemory))
 	}
 	v.positive("S3EXPORTER_RESPONSE_TIMEOUT", c.ResponseTimeout)
+	if c.CredentialRefreshWindow <= 0 || c.CredentialRefreshWindow >= 15*time.Minute {
+		v.add("S3EXPORTER_CREDENTIAL_REFRESH_WINDOW", fmt.Sprintf("must be more than 0 and less than 15m (the shortest role session), got %v", c.CredentialRefreshWindow))
+	}
 	v.intRange("S3EXPORTER_BREAKER_FAILURES", c.BreakerFailures, 1, 1000)
 	v.positive("S3EXPORTER_BREAKER_COOLDOWN", c.BreakerCooldown)
 	return v.err()

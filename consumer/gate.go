@@ -185,10 +185,3 @@ func (g *gate) progressing(tenant string, window time.Duration) bool {
 	t := g.tenants[tenant]
 	return t != nil && !t.finished.IsZero() && time.Since(t.finished) < window
 }
-
-// counts returns the scans exporting and waiting.
-func (g *gate) counts() (running, waiting int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.running, g.waiting
-}

@@ -179,3 +179,10 @@ func TestGateProgressing(t *testing.T) {
 		t.Error("an unknown tenant is progressing")
 	}
 }
+
+// counts returns the scans exporting and waiting.
+func (g *gate) counts() (running, waiting int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.running, g.waiting
+}

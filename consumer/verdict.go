@@ -23,22 +23,6 @@ const (
 	fateExport                 // not a message fate: export Jobs, then decide again with the results
 )
 
-func (f fate) String() string {
-	switch f {
-	case fateAck:
-		return "ack"
-	case fateRetry:
-		return "retry"
-	case fateDeadLetter:
-		return "dead-letter"
-	case fateDefer:
-		return "defer"
-	case fateExport:
-		return "export"
-	}
-	return fmt.Sprintf("fate(%d)", int(f))
-}
-
 // Reasons a scan is deferred (the deferred metric's label).
 const (
 	DeferTenantLimit = "tenant_limit" // its tenant has its share of this replica's scans

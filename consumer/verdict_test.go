@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -62,4 +63,21 @@ func TestJudge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// String names a fate in test failures.
+func (f fate) String() string {
+	switch f {
+	case fateAck:
+		return "ack"
+	case fateRetry:
+		return "retry"
+	case fateDeadLetter:
+		return "dead-letter"
+	case fateDefer:
+		return "defer"
+	case fateExport:
+		return "export"
+	}
+	return fmt.Sprintf("fate(%d)", int(f))
 }

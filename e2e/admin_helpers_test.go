@@ -11,14 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/internal/daemon"
 	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
@@ -221,24 +215,6 @@ func (e *env) accessLogLen() int {
 		e.t.Fatal(err)
 	}
 	return len(entries)
-}
-
-// newEnvTuned is newEnv with the exporter's S3 and STS client options
-// adjusted by tune (settings that have no environment variable).
-func newEnvTuned(t *testing.T, mutate func(*config.Config), tune func(*exporter.ClientOptions)) *env {
-	t.Helper()
-	e := newEnvFull(t, s3Server(t), mutate, false)
-	core, logs := observer.New(zap.DebugLevel)
-	reg := prometheus.NewRegistry()
-	d := daemon.New(e.cfg, zap.New(core), reg, daemon.WithClientOptions(tune))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Start(ctx); err != nil {
-		t.Fatalf("starting the exporter: %v", err)
-	}
-	e.d, e.reg, e.logs = d, reg, logs
-	t.Cleanup(e.stop)
-	return e
 }
 
 // statusStream reads every message of the status stream, as published.

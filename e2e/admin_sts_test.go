@@ -32,19 +32,17 @@ const (
 // stsEnv is an exporter whose STS endpoint is sts and whose role ARN
 // pattern is arn:aws:iam::*:role/Prowler*, a bucket with the documented
 // policy for one versitygw account, and sts handing out that account's keys.
-func stsEnv(t *testing.T, tune func(*exporter.ClientOptions)) (*env, *ststest.STS, string, [2]string) {
+func stsEnv(t *testing.T, tune func(*config.Config)) (*env, *ststest.STS, string, [2]string) {
 	t.Helper()
 	sts := ststest.NewSTS(t, ststest.STSCredentials{})
 	mutate := func(c *config.Config) {
 		c.STSEndpoint = sts.URL()
 		c.RoleARNPattern = "arn:aws:iam::*:role/Prowler*"
+		if tune != nil {
+			tune(c)
+		}
 	}
-	var e *env
-	if tune != nil {
-		e = newEnvTuned(t, mutate, tune)
-	} else {
-		e = newEnv(t, mutate)
-	}
+	e := newEnv(t, mutate)
 	b := e.bucket("sts")
 	user, secret := e.s3User("role")
 	e.s3.MustPutBucketPolicy(t, b, documentedPolicy(t, b, true, user))
@@ -187,7 +185,7 @@ func TestAssumedRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
 		t.Skip("waits for assumed credentials to near their expiry")
 	}
 	const lifetime = 6 * time.Second
-	e, sts, b, first := stsEnv(t, func(o *exporter.ClientOptions) { o.CredentialExpiryWindow = time.Second })
+	e, sts, b, first := stsEnv(t, func(c *config.Config) { c.CredentialRefreshWindow = time.Second })
 	const tenant = "tenant-refresh"
 	sts.Expect(roleExport, "")
 	sts.SetLifetime(lifetime)

@@ -313,3 +313,6 @@ func TestScanPublishDryRun(t *testing.T) {
 		t.Errorf("--dry-run --wait: exit %d", r.code)
 	}
 }
+
+// findOutputs is findOutputsWhere of every file.
+func findOutputs(dir string) ([]outputFile, []string, error) { return findOutputsWhere(dir, nil) }

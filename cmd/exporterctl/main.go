@@ -85,6 +85,7 @@ func init() {
 		{"status watch", "print export and connection status events as JSON lines", statusWatchHelp, runStatusWatch},
 		{"replay", "ask the exporter to export a scan again", replayHelp, runReplay},
 		{"dlq list", "list the dead letters (reason, original subject) of the DLQ stream", dlqListHelp, runDLQList},
+		{"key generate", "print a new Fernet key for S3EXPORTER_CREDENTIALS_KEY and --key-file", keyGenerateHelp, runKeyGenerate},
 		{"dlq replay", "publish dead letters' original payloads again on their original subjects", dlqReplayHelp, runDLQReplay},
 	}
 }

@@ -343,12 +343,10 @@ var frameworkPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 // complianceDir is the folder of compliance files.
 const complianceDir = "compliance"
 
-// findOutputs recognises the Prowler outputs of dir by their names. It
-// returns them in a stable order, and the files it skipped.
-func findOutputs(dir string) ([]outputFile, []string, error) { return findOutputsWhere(dir, nil) }
-
-// findOutputsWhere is findOutputs of the files for which keep is true (all
-// when keep is nil); the others are neither returned nor listed as skipped.
+// findOutputsWhere recognises the Prowler outputs of dir by their names,
+// among the files for which keep is true (all when keep is nil; the others
+// are neither returned nor listed as skipped). It returns them in a stable
+// order, and the files it skipped.
 func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -39,7 +39,6 @@ type Daemon struct {
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	topo    consumer.Topology
-	tune    func(*exporter.ClientOptions)
 
 	http *metrics.Server
 	conn atomic.Pointer[natsConn]
@@ -66,18 +65,8 @@ type Daemon struct {
 	err      error
 }
 
-// Option adjusts a daemon.
-type Option func(*Daemon)
-
-// WithClientOptions adjusts the options the S3 and STS clients are built
-// with (tests shorten the credential expiry window, which has no setting of
-// its own).
-func WithClientOptions(tune func(*exporter.ClientOptions)) Option {
-	return func(d *Daemon) { d.tune = tune }
-}
-
 // New builds a daemon. reg receives its metrics (nil: a new registry).
-func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, opts ...Option) *Daemon {
+func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry) *Daemon {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -92,9 +81,6 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry, opts ...
 		done:       make(chan struct{}),
 	}
 	d.life, d.kill = context.WithCancel(context.Background())
-	for _, o := range opts {
-		o(d)
-	}
 	return d
 }
 
@@ -267,11 +253,9 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	}
 	copts := exporter.ClientOptions{
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
-		OnRetry:         func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
-		ResponseTimeout: cfg.ResponseTimeout,
-	}
-	if d.tune != nil {
-		d.tune(&copts)
+		OnRetry:                func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
+		ResponseTimeout:        cfg.ResponseTimeout,
+		CredentialExpiryWindow: cfg.CredentialRefreshWindow,
 	}
 	clients, err := exporter.NewClients(ctx, copts)
 	if err != nil {
