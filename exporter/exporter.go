@@ -310,13 +310,23 @@ func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanComplete
 		size = *ar.Artifact.Size
 	}
 	req := sched.Request{Tenant: scan.TenantID, Dest: destKey(scan.TenantID, ig), Bytes: e.opts.uploadBytes(size)}
+	e.retry(ctx, "upload", ig, ar, log, func(attempt int) (*event.ObjectRecord, *errcode.Error) {
+		return e.attempt(ctx, scan, ig, ar, req, size, retry || attempt > 0)
+	})
+}
+
+// retry runs try until it succeeds, fails for good, or has used the quick
+// retries of one delivery (e.opts.Retries), with a jittered exponential
+// delay between tries; ar holds the outcome and the codes retried. what
+// names the operation in the log and in a classified cancellation.
+func (e *Exporter) retry(ctx context.Context, what string, ig *integration.Integration, ar *ArtifactResult, log *zap.Logger, try func(attempt int) (*event.ObjectRecord, *errcode.Error)) {
 	var lastMsg string
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			ar.Err = classify("upload", err)
+			ar.Err = classify(what, err)
 			return
 		}
-		rec, err := e.attempt(ctx, scan, ig, ar, req, size, retry || attempt > 0)
+		rec, err := try(attempt)
 		if err == nil {
 			ar.Object, ar.Err = rec, nil
 			return
@@ -334,7 +344,7 @@ func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanComplete
 		}
 		ar.Retried = append(ar.Retried, err.Code)
 		if msg := err.Error(); msg != lastMsg { // log only when the error changes
-			log.Info("upload failed, retrying", zap.String("code", string(err.Code)), zap.Int("attempt", attempt+1), zap.Error(err))
+			log.Info(what+" failed, retrying", zap.String("code", string(err.Code)), zap.Int("attempt", attempt+1), zap.Error(err))
 			lastMsg = msg
 		}
 		d := e.opts.RetryBaseDelay << attempt

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"hash"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -253,29 +252,10 @@ func (e *Exporter) putManifestWithRetry(ctx context.Context, scan *event.ScanCom
 	defer func() { ar.Duration = time.Since(start) }()
 	size := int64(len(body))
 	req := sched.Request{Tenant: scan.TenantID, Dest: destKey(scan.TenantID, ig), Bytes: e.opts.uploadBytes(size)}
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			ar.Err = classify("manifest", err)
-			return
-		}
-		rec, err := e.putManifest(ctx, scan, ig, ar, body, req)
-		if err == nil {
-			ar.Object, ar.Err = rec, nil
-			return
-		}
-		ar.Err = err
-		if !err.Retryable || attempt >= e.opts.Retries || errors.Is(err, sched.ErrOpen) || errors.Is(err, ErrNoResponse) {
-			return
-		}
-		if err.Code == errcode.S3InvalidBucketRegion {
-			e.clients.ForgetRegion(ig)
-		}
-		ar.Retried = append(ar.Retried, err.Code)
-		e.log.Info("manifest write failed, retrying", zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
-			zap.String("integration_id", ig.ID), zap.String("code", string(err.Code)), zap.Int("attempt", attempt+1), zap.Error(err))
-		d := e.opts.RetryBaseDelay << attempt
-		sleep(ctx, d/2+rand.N(d/2+1))
-	}
+	log := e.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID), zap.String("integration_id", ig.ID))
+	e.retry(ctx, "manifest write", ig, ar, log, func(int) (*event.ObjectRecord, *errcode.Error) {
+		return e.putManifest(ctx, scan, ig, ar, body, req)
+	})
 }
 
 // putManifest writes a manifest once, with one PutObject (it is small),
