@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/clock"
@@ -88,21 +89,24 @@ type ScanConsumer struct {
 // NewScanConsumer returns a consumer; Bind creates the durable consumer.
 func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, cache Catalog, f CatchUpper,
 	exp Exporter, l Ledger, rep *Reporter, m *metrics.Metrics, log *zap.Logger) *ScanConsumer {
+	// Settings of the daemon's configuration default to config.Default's
+	// (written once, in its struct tags).
+	d := config.Default()
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 8
+		opts.MaxInFlight = d.MaxInFlightScans
 	}
 	opts.MaxHeld = max(opts.MaxHeld, opts.MaxInFlight)
 	if opts.MaxTenantInFlight <= 0 {
 		opts.MaxTenantInFlight = opts.MaxInFlight
 	}
 	if opts.AckWait <= 0 {
-		opts.AckWait = time.Minute
+		opts.AckWait = d.AckWait
 	}
 	if opts.CacheWait <= 0 {
 		opts.CacheWait = 10 * time.Second
 	}
 	if opts.Backoff == nil {
-		opts.Backoff = func(int) time.Duration { return 5 * time.Second }
+		opts.Backoff = d.BackoffFor
 	}
 	work, cancel := context.WithCancel(context.Background())
 	g := newGate(opts.MaxInFlight, opts.MaxTenantInFlight, TenantHoldFactor*opts.MaxTenantInFlight)

@@ -14,11 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/prowler-cloud/s3-exporter/config"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
@@ -37,7 +38,7 @@ type ClientOptions struct {
 	// MaxAttempts is the SDK retryer's attempts per request (default 3).
 	MaxAttempts int
 	// CredentialExpiryWindow is how long before they expire assumed-role
-	// credentials are refreshed (default DefaultCredentialExpiryWindow;
+	// credentials are refreshed (default S3EXPORTER_CREDENTIAL_REFRESH_WINDOW's;
 	// tests shorten it to watch a refresh within seconds).
 	CredentialExpiryWindow time.Duration
 	// OnRetry, when set, is called each time the SDK's retryer sends a
@@ -56,14 +57,9 @@ type ClientOptions struct {
 	// that bucket before asking again (default DefaultFallbackRegionTTL).
 	FallbackRegionTTL time.Duration
 	// ResponseTimeout bounds the wait for a request's response headers and
-	// a stalled body (default DefaultResponseTimeout; see stall.go).
+	// a stalled body (default S3EXPORTER_RESPONSE_TIMEOUT's; see stall.go).
 	ResponseTimeout time.Duration
 }
-
-// DefaultCredentialExpiryWindow is how long before their expiry assumed-role
-// credentials are refreshed, so that a request is never signed with
-// credentials about to lapse.
-const DefaultCredentialExpiryWindow = time.Minute
 
 // Cache bounds. A credential set with its S3 clients weighs about 15 KiB per
 // region used, so the default bound is some 60 MiB at most.
@@ -124,14 +120,17 @@ type bucketRegion struct {
 // NewClients loads the exporter's own AWS configuration (the SDK default
 // chain, AWS_CA_BUNDLE and the rest of the standard environment).
 func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
+	// Settings of the daemon's configuration default to config.Default's
+	// (written once, in its struct tags); the others are this package's.
+	d := config.Default()
 	if opts.DefaultRegion == "" {
-		opts.DefaultRegion = "us-east-1"
+		opts.DefaultRegion = d.DefaultRegion
 	}
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 3
 	}
 	if opts.CredentialExpiryWindow <= 0 {
-		opts.CredentialExpiryWindow = DefaultCredentialExpiryWindow
+		opts.CredentialExpiryWindow = d.CredentialRefreshWindow
 	}
 	if opts.MaxSigners <= 0 {
 		opts.MaxSigners = DefaultMaxSigners
@@ -145,16 +144,16 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 	// The HTTP client must stay a *awshttp.BuildableClient so that
 	// AWS_CA_BUNDLE keeps working.
 	if opts.ResponseTimeout <= 0 {
-		opts.ResponseTimeout = DefaultResponseTimeout
+		opts.ResponseTimeout = d.ResponseTimeout
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = 64
 		withResponseTimeout(tr, opts.ResponseTimeout)
 	})
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithRegion(opts.DefaultRegion),
-		config.WithHTTPClient(httpClient),
-		config.WithRetryer(func() aws.Retryer {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx,
+		awsconfig.WithRegion(opts.DefaultRegion),
+		awsconfig.WithHTTPClient(httpClient),
+		awsconfig.WithRetryer(func() aws.Retryer {
 			std := retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = opts.MaxAttempts
 				// No answer within ResponseTimeout: trying twice more

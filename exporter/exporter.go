@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prowler-cloud/s3-exporter/config"
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -73,9 +74,13 @@ type Options struct {
 	OnBreaker func(ig *integration.Integration, open bool, cause *errcode.Error)
 }
 
+// withDefaults fills what o leaves unset. A setting of the daemon's
+// configuration takes its default from there (config.Default, the struct
+// tags), so that it is written once; the rest are the exporter's own.
 func (o Options) withDefaults() Options {
+	d := config.Default()
 	if o.Concurrency <= 0 {
-		o.Concurrency = 64
+		o.Concurrency = d.Concurrency
 	}
 	if o.InitialLimit <= 0 {
 		o.InitialLimit = 8
@@ -87,22 +92,28 @@ func (o Options) withDefaults() Options {
 		o.PartConcurrency = 3
 	}
 	if o.PartSize < 5<<20 {
-		o.PartSize = 8 << 20
+		o.PartSize = d.PartSize
 	}
 	if o.MultipartThreshold == 0 {
-		o.MultipartThreshold = 16 << 20
+		o.MultipartThreshold = d.MultipartThreshold
 	}
 	if o.MultipartThreshold < o.PartSize {
 		o.MultipartThreshold = o.PartSize
 	}
 	if o.UploadTimeout <= 0 {
-		o.UploadTimeout = 30 * time.Minute
+		o.UploadTimeout = d.UploadTimeout
 	}
 	if o.OpenTimeout <= 0 {
 		o.OpenTimeout = 20 * time.Second
 	}
 	if o.RetryBaseDelay <= 0 {
-		o.RetryBaseDelay = 200 * time.Millisecond
+		o.RetryBaseDelay = d.RetryBaseDelay
+	}
+	if o.BreakerFailures <= 0 {
+		o.BreakerFailures = d.BreakerFailures
+	}
+	if o.BreakerCooldown <= 0 {
+		o.BreakerCooldown = d.BreakerCooldown
 	}
 	if o.InFlight == nil {
 		o.InFlight = func(float64) {}

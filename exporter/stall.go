@@ -13,10 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 )
 
-// DefaultResponseTimeout is how long a request waits for S3's response
-// headers, or for a stalled body write to move, before it fails.
-const DefaultResponseTimeout = 60 * time.Second
-
 // ErrNoResponse marks a request that S3 did not answer within the response
 // timeout: a black hole, not a blip. classify makes it a retryable Timeout;
 // neither the SDK nor the exporter retries it at once.

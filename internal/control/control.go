@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
@@ -104,11 +105,14 @@ type Service struct {
 
 // New returns a Service.
 func New(p Ports, opts Options, log *zap.Logger) *Service {
+	// Settings of the daemon's configuration default to config.Default's
+	// (written once, in its struct tags).
+	d := config.Default()
 	if opts.Prefix == "" {
-		opts.Prefix = "prowler"
+		opts.Prefix = d.SubjectPrefix
 	}
 	if opts.TestTimeout <= 0 {
-		opts.TestTimeout = 20 * time.Second
+		opts.TestTimeout = d.ConnectionTestTimeout
 	}
 	if opts.CatchUpTimeout <= 0 {
 		opts.CatchUpTimeout = 5 * time.Second

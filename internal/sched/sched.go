@@ -164,7 +164,9 @@ type waiter struct {
 	grant *Grant
 }
 
-// New returns a Scheduler.
+// New returns a Scheduler. The exporter passes every setting of the daemon's
+// configuration (capacity, breaker); the fallbacks below serve the other
+// callers, this package's tests and the benchmarks.
 func New(cfg Config) *Scheduler {
 	if cfg.Capacity <= 0 {
 		cfg.Capacity = 64
