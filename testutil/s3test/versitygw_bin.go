@@ -71,11 +71,18 @@ func VersityGWBinary() (string, error) {
 // module at root unless it exists.
 func buildVersityGW(root, cache string) (string, error) {
 	version := versityVersion(filepath.Join(root, "go.mod"))
-	bin := filepath.Join(cache, "versitygw-"+version)
+	return buildCached(root, cache, "versitygw-"+version, versityModule+"/cmd/versitygw")
+}
+
+// buildCached returns <cache>/<name>, building pkg into it with go build in
+// the module at root unless it exists. Builders serialise on <name>.lock,
+// and the binary is renamed into place only when complete.
+func buildCached(root, cache, name, pkg string) (string, error) {
+	bin := filepath.Join(cache, name)
 	if isExecutable(bin) {
 		return bin, nil
 	}
-	unlock, err := lockFile(filepath.Join(cache, "versitygw.lock"))
+	unlock, err := lockFile(filepath.Join(cache, name+".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -83,24 +90,24 @@ func buildVersityGW(root, cache string) (string, error) {
 	if isExecutable(bin) { // built by another process while we waited
 		return bin, nil
 	}
-	tmp, err := os.CreateTemp(cache, "versitygw-build-*")
+	tmp, err := os.CreateTemp(cache, name+"-build-*")
 	if err != nil {
-		return "", fmt.Errorf("versitygw build: %w", err)
+		return "", fmt.Errorf("%s build: %w", name, err)
 	}
 	tmpName := tmp.Name()
 	_ = tmp.Close()
 	defer os.Remove(tmpName) // no-op after the rename
 
-	cmd := exec.Command(goTool(), "build", "-o", tmpName, versityModule+"/cmd/versitygw")
+	cmd := exec.Command(goTool(), "build", "-o", tmpName, pkg)
 	cmd.Dir = root
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build versitygw in %s: %w\n%s", root, err, out.String())
+		return "", fmt.Errorf("go build %s in %s: %w\n%s", pkg, root, err, out.String())
 	}
 	if err := os.Rename(tmpName, bin); err != nil {
-		return "", fmt.Errorf("versitygw build: %w", err)
+		return "", fmt.Errorf("%s build: %w", name, err)
 	}
 	return bin, nil
 }
