@@ -3,6 +3,7 @@ module github.com/prowler-cloud/s3-exporter/deploy
 go 1.26.8
 
 require (
+	github.com/awslabs/goformation/v7 v7.14.9
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
