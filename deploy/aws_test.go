@@ -11,7 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"github.com/awslabs/goformation/v7/cloudformation/iam"
+	"github.com/awslabs/goformation/v7/intrinsics"
 )
 
 // statement is an IAM policy statement in a comparable form.
@@ -158,212 +159,180 @@ func parsePolicy(t *testing.T, doc any) []statement {
 
 const cfnPath = "aws/cloudformation/prowler-s3-integration-role.yaml"
 
-// cfnValue turns a YAML node into JSON-like values, short-form intrinsic
-// functions (!Ref, !Sub, ...) into their long form ({"Ref": ...},
-// {"Fn::Sub": ...}).
-func cfnValue(n *yaml.Node) (any, error) {
-	var v any
-	switch n.Kind {
-	case yaml.DocumentNode:
-		return cfnValue(n.Content[0])
-	case yaml.AliasNode:
-		return cfnValue(n.Alias)
-	case yaml.MappingNode:
-		m := map[string]any{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			val, err := cfnValue(n.Content[i+1])
-			if err != nil {
-				return nil, err
-			}
-			m[n.Content[i].Value] = val
-		}
-		v = m
-	case yaml.SequenceNode:
-		l := []any{}
-		for _, c := range n.Content {
-			val, err := cfnValue(c)
-			if err != nil {
-				return nil, err
-			}
-			l = append(l, val)
-		}
-		v = l
-	case yaml.ScalarNode:
-		if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
-			v = n.Value
-		} else if err := n.Decode(&v); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n.Line, err)
-		}
-	}
-	if fn, ok := strings.CutPrefix(n.Tag, "!"); ok && !strings.HasPrefix(fn, "!") {
-		switch fn {
-		case "Ref", "Condition":
-			return map[string]any{fn: v}, nil
-		case "GetAtt":
-			if s, ok := v.(string); ok {
-				a, b, _ := strings.Cut(s, ".")
-				v = []any{a, b}
-			}
-		}
-		return map[string]any{"Fn::" + fn: v}, nil
-	}
-	return v, nil
+// cfnStack is the template as CloudFormation would create it with the given
+// parameters. goformation does the work: it reads the short-form tags (!Ref,
+// !Sub, !If, ...), resolves the intrinsic functions against the parameters
+// and the conditions, and its typed resources refuse a property the
+// resource type does not have.
+type cfnStack struct {
+	decl      map[string]cfnParameter // as declared: defaults, patterns
+	outputs   map[string]any          // resolved
+	rules     map[string]any          // resolved
+	resources map[string]cfnResource  // the ones created
 }
 
-type cfnTemplate struct {
-	raw        map[string]any
-	params     map[string]string
-	conditions map[string]bool
+type cfnParameter struct {
+	Default        any
+	AllowedPattern *string
 }
 
-func loadCFN(t *testing.T, params map[string]string) *cfnTemplate {
+// cfnResource is a created resource: Typed is goformation's *iam.Role or
+// *iam.RolePolicy, nil for any other type.
+type cfnResource struct {
+	Type  string
+	Typed any
+}
+
+// cfnTypes are the types the template may create, decoded into goformation's
+// structs, whose UnmarshalJSON refuses unknown properties. Its Template type
+// (package cloudformation) would decode any type, but it imports every AWS
+// service's package: about 250 packages and 35 CPU seconds of cold build for
+// the two types we need.
+var cfnTypes = map[string]func() any{
+	"AWS::IAM::Role":       func() any { return new(iam.Role) },
+	"AWS::IAM::RolePolicy": func() any { return new(iam.RolePolicy) },
+}
+
+// loadCFN resolves the template with params overriding the defaults.
+func loadCFN(t *testing.T, params map[string]string) *cfnStack {
 	t.Helper()
-	var n yaml.Node
-	if err := yaml.Unmarshal(readFile(t, cfnPath), &n); err != nil {
-		t.Fatalf("%s: %v", cfnPath, err)
-	}
-	v, err := cfnValue(&n)
+	// Long form only: short-form tags become {"Ref": ...}, {"Fn::Sub": ...}.
+	longForm, err := intrinsics.ProcessYAML(readFile(t, cfnPath), &intrinsics.ProcessorOptions{NoProcess: true})
 	if err != nil {
 		t.Fatalf("%s: %v", cfnPath, err)
 	}
-	tpl := &cfnTemplate{raw: v.(map[string]any), params: map[string]string{
-		"AWS::Partition": "aws", "AWS::AccountId": "111122223333", "AWS::Region": "eu-west-1", "AWS::StackName": "test",
-	}}
-	decl, _ := tpl.raw["Parameters"].(map[string]any)
-	for name, p := range decl {
-		if def, ok := p.(map[string]any)["Default"]; ok {
-			tpl.params[name] = fmt.Sprint(def)
-		}
+	var raw map[string]any
+	if err := json.Unmarshal(longForm, &raw); err != nil {
+		t.Fatalf("%s: %v", cfnPath, err)
 	}
-	for k, val := range params {
-		if _, ok := decl[k]; !ok {
+	st := &cfnStack{}
+	if err := remarshal(raw["Parameters"], &st.decl); err != nil {
+		t.Fatalf("%s Parameters: %v", cfnPath, err)
+	}
+	// goformation ignores an override of an undeclared parameter and
+	// resolves a Ref to a parameter with no value to null; CloudFormation
+	// refuses both.
+	overrides := map[string]any{}
+	for k, v := range params {
+		if _, ok := st.decl[k]; !ok {
 			t.Fatalf("template has no parameter %s", k)
 		}
-		tpl.params[k] = val
+		overrides[k] = v
 	}
-	for name := range decl {
-		if _, ok := tpl.params[name]; !ok {
+	for name, p := range st.decl {
+		if _, ok := params[name]; !ok && p.Default == nil {
 			t.Fatalf("parameter %s has no default and no test value", name)
 		}
 	}
-	tpl.conditions = map[string]bool{}
-	conds, _ := tpl.raw["Conditions"].(map[string]any)
-	for name, c := range conds {
-		b, ok := tpl.eval(t, c).(bool)
+
+	// Our own part, because goformation cannot express it:
+	//  - With EvaluateConditions it replaces any object that has a
+	//    "Condition": "<name>" key by the condition's value, so a conditional
+	//    resource or output becomes `true` (goformation issue 224). The
+	//    Condition keys are lifted out here; a resource's is applied below
+	//    (the tests read only the outputs' names).
+	//  - Its Ref knows AWS::AccountId, Region and StackName but not
+	//    AWS::Partition, and its Fn::Sub calls that Ref directly (not an
+	//    override) and drops what it cannot resolve. Declared as a
+	//    parameter, AWS::Partition resolves in both.
+	//  - Its Ref to a resource gives null; the handler below names the
+	//    resource instead, so a test can see which role a policy attaches to.
+	conditionOf := map[string]string{} // resource name: condition
+	for _, section := range []string{"Resources", "Outputs"} {
+		entries, _ := raw[section].(map[string]any)
+		for name, e := range entries {
+			if m, ok := e.(map[string]any); ok {
+				if c, ok := m["Condition"].(string); ok {
+					if section == "Resources" {
+						conditionOf[name] = c
+					}
+					delete(m, "Condition")
+				}
+			}
+		}
+	}
+	raw["Parameters"].(map[string]any)["AWS::Partition"] = map[string]any{"Type": "String", "Default": "aws"}
+	resources, _ := raw["Resources"].(map[string]any)
+	var unresolved []any // CloudFormation refuses a Ref to nothing; goformation gives null
+	ref := func(name string, input, template any) any {
+		if v := intrinsics.Ref(name, input, template); v != nil {
+			return v
+		}
+		if s, ok := input.(string); ok && resources[s] != nil {
+			return "<ref:" + s + ">"
+		}
+		if input != "AWS::NoValue" {
+			unresolved = append(unresolved, input)
+		}
+		return nil
+	}
+
+	longForm, err = json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := intrinsics.ProcessJSON(longForm, &intrinsics.ProcessorOptions{
+		ParameterOverrides:        overrides,
+		EvaluateConditions:        true,
+		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{"Ref": ref},
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", cfnPath, err)
+	}
+	if len(unresolved) > 0 {
+		t.Fatalf("%s: Ref to nothing: %v", cfnPath, unresolved)
+	}
+	var sections struct {
+		Conditions, Outputs, Rules map[string]any
+		Resources                  map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(resolved, &sections); err != nil {
+		t.Fatal(err)
+	}
+	st.outputs, st.rules = sections.Outputs, sections.Rules
+
+	holds := map[string]bool{}
+	for name, c := range sections.Conditions {
+		b, ok := c.(bool)
 		if !ok {
-			t.Fatalf("condition %s is not a boolean", name)
+			t.Fatalf("condition %s is not a boolean: %v", name, c)
 		}
-		tpl.conditions[name] = b
+		holds[name] = b
 	}
-	return tpl
-}
-
-var subVarRE = regexp.MustCompile(`\$\{([^}!]+)\}`)
-
-// eval resolves intrinsic functions against the parameters. A reference to
-// a resource becomes "<ref:Name>" or "<getatt:Name.Attr>".
-func (c *cfnTemplate) eval(t *testing.T, v any) any {
-	t.Helper()
-	switch v := v.(type) {
-	case []any:
-		out := []any{}
-		for _, e := range v {
-			if r := c.eval(t, e); r != noValue {
-				out = append(out, r)
+	st.resources = map[string]cfnResource{}
+	for name, r := range sections.Resources {
+		if c, ok := conditionOf[name]; ok {
+			b, declared := holds[c]
+			if !declared {
+				t.Fatalf("resource %s has an undeclared condition %s", name, c)
+			}
+			if !b {
+				continue
 			}
 		}
-		return out
-	case map[string]any:
-		if len(v) == 1 {
-			for k, arg := range v {
-				switch k {
-				case "Ref":
-					name := arg.(string)
-					if name == "AWS::NoValue" {
-						return noValue
-					}
-					if p, ok := c.params[name]; ok {
-						return p
-					}
-					return "<ref:" + name + ">"
-				case "Fn::Sub":
-					tmpl, ok := arg.(string)
-					if !ok {
-						t.Fatalf("Fn::Sub with variables is not supported here: %v", arg)
-					}
-					return subVarRE.ReplaceAllStringFunc(tmpl, func(m string) string {
-						name := m[2 : len(m)-1]
-						if p, ok := c.params[name]; ok {
-							return p
-						}
-						if strings.Contains(name, ".") {
-							return "<getatt:" + name + ">"
-						}
-						return "<ref:" + name + ">"
-					})
-				case "Fn::GetAtt":
-					l := arg.([]any)
-					return fmt.Sprintf("<getatt:%s.%s>", l[0], l[1])
-				case "Fn::Equals":
-					l := c.eval(t, arg).([]any)
-					return fmt.Sprint(l[0]) == fmt.Sprint(l[1])
-				case "Fn::Not":
-					return !c.eval(t, arg).([]any)[0].(bool)
-				case "Fn::And", "Fn::Or":
-					all := k == "Fn::And"
-					for _, b := range c.eval(t, arg).([]any) {
-						if b.(bool) != all {
-							return !all
-						}
-					}
-					return all
-				case "Condition":
-					return c.conditions[arg.(string)]
-				case "Fn::If":
-					l := arg.([]any)
-					if c.conditions[l[0].(string)] {
-						return c.eval(t, l[1])
-					}
-					return c.eval(t, l[2])
-				}
-				if strings.HasPrefix(k, "Fn::") {
-					t.Fatalf("intrinsic %s not supported by the test", k)
-				}
+		var head struct{ Type string }
+		if err := json.Unmarshal(r, &head); err != nil {
+			t.Fatalf("resource %s: %v", name, err)
+		}
+		res := cfnResource{Type: head.Type}
+		if newTyped, ok := cfnTypes[head.Type]; ok {
+			res.Typed = newTyped()
+			if err := json.Unmarshal(r, res.Typed); err != nil {
+				t.Fatalf("resource %s (%s): %v", name, head.Type, err)
 			}
 		}
-		out := map[string]any{}
-		for k, e := range v {
-			if r := c.eval(t, e); r != noValue {
-				out[k] = r
-			}
-		}
-		return out
+		st.resources[name] = res
 	}
-	return v
+	return st
 }
 
-type noValueType struct{}
-
-var noValue = noValueType{}
-
-type cfnResource struct {
-	Type  string
-	Props map[string]any
-}
-
-// resources returns the resources created with the template's parameters.
-func (c *cfnTemplate) resources(t *testing.T) map[string]cfnResource {
-	t.Helper()
-	out := map[string]cfnResource{}
-	for name, raw := range c.raw["Resources"].(map[string]any) {
-		r := raw.(map[string]any)
-		if cond, ok := r["Condition"].(string); ok && !c.conditions[cond] {
-			continue
-		}
-		props, _ := c.eval(t, r["Properties"]).(map[string]any)
-		out[name] = cfnResource{Type: r["Type"].(string), Props: props}
+// remarshal decodes a JSON-like value into a typed one.
+func remarshal(v, into any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
-	return out
+	return json.Unmarshal(b, into)
 }
 
 func cfnParams(enable string) map[string]string {
@@ -379,32 +348,38 @@ func cfnParams(enable string) map[string]string {
 func TestCloudFormationRoleAndPolicy(t *testing.T) {
 	for _, enable := range []string{"true", "false"} {
 		t.Run("EnableS3Integration="+enable, func(t *testing.T) {
-			res := loadCFN(t, cfnParams(enable)).resources(t)
+			res := loadCFN(t, cfnParams(enable)).resources
 			var roleName string
-			var policies []cfnResource
+			var role *iam.Role
+			var policies []*iam.RolePolicy
 			for name, r := range res {
-				switch r.Type {
-				case "AWS::IAM::Role":
+				switch typed := r.Typed.(type) {
+				case *iam.Role:
 					if roleName != "" {
 						t.Fatalf("two roles: %s and %s", roleName, name)
 					}
-					roleName = name
-				case "AWS::IAM::RolePolicy":
-					policies = append(policies, r)
+					roleName, role = name, typed
+				case *iam.RolePolicy:
+					policies = append(policies, typed)
 				default:
 					t.Errorf("resource %s of type %s: the template creates a role and its policy only", name, r.Type)
 				}
 			}
-			if roleName == "" {
+			if role == nil {
 				t.Fatal("no AWS::IAM::Role")
 			}
-			role := res[roleName].Props
-			for _, k := range []string{"Policies", "ManagedPolicyArns", "PermissionsBoundary"} {
-				if _, ok := role[k]; ok {
+			// nil, not empty: an empty Policies list in the template is
+			// still a property that should not be there.
+			for k, set := range map[string]bool{
+				"Policies":            role.Policies != nil,
+				"ManagedPolicyArns":   role.ManagedPolicyArns != nil,
+				"PermissionsBoundary": role.PermissionsBoundary != nil,
+			} {
+				if set {
 					t.Errorf("role has %s: no permission beyond the S3 integration policy", k)
 				}
 			}
-			assertPolicy(t, "trust policy", parsePolicy(t, role["AssumeRolePolicyDocument"]), trustPolicy(testPrincipal, testExternalID))
+			assertPolicy(t, "trust policy", parsePolicy(t, role.AssumeRolePolicyDocument), trustPolicy(testPrincipal, testExternalID))
 
 			if enable == "false" {
 				if len(policies) != 0 {
@@ -415,24 +390,23 @@ func TestCloudFormationRoleAndPolicy(t *testing.T) {
 			if len(policies) != 1 {
 				t.Fatalf("%d role policies, want 1", len(policies))
 			}
-			p := policies[0].Props
-			if p["RoleName"] != "<ref:"+roleName+">" {
-				t.Errorf("policy attached to %v, want the role %s", p["RoleName"], roleName)
+			p := policies[0]
+			if p.RoleName != "<ref:"+roleName+">" {
+				t.Errorf("policy attached to %v, want the role %s", p.RoleName, roleName)
 			}
-			assertPolicy(t, "S3 integration policy", parsePolicy(t, p["PolicyDocument"]), integrationPolicy(testBucket, testBucketAccount))
+			assertPolicy(t, "S3 integration policy", parsePolicy(t, p.PolicyDocument), integrationPolicy(testBucket, testBucketAccount))
 		})
 	}
 }
 
 func TestCloudFormationParameterPatterns(t *testing.T) {
-	tpl := loadCFN(t, cfnParams("true"))
-	decl := tpl.raw["Parameters"].(map[string]any)
+	st := loadCFN(t, cfnParams("true"))
 	pattern := func(name string) *regexp.Regexp {
-		p, ok := decl[name].(map[string]any)["AllowedPattern"].(string)
-		if !ok {
+		p := st.decl[name].AllowedPattern
+		if p == nil {
 			t.Fatalf("parameter %s has no AllowedPattern", name)
 		}
-		return regexp.MustCompile("^(?:" + p + ")$") // CloudFormation matches the whole value
+		return regexp.MustCompile("^(?:" + *p + ")$") // CloudFormation matches the whole value
 	}
 	for _, tc := range []struct {
 		param, value string
@@ -463,7 +437,7 @@ func TestCloudFormationParameterPatterns(t *testing.T) {
 		}
 	}
 	for _, out := range []string{"RoleArn", "ExternalId"} {
-		if _, ok := tpl.raw["Outputs"].(map[string]any)[out]; !ok {
+		if _, ok := st.outputs[out]; !ok {
 			t.Errorf("no output %s", out)
 		}
 	}
@@ -472,13 +446,17 @@ func TestCloudFormationParameterPatterns(t *testing.T) {
 // TestCloudFormationDefaultRoleName: the default must not be ProwlerScan, the
 // name of Prowler's own scan role (the two would collide in one account).
 func TestCloudFormationDefaultRoleName(t *testing.T) {
-	tpl := loadCFN(t, cfnParams("true"))
-	def := tpl.raw["Parameters"].(map[string]any)["RoleName"].(map[string]any)["Default"]
+	st := loadCFN(t, cfnParams("true"))
+	def := st.decl["RoleName"].Default
 	if def == "ProwlerScan" || def == nil || def == "" {
 		t.Errorf("RoleName default %v", def)
 	}
-	if got := tpl.resources(t)["Role"].Props["RoleName"]; got != def {
-		t.Errorf("role named %v, want the default %v", got, def)
+	role, ok := st.resources["Role"].Typed.(*iam.Role)
+	if !ok {
+		t.Fatalf("no AWS::IAM::Role named Role: %v", st.resources["Role"])
+	}
+	if role.RoleName == nil || *role.RoleName != def {
+		t.Errorf("role named %v, want the default %v", role.RoleName, def)
 	}
 }
 
@@ -489,28 +467,33 @@ func TestCloudFormationExistingRole(t *testing.T) {
 	params := cfnParams("true")
 	params["ExistingRoleName"] = "ExporterRole"
 	params["TrustedPrincipalArn"], params["ExternalId"] = "", ""
-	tpl := loadCFN(t, params)
-	res := tpl.resources(t)
-	if len(res) != 1 {
-		t.Fatalf("resources %v, want the policy only", slices.Collect(maps.Keys(res)))
+	st := loadCFN(t, params)
+	if len(st.resources) != 1 {
+		t.Fatalf("resources %v, want the policy only", slices.Collect(maps.Keys(st.resources)))
 	}
-	for _, r := range res {
-		if r.Type != "AWS::IAM::RolePolicy" {
+	for _, r := range st.resources {
+		p, ok := r.Typed.(*iam.RolePolicy)
+		if !ok {
 			t.Fatalf("resource of type %s", r.Type)
 		}
-		if r.Props["RoleName"] != "ExporterRole" {
-			t.Errorf("policy attached to %v, want ExporterRole", r.Props["RoleName"])
+		if p.RoleName != "ExporterRole" {
+			t.Errorf("policy attached to %v, want ExporterRole", p.RoleName)
 		}
-		assertPolicy(t, "S3 integration policy", parsePolicy(t, r.Props["PolicyDocument"]), integrationPolicy(testBucket, testBucketAccount))
+		assertPolicy(t, "S3 integration policy", parsePolicy(t, p.PolicyDocument), integrationPolicy(testBucket, testBucketAccount))
 	}
 	// A new role needs the trust inputs: a Rule says so before anything is
 	// created.
-	rule := tpl.raw["Rules"].(map[string]any)["TrustRequiredForANewRole"].(map[string]any)
-	if tpl.eval(t, rule["RuleCondition"]) != false {
+	ruleCondition := func(st *cfnStack) any {
+		rule, ok := st.rules["TrustRequiredForANewRole"].(map[string]any)
+		if !ok {
+			t.Fatalf("no rule TrustRequiredForANewRole: %v", st.rules)
+		}
+		return rule["RuleCondition"]
+	}
+	if ruleCondition(st) != false {
 		t.Error("TrustRequiredForANewRole applies with ExistingRoleName set")
 	}
-	withNew := loadCFN(t, cfnParams("true"))
-	if withNew.eval(t, rule["RuleCondition"]) != true {
+	if ruleCondition(loadCFN(t, cfnParams("true"))) != true {
 		t.Error("TrustRequiredForANewRole does not apply when a role is created")
 	}
 }

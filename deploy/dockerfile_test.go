@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -10,73 +12,65 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
-type dockerInstr struct {
-	Cmd  string // upper case
-	Args string
+// dockerfile is the Dockerfile as BuildKit reads it: its own parser (line
+// continuations, comments, escapes, heredocs) and its typed instructions.
+type dockerfile struct {
+	stages   []instructions.Stage
+	metaArgs []instructions.ArgCommand // the ARGs before the first FROM
+	escape   rune                      // the escape directive's, \\ by default
 }
 
-type dockerStage struct {
-	From   string
-	Name   string
-	Instrs []dockerInstr
-}
-
-// parseDockerfile splits a Dockerfile into stages of instructions, joining
-// continuation lines and dropping comments.
-func parseDockerfile(t *testing.T, src string) []dockerStage {
+// parseDockerfile parses the repository's Dockerfile. BuildKit's
+// parse-time lint rules (the ones `docker build --check` reports from the
+// parser: casing, stage names, JSON arguments for ENTRYPOINT/CMD, empty
+// continuation lines, ...) fail the test.
+func parseDockerfile(t *testing.T) dockerfile {
 	t.Helper()
-	var stages []dockerStage
-	var cur strings.Builder
-	flush := func() {
-		line := strings.TrimSpace(cur.String())
-		cur.Reset()
-		if line == "" {
-			return
-		}
-		cmd, args, _ := strings.Cut(line, " ")
-		in := dockerInstr{Cmd: strings.ToUpper(cmd), Args: strings.TrimSpace(args)}
-		if in.Cmd == "FROM" {
-			f := strings.Fields(in.Args)
-			st := dockerStage{From: f[0]}
-			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
-				st.Name = f[2]
-			}
-			stages = append(stages, st)
-			return
-		}
-		if len(stages) == 0 {
-			if in.Cmd != "ARG" {
-				t.Errorf("%s before the first FROM", in.Cmd)
-			}
-			return
-		}
-		st := &stages[len(stages)-1]
-		st.Instrs = append(st.Instrs, in)
+	res, err := parser.Parse(bytes.NewReader(readFile(t, filepath.Join(repoRoot, "Dockerfile"))))
+	if err != nil {
+		t.Fatalf("Dockerfile: %v", err)
 	}
-	for raw := range strings.Lines(src) {
-		line := strings.TrimRight(raw, "\r\n")
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
-		}
-		if body, ok := strings.CutSuffix(line, "\\"); ok {
-			cur.WriteString(body + " ")
-			continue
-		}
-		cur.WriteString(line)
-		flush()
+	for _, w := range res.Warnings {
+		t.Errorf("Dockerfile: %s", w.Short)
 	}
-	flush()
-	return stages
+	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []parser.Range) {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		t.Errorf("Dockerfile line %d: %s: %s", line, rule, msg)
+	}})
+	stages, metaArgs, err := instructions.Parse(res.AST, lint)
+	if err != nil {
+		t.Fatalf("Dockerfile: %v", err)
+	}
+	return dockerfile{stages: stages, metaArgs: metaArgs, escape: res.EscapeToken}
 }
 
-func (s dockerStage) all(cmd string) []string {
-	var out []string
-	for _, in := range s.Instrs {
-		if in.Cmd == cmd {
-			out = append(out, in.Args)
+// commands returns the stage's instructions of type T, in order.
+func commands[T instructions.Command](st instructions.Stage) []T {
+	var out []T
+	for _, c := range st.Commands {
+		if c, ok := c.(T); ok {
+			out = append(out, c)
 		}
+	}
+	return out
+}
+
+// runLines returns the stage's RUN command lines (shell form: the line as
+// written, continuations joined, --mount flags removed).
+func runLines(st instructions.Stage) []string {
+	var out []string
+	for _, r := range commands[*instructions.RunCommand](st) {
+		out = append(out, strings.Join(r.CmdLine, " "))
 	}
 	return out
 }
@@ -86,14 +80,13 @@ const modulePath = "github.com/prowler-cloud/s3-exporter"
 var ldflagsRE = regexp.MustCompile(`-ldflags\s+"([^"]*)"`)
 
 func TestDockerfile(t *testing.T) {
-	stages := parseDockerfile(t, string(readFile(t, filepath.Join(repoRoot, "Dockerfile"))))
-	if len(stages) < 2 {
-		t.Fatalf("%d stages, want a multi-stage build", len(stages))
+	df := parseDockerfile(t)
+	if len(df.stages) < 2 {
+		t.Fatalf("%d stages, want a multi-stage build", len(df.stages))
 	}
-	build, final := stages[0], stages[len(stages)-1]
+	build, final := df.stages[0], df.stages[len(df.stages)-1]
 
-	args := dockerGlobalArgs(string(readFile(t, filepath.Join(repoRoot, "Dockerfile"))))
-	for _, msg := range checkBaseImages(expandArgs(build.From, args), expandArgs(final.From, args)) {
+	for _, msg := range checkBaseImages(df.expand(t, build.BaseName), df.expand(t, final.BaseName)) {
 		t.Error(msg)
 	}
 	if build.Name == "" {
@@ -101,17 +94,20 @@ func TestDockerfile(t *testing.T) {
 	}
 
 	// Static build, stamped with the version.
-	buildArgs := build.all("ARG")
 	for _, a := range []string{"VERSION", "REVISION"} {
-		if !slices.ContainsFunc(buildArgs, func(s string) bool { return s == a || strings.HasPrefix(s, a+"=") }) {
+		if !slices.ContainsFunc(commands[*instructions.ArgCommand](build), func(c *instructions.ArgCommand) bool {
+			return slices.ContainsFunc(c.Args, func(kv instructions.KeyValuePairOptional) bool { return kv.Key == a })
+		}) {
 			t.Errorf("ARG %s not declared in the build stage", a)
 		}
 	}
-	if !slices.Contains(build.all("ENV"), "CGO_ENABLED=0") {
+	if !slices.ContainsFunc(commands[*instructions.EnvCommand](build), func(c *instructions.EnvCommand) bool {
+		return slices.ContainsFunc(c.Env, func(kv instructions.KeyValuePair) bool { return kv.Key == "CGO_ENABLED" && kv.Value == "0" })
+	}) {
 		t.Error("build stage does not set ENV CGO_ENABLED=0")
 	}
 	var goBuild string
-	for _, r := range build.all("RUN") {
+	for _, r := range runLines(build) {
 		if strings.Contains(r, "go build") {
 			goBuild = r
 		}
@@ -137,23 +133,27 @@ func TestDockerfile(t *testing.T) {
 
 	// Final stage: the binaries from the build stage, non-root, the port.
 	var copied bool
-	for _, c := range final.all("COPY") {
-		if strings.Contains(c, "--from="+build.Name) && strings.Contains(c, "s3-exporter") && strings.Contains(c, "exporterctl") {
+	for _, c := range commands[*instructions.CopyCommand](final) {
+		bases := map[string]bool{}
+		for _, src := range c.SourcePaths {
+			bases[path.Base(src)] = true
+		}
+		if strings.EqualFold(c.From, build.Name) && bases["s3-exporter"] && bases["exporterctl"] {
 			copied = true
 		}
 	}
 	if !copied {
 		t.Errorf("final stage does not COPY --from=%s both binaries", build.Name)
 	}
-	users := final.all("USER")
-	if len(users) == 0 || !slices.Contains([]string{"65532", "65532:65532", "nonroot", "nonroot:nonroot"}, users[len(users)-1]) {
+	users := commands[*instructions.UserCommand](final)
+	if len(users) == 0 || !slices.Contains([]string{"65532", "65532:65532", "nonroot", "nonroot:nonroot"}, users[len(users)-1].User) {
 		t.Errorf("final USER %v, want the distroless nonroot user 65532", users)
 	}
-	if !slices.Contains(final.all("EXPOSE"), "9090") {
+	if !slices.ContainsFunc(commands[*instructions.ExposeCommand](final), func(c *instructions.ExposeCommand) bool { return slices.Contains(c.Ports, "9090") }) {
 		t.Error("final stage does not EXPOSE 9090")
 	}
-	ep := final.all("ENTRYPOINT")
-	if len(ep) != 1 || !strings.HasPrefix(ep[0], "[") || !strings.Contains(ep[0], "s3-exporter\"") {
+	ep := commands[*instructions.EntrypointCommand](final)
+	if len(ep) != 1 || ep[0].PrependShell || len(ep[0].CmdLine) == 0 || path.Base(ep[0].CmdLine[0]) != "s3-exporter" {
 		t.Errorf("ENTRYPOINT %v, want the exec form running s3-exporter", ep)
 	}
 }
@@ -168,9 +168,8 @@ func TestDockerfileLdflagsStamp(t *testing.T) {
 	if err != nil {
 		t.Skip("go not on PATH")
 	}
-	stages := parseDockerfile(t, string(readFile(t, filepath.Join(repoRoot, "Dockerfile"))))
 	var ld string
-	for _, r := range stages[0].all("RUN") {
+	for _, r := range runLines(parseDockerfile(t).stages[0]) {
 		if m := ldflagsRE.FindStringSubmatch(r); m != nil {
 			ld = m[1]
 		}
@@ -248,28 +247,36 @@ func checkBaseImages(build, final string) []string {
 	return msgs
 }
 
-// dockerGlobalArgs returns the defaults of the ARGs before the first FROM.
-func dockerGlobalArgs(src string) map[string]string {
+// globalArgs returns the defaults of the ARGs before the first FROM.
+func (df dockerfile) globalArgs() map[string]string {
 	args := map[string]string{}
-	for line := range strings.Lines(src) {
-		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		if strings.EqualFold(f[0], "FROM") {
-			break
-		}
-		if strings.EqualFold(f[0], "ARG") && len(f) > 1 {
-			if k, v, ok := strings.Cut(f[1], "="); ok {
-				args[k] = v
+	for _, a := range df.metaArgs {
+		for _, kv := range a.Args {
+			if kv.Value != nil {
+				args[kv.Key] = *kv.Value
 			}
 		}
 	}
 	return args
 }
 
-func expandArgs(s string, args map[string]string) string {
-	return os.Expand(s, func(k string) string { return args[k] })
+// expand expands a FROM image as BuildKit does, with its own shell lexer,
+// against the global ARGs' defaults; a variable with no value is an error
+// (BuildKit would pull an image named by an empty string).
+func (df dockerfile) expand(t *testing.T, s string) string {
+	t.Helper()
+	var env []string
+	for k, v := range df.globalArgs() {
+		env = append(env, k+"="+v)
+	}
+	res, err := shell.NewLex(df.escape).ProcessWordWithMatches(s, shell.EnvsFromSlice(env))
+	if err != nil {
+		t.Fatalf("expanding %s: %v", s, err)
+	}
+	if len(res.Unmatched) > 0 {
+		t.Errorf("FROM %s: undeclared %v", s, slices.Collect(maps.Keys(res.Unmatched)))
+	}
+	return res.Result
 }
 
 func TestDockerBaseImagesMayBePinnedByDigest(t *testing.T) {
@@ -294,7 +301,7 @@ func TestDockerBaseImagesMayBePinnedByDigest(t *testing.T) {
 		}
 	}
 	// The Dockerfile's own defaults, once pinned by --build-arg, still pass.
-	args := dockerGlobalArgs(string(readFile(t, filepath.Join(repoRoot, "Dockerfile"))))
+	args := parseDockerfile(t).globalArgs()
 	if args["GO_IMAGE"] == "" || args["RUNTIME_IMAGE"] == "" {
 		t.Fatalf("Dockerfile has no GO_IMAGE/RUNTIME_IMAGE build arguments: %v", args)
 	}
