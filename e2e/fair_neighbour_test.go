@@ -111,13 +111,16 @@ func (n *neighbours) waitHeld(want int64) {
 // holds every request (a slow bucket, as slow as the test wants: it answers
 // only when let go) while 40 of its scans are queued; tenant-b's 10 scans to
 // a healthy bucket all succeed meanwhile, none waiting for tenant-a's. Then
-// tenant-a's bucket answers after 1.5 s a request and all its scans land.
+// tenant-a's bucket answers after 300 ms a request and all its scans land.
 // Before issue 12 all 16 upload slots were tenant-a's, in arrival order, and
 // tenant-b's scans waited for them.
 func TestAnotherTenantsScansSucceedWhileOneBucketIsSlow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two tenants through a delaying proxy")
 	}
+	// A world of its own (NATS, proxy, buckets); tenant-a's bucket answers
+	// only when let go, so other tests' load cannot blur the comparison.
+	t.Parallel()
 	n := newNeighbours(t, "slow", 40, 10, nil)
 	n.warmUp()
 	n.proxy.SetBucketDelay(n.bucketA, time.Hour)
@@ -139,7 +142,7 @@ func TestAnotherTenantsScansSucceedWhileOneBucketIsSlow(t *testing.T) {
 	held := n.proxy.Stats().Delayed
 
 	// The bucket answers again, slowly.
-	n.proxy.SetBucketDelay(n.bucketA, 1500*time.Millisecond)
+	n.proxy.SetBucketDelay(n.bucketA, 300*time.Millisecond)
 	n.waitAll(n.scansA, n.igA, 5*time.Minute)
 	t.Logf("tenant-a: %d requests held, %d in all", held, n.proxy.Stats().Delayed)
 	checkObjects(t, n.s3, n.bucketB, wantObjects(n.scansB, "output"), 1)
@@ -161,6 +164,7 @@ func TestBlackHoleFailsFastOpensTheBreakerAndClosesItAgain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two tenants through a black-holing proxy")
 	}
+	t.Parallel() // a world of its own: NATS, proxy, buckets
 	n := newNeighbours(t, "hole", 10, 10, func(c *config.Config) {
 		c.ResponseTimeout = time.Second
 		c.BreakerFailures = 3
@@ -246,6 +250,7 @@ func TestUploadMemoryBudgetIsRespected(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load under a small memory budget")
 	}
+	t.Parallel() // a world of its own: NATS, bucket, the exporter's gauges
 	const budget = 16 << 20
 	e := newEnv(t, func(c *config.Config) {
 		c.UploadMemory = budget
