@@ -51,9 +51,9 @@ func TestSIGKILLedReplicaLosesNothing(t *testing.T) {
 	victim := startReplica(t, "victim", bin, replicaEnv(e.ns.ClientURL(), throttle.URL(), common))
 	tally := followExports(t, e.cl.JS)
 
-	// 160 scans over about 12 s (as long as the kills take: publishing
-	// a 6 MiB file takes a while), one in four
-	// with a 6 MiB json-asff file.
+	// 160 scans, one in four with a 6 MiB json-asff file, published over
+	// about 12 s (as long as the kills take; storing a 6 MiB file in the
+	// object store takes a while), so that the kills fall on work under way.
 	scans := loadScans("crash", 160, []string{"csv", "html"}, 4, 6<<20)
 	pubErr := make(chan error, 1)
 	go func() { pubErr <- publishLoad(e.cl, scans, 2, 50*time.Millisecond) }()
