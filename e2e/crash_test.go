@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -145,20 +143,18 @@ func uploadIDOf(desc string) string {
 // exports and reports again; in the other order the redelivery would find
 // the export settled and the status would never be published.
 func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
+	t.Parallel() // a world of its own: NATS, bucket
 	e := newEnv(t, nil)
 	b := e.bucket("order")
 	e.put(e.integration("tenant-a", "ordered", b, "prov-1"))
 	status, entry := "prowler.exports.status.tenant-a.ordered", "$KV.PROWLER_EXPORTS."+ledger.Key("tenant-a", "scan-order", "ordered")
-	var (
-		mu    sync.Mutex
-		order []string
-	)
+	// One channel for both subjects: the connection's reader puts the
+	// messages in it in the order the server sent them. (Two callback
+	// subscriptions run on goroutines of their own, whose order says
+	// nothing: with them this test failed about once in 15 runs.)
+	arrived := make(chan *nats.Msg, 16)
 	for _, subject := range []string{status, entry} {
-		sub, err := e.nc.Subscribe(subject, func(m *nats.Msg) {
-			mu.Lock()
-			order = append(order, m.Subject)
-			mu.Unlock()
-		})
+		sub, err := e.nc.ChanSubscribe(subject, arrived)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,21 +168,18 @@ func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
 	if st := e.waitExport("scan-order", "ordered"); st.State != event.StateSucceeded {
 		t.Fatalf("%s %v", st.State, st.Errors)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		got := slices.Clone(order)
-		mu.Unlock()
-		if len(got) >= 2 {
-			if got[0] != status || got[1] != entry {
-				t.Fatalf("published in the order %v, want the status first", got)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
+	var got []string
+	deadline := time.After(30 * time.Second)
+	for len(got) < 2 {
+		select {
+		case m := <-arrived:
+			got = append(got, m.Subject)
+		case <-deadline:
 			t.Fatalf("saw only %v", got)
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	if got[0] != status || got[1] != entry {
+		t.Fatalf("published in the order %v, want the status first", got)
 	}
 }
 
@@ -196,6 +189,7 @@ func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
 // acknowledged but redelivered, and the redelivery publishes the status
 // without uploading again.
 func TestAStatusThatCannotBePublishedIsPublishedByTheRedelivery(t *testing.T) {
+	t.Parallel() // a world of its own: NATS, bucket
 	e := newEnv(t, nil)
 	b := e.bucket("unpublished")
 	e.put(e.integration("tenant-a", "insistent", b, "prov-1"))
