@@ -32,6 +32,9 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 	e.put(e.integration("tenant-a", "stalled", slow, "prov-1"))
 	e.put(e.integration("tenant-b", "healthy", healthy, "prov-1"))
 	proxy.SetBucketDelay(slow, time.Hour)
+	// Let A's bucket go before the exporter stops, so that its shutdown
+	// does not wait on the held uploads.
+	t.Cleanup(func() { proxy.SetBucketDelay(slow, 0) })
 
 	var aIDs []string
 	for i := range 10 {
@@ -60,6 +63,4 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 			}
 		}
 	}
-	// Let A's bucket go so the cleanup does not wait on the stalled uploads.
-	proxy.SetBucketDelay(slow, 0)
 }
