@@ -183,8 +183,11 @@ func stepDownTo(t *testing.T, e *env, api, preferred string) {
 			Description string `json:"description"`
 		} `json:"error"`
 	}
+	// A request made while the cluster moves a leader may get no answer:
+	// ask again soon (the move asked for is then done or still to do)
+	// rather than wait long for it.
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		msg, err := e.nc.RequestWithContext(ctx, api, req)
 		cancel()
 		if err == nil {
@@ -195,7 +198,7 @@ func stepDownTo(t *testing.T, e *env, api, preferred string) {
 			return
 		case err == nil && resp.Error != nil && strings.Contains(resp.Error.Description, "already leader"):
 			return
-		case attempt == 20:
+		case attempt == 40:
 			t.Fatalf("%s to %s: %v %+v", api, preferred, err, resp.Error)
 		}
 		time.Sleep(250 * time.Millisecond)
