@@ -155,8 +155,9 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for redeliveries")
 	}
-	t.Parallel()                                                                 // a world of its own: NATS, proxy, bucket, dead-letter stream
-	e, proxy := brokenBucketEnv(t, func(c *config.Config) { c.MaxDeliver = 50 }) // redelivered every 300 ms
+	t.Parallel() // a world of its own: NATS, proxy, bucket, dead-letter stream
+	// Redelivered every 300 ms (brokenBucketEnv's backoff) until disabled.
+	e, proxy := brokenBucketEnv(t, func(c *config.Config) { c.MaxDeliver = 50 })
 	b := e.bucket("dropped")
 	proxy.SetFaults(s3test.Faults{ErrorRate: 1, PathPrefix: "/" + b})
 	in := e.integration("tenant-a", "dropped", b, "prov-1")
