@@ -75,6 +75,7 @@ type Config struct {
 	Backoff               []time.Duration `envconfig:"S3EXPORTER_BACKOFF" default:"5s,30s,2m,10m,30m" desc:"delays before redelivering a failed scan event, comma-separated; the last one repeats"`
 	InProcessRetries      int             `envconfig:"S3EXPORTER_INPROCESS_RETRIES" default:"3" desc:"quick retries of a failed upload within one delivery (0 to 20)"`
 	RetryBaseDelay        time.Duration   `envconfig:"S3EXPORTER_RETRY_BASE_DELAY" default:"200ms" desc:"base of the jittered exponential delay between quick retries"`
+	S3RetryMaxBackoff     time.Duration   `envconfig:"S3EXPORTER_S3_RETRY_MAX_BACKOFF" default:"20s" desc:"most delay between the AWS SDK's tries of one S3 request (jittered, doubling from 1 s after throttling, from 50 ms after other errors; 20s is the SDK's own)"`
 	ShutdownGrace         time.Duration   `envconfig:"S3EXPORTER_SHUTDOWN_GRACE" default:"25s" desc:"time in-flight work gets to finish on shutdown"`
 	ConsumerName          string          `envconfig:"S3EXPORTER_CONSUMER_NAME" default:"s3-exporter" desc:"durable consumer name shared by all replicas"`
 	ConnectionTestTimeout time.Duration   `envconfig:"S3EXPORTER_CONNECTION_TEST_TIMEOUT" default:"20s" desc:"time limit of one connection test"`

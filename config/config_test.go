@@ -242,6 +242,7 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_BACKOFF": "5s,0s"}, "S3EXPORTER_BACKOFF", "positive"},
 		{map[string]string{"S3EXPORTER_INPROCESS_RETRIES": "21"}, "S3EXPORTER_INPROCESS_RETRIES", "between 0 and 20"},
 		{map[string]string{"S3EXPORTER_RETRY_BASE_DELAY": "0"}, "S3EXPORTER_RETRY_BASE_DELAY", "positive"},
+		{map[string]string{"S3EXPORTER_S3_RETRY_MAX_BACKOFF": "0s"}, "S3EXPORTER_S3_RETRY_MAX_BACKOFF", "positive"},
 		{map[string]string{"S3EXPORTER_SHUTDOWN_GRACE": "0s"}, "S3EXPORTER_SHUTDOWN_GRACE", "positive"},
 		{map[string]string{"S3EXPORTER_CONSUMER_NAME": "s3.exporter"}, "S3EXPORTER_CONSUMER_NAME", "letters"},
 		{map[string]string{"S3EXPORTER_CONNECTION_TEST_TIMEOUT": "0s"}, "S3EXPORTER_CONNECTION_TEST_TIMEOUT", "positive"},

@@ -132,6 +132,7 @@ func (c *Config) Validate() error {
 	}
 	v.intRange("S3EXPORTER_INPROCESS_RETRIES", c.InProcessRetries, 0, 20)
 	v.positive("S3EXPORTER_RETRY_BASE_DELAY", c.RetryBaseDelay)
+	v.positive("S3EXPORTER_S3_RETRY_MAX_BACKOFF", c.S3RetryMaxBackoff)
 	v.positive("S3EXPORTER_SHUTDOWN_GRACE", c.ShutdownGrace)
 	if !tokenRe.MatchString(c.ConsumerName) {
 		v.add("S3EXPORTER_CONSUMER_NAME", fmt.Sprintf("must be 1 to 64 letters, digits, '_' or '-', got %q", c.ConsumerName))

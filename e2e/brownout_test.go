@@ -25,8 +25,14 @@ func TestS3BrownOutIsAbsorbedByRetries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load through a faulty S3")
 	}
+	t.Parallel() // a world of its own: NATS, proxy, bucket, the exporter's metrics
 	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
-	e := newEnv(t, func(c *config.Config) { c.S3Endpoint = proxy.URL() })
+	e := newEnv(t, func(c *config.Config) {
+		c.S3Endpoint = proxy.URL()
+		// The SDK's jittered delays between tries (1 s, doubling, after a
+		// 503 SlowDown) would make this run wait seconds per retry.
+		c.S3RetryMaxBackoff = 50 * time.Millisecond
+	})
 	b := e.bucket("brownout")
 	proxy.SetFaults(s3test.Faults{ErrorRate: 0.25, ResetRate: 0.05, SlowRate: 0.10, SlowDelay: 300 * time.Millisecond})
 	e.put(e.integration("tenant-a", "weathered", b, "prov-1"))

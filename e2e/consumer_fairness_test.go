@@ -8,11 +8,10 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
-// TestAStalledTenantDoesNotTakeEveryScanSlot: tenant A's bucket answers
-// every request after 20 s and A has a backlog of scans; the replica
+// TestAStalledTenantDoesNotTakeEveryScanSlot: tenant A's bucket holds
+// every request until the test lets it go, and A has a backlog of scans; the replica
 // exports 4 scans at once, at most 2 of one tenant. Tenant B's scans,
 // published after A's, all succeed while A's first scans are still stuck.
 // (Without the per-tenant cap A's backlog held all 4 slots and B waited for
@@ -21,6 +20,9 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stalls a bucket")
 	}
+	// A world of its own (NATS, proxy, buckets); A's bucket answers only
+	// when let go, so other tests' load cannot let A finish first.
+	t.Parallel()
 	e, proxy := brokenBucketEnv(t, func(c *config.Config) {
 		c.MaxInFlightScans = 4
 		c.MaxHeldScans = 16
@@ -29,7 +31,10 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 	slow, healthy := e.bucket("stalled"), e.bucket("healthy")
 	e.put(e.integration("tenant-a", "stalled", slow, "prov-1"))
 	e.put(e.integration("tenant-b", "healthy", healthy, "prov-1"))
-	proxy.SetFaults(s3test.Faults{SlowRate: 1, SlowDelay: 20 * time.Second, PathPrefix: "/" + slow})
+	proxy.SetBucketDelay(slow, time.Hour)
+	// Let A's bucket go before the exporter stops, so that its shutdown
+	// does not wait on the held uploads.
+	t.Cleanup(func() { proxy.SetBucketDelay(slow, 0) })
 
 	var aIDs []string
 	for i := range 10 {
@@ -58,6 +63,4 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 			}
 		}
 	}
-	// Heal A's bucket so the cleanup does not wait on the stalled uploads.
-	proxy.SetFaults(s3test.Faults{})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -44,11 +45,20 @@ func TestExporterStartedBeforeNATS(t *testing.T) {
 	d := daemon.New(cfg, zap.New(core), prometheus.NewRegistry())
 	started := make(chan error, 1)
 	go func() { started <- d.Start(context.Background()) }()
+	// One cleanup stops the exporter, then NATS: in the other order the
+	// exporter's shutdown would wait out its whole grace for a NATS that
+	// is gone (its subscriptions cannot drain).
+	var ns *server.Server
+	storeDir := t.TempDir() // removed after the cleanup below
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := d.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
+		}
+		if ns != nil {
+			ns.Shutdown()
+			ns.WaitForShutdown()
 		}
 	})
 
@@ -65,11 +75,10 @@ func TestExporterStartedBeforeNATS(t *testing.T) {
 		t.Errorf("/readyz = %d %q while NATS is down, want 503 and the reason", code, body)
 	}
 
-	ns, err := natstest.RunNATS(natstest.NATSOptions{Port: port, StoreDir: t.TempDir()})
+	ns, err = natstest.RunNATS(natstest.NATSOptions{Port: port, StoreDir: storeDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	if err := <-started; err != nil {
 		t.Fatalf("the exporter did not become ready: %v", err)
 	}

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,10 @@ func TestSIGKILLedReplicaLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills exporter processes")
 	}
+	// A world of its own: NATS, processes, throttle, bucket (open multipart
+	// uploads are listed for it alone). Load from other tests only makes
+	// the uploads last longer, which the kills need.
+	t.Parallel()
 	const kills = 12
 	bin := buildExporter(t)
 	e := newEnvNoExporter(t)
@@ -47,10 +49,30 @@ func TestSIGKILLedReplicaLosesNothing(t *testing.T) {
 	victim := startReplica(t, "victim", bin, replicaEnv(e.ns.ClientURL(), throttle.URL(), common))
 	tally := followExports(t, e.cl.JS)
 
-	// 160 scans over about 25 s, one in four with a 6 MiB json-asff file.
+	// 160 scans, one in four with a 6 MiB json-asff file, published over
+	// about 12 s (as long as the kills take; storing a 6 MiB file in the
+	// object store takes a while), so that the kills fall on work under way.
 	scans := loadScans("crash", 160, []string{"csv", "html"}, 4, 6<<20)
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- publishLoad(e.cl, scans, 2, 300*time.Millisecond) }()
+	go func() { pubErr <- publishLoad(e.cl, scans, 2, 50*time.Millisecond) }()
+
+	// The victim's multipart uploads: it alone reaches S3 through the
+	// throttle, so the upload ids in the throttle's requests are its own.
+	victimOpen := func() []string {
+		ids := map[string]bool{}
+		for _, r := range throttle.Requests() {
+			if id := r.Query.Get("uploadId"); id != "" {
+				ids[id] = true
+			}
+		}
+		var open []string
+		for _, u := range e.multipartUploads(b) {
+			if ids[uploadIDOf(u)] {
+				open = append(open, u)
+			}
+		}
+		return open
+	}
 
 	rng := testutil.Rand(t)       // when to kill: logged, replayable
 	orphaned := map[string]bool{} // multipart uploads a kill left open
@@ -58,19 +80,16 @@ func TestSIGKILLedReplicaLosesNothing(t *testing.T) {
 		if k%2 == 0 {
 			time.Sleep(time.Duration(200+rng.IntN(1000)) * time.Millisecond)
 		} else {
-			// Wait (a little) for a multipart upload under way.
+			// Wait (a little) for a multipart upload of the victim under way.
 			deadline := time.Now().Add(3 * time.Second)
-			for len(e.multipartUploads(b)) == 0 && time.Now().Before(deadline) {
+			for len(victimOpen()) == 0 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
 		}
-		before := e.multipartUploads(b)
 		victim.kill()
-		// The stable replica finishes its own uploads within a second; what
-		// is still open then, and was open at the kill, was the victim's.
-		time.Sleep(time.Second)
-		for _, u := range intersect(before, e.multipartUploads(b)) {
+		// What the victim had open is left behind by the kill.
+		for _, u := range victimOpen() {
 			orphaned[u] = true
 		}
 		victim.start()
@@ -108,17 +127,15 @@ func TestSIGKILLedReplicaLosesNothing(t *testing.T) {
 	}
 }
 
-// intersect returns the upload descriptions present in both lists.
-func intersect(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		for _, y := range b {
-			if x == y && strings.Contains(x, "upload ") {
-				out = append(out, x)
-			}
-		}
+// uploadIDOf is the upload id in a description of env.multipartUploads
+// ("<key> (upload <id>, initiated <time>)").
+func uploadIDOf(desc string) string {
+	_, rest, ok := strings.Cut(desc, " (upload ")
+	if !ok {
+		return ""
 	}
-	return out
+	id, _, _ := strings.Cut(rest, ", initiated ")
+	return id
 }
 
 // TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport: a replica killed
@@ -126,20 +143,18 @@ func intersect(a, b []string) []string {
 // exports and reports again; in the other order the redelivery would find
 // the export settled and the status would never be published.
 func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
+	t.Parallel() // a world of its own: NATS, bucket
 	e := newEnv(t, nil)
 	b := e.bucket("order")
 	e.put(e.integration("tenant-a", "ordered", b, "prov-1"))
 	status, entry := "prowler.exports.status.tenant-a.ordered", "$KV.PROWLER_EXPORTS."+ledger.Key("tenant-a", "scan-order", "ordered")
-	var (
-		mu    sync.Mutex
-		order []string
-	)
+	// One channel for both subjects: the connection's reader puts the
+	// messages in it in the order the server sent them. (Two callback
+	// subscriptions run on goroutines of their own, whose order says
+	// nothing: with them this test failed about once in 15 runs.)
+	arrived := make(chan *nats.Msg, 16)
 	for _, subject := range []string{status, entry} {
-		sub, err := e.nc.Subscribe(subject, func(m *nats.Msg) {
-			mu.Lock()
-			order = append(order, m.Subject)
-			mu.Unlock()
-		})
+		sub, err := e.nc.ChanSubscribe(subject, arrived)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,21 +168,18 @@ func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
 	if st := e.waitExport("scan-order", "ordered"); st.State != event.StateSucceeded {
 		t.Fatalf("%s %v", st.State, st.Errors)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		got := slices.Clone(order)
-		mu.Unlock()
-		if len(got) >= 2 {
-			if got[0] != status || got[1] != entry {
-				t.Fatalf("published in the order %v, want the status first", got)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
+	var got []string
+	deadline := time.After(30 * time.Second)
+	for len(got) < 2 {
+		select {
+		case m := <-arrived:
+			got = append(got, m.Subject)
+		case <-deadline:
 			t.Fatalf("saw only %v", got)
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	if got[0] != status || got[1] != entry {
+		t.Fatalf("published in the order %v, want the status first", got)
 	}
 }
 
@@ -177,6 +189,7 @@ func TestTheStatusIsPublishedBeforeTheLedgerSettlesTheExport(t *testing.T) {
 // acknowledged but redelivered, and the redelivery publishes the status
 // without uploading again.
 func TestAStatusThatCannotBePublishedIsPublishedByTheRedelivery(t *testing.T) {
+	t.Parallel() // a world of its own: NATS, bucket
 	e := newEnv(t, nil)
 	b := e.bucket("unpublished")
 	e.put(e.integration("tenant-a", "insistent", b, "prov-1"))

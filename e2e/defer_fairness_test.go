@@ -110,6 +110,9 @@ func TestDeferredScansAreNotGivenUpEarly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out several deferrals")
 	}
+	// A world of its own (NATS, proxy, bucket). Load from other tests
+	// only slows the bucket further, which defers the scans more.
+	t.Parallel()
 	e, b := fairnessEnv(t)
 	ids := publishFairnessScans(e, 10)
 	waitAllSucceeded(t, e, ids)
@@ -133,6 +136,9 @@ func TestARestartMidDeferralLosesNoScan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out several deferrals and a restart")
 	}
+	// A world of its own (NATS, proxy, bucket). Load from other tests
+	// only slows the bucket further, which defers the scans more.
+	t.Parallel()
 	e, b := fairnessEnv(t)
 	ids := publishFairnessScans(e, 10)
 	deadline := time.Now().Add(time.Minute)

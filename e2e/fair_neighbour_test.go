@@ -43,6 +43,9 @@ func newNeighbours(t *testing.T, name string, nA, nB int, mutate func(*config.Co
 	n := &neighbours{env: e, proxy: proxy, tally: followExports(t, e.cl.JS),
 		bucketA: e.bucket(name + "-a"), bucketB: e.bucket(name + "-b"),
 		igA: "bad-neighbour", igB: "good-neighbour", tenA: "tenant-a", tenB: "tenant-b"}
+	// Let tenant-a's bucket go before the exporter stops (a test that
+	// fails while holding it), so that the shutdown does not wait on it.
+	t.Cleanup(func() { proxy.SetBucketDelay(n.bucketA, 0) })
 	e.put(e.integration(n.tenA, n.igA, n.bucketA, "prov-1"))
 	e.put(e.integration(n.tenB, n.igB, n.bucketB, "prov-1"))
 	n.scansA = loadScans(name+"-a", nA, smallFormats, 0, 0)
@@ -111,13 +114,16 @@ func (n *neighbours) waitHeld(want int64) {
 // holds every request (a slow bucket, as slow as the test wants: it answers
 // only when let go) while 40 of its scans are queued; tenant-b's 10 scans to
 // a healthy bucket all succeed meanwhile, none waiting for tenant-a's. Then
-// tenant-a's bucket answers after 1.5 s a request and all its scans land.
+// tenant-a's bucket answers after 300 ms a request and all its scans land.
 // Before issue 12 all 16 upload slots were tenant-a's, in arrival order, and
 // tenant-b's scans waited for them.
 func TestAnotherTenantsScansSucceedWhileOneBucketIsSlow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two tenants through a delaying proxy")
 	}
+	// A world of its own (NATS, proxy, buckets); tenant-a's bucket answers
+	// only when let go, so other tests' load cannot blur the comparison.
+	t.Parallel()
 	n := newNeighbours(t, "slow", 40, 10, nil)
 	n.warmUp()
 	n.proxy.SetBucketDelay(n.bucketA, time.Hour)
@@ -139,7 +145,7 @@ func TestAnotherTenantsScansSucceedWhileOneBucketIsSlow(t *testing.T) {
 	held := n.proxy.Stats().Delayed
 
 	// The bucket answers again, slowly.
-	n.proxy.SetBucketDelay(n.bucketA, 1500*time.Millisecond)
+	n.proxy.SetBucketDelay(n.bucketA, 300*time.Millisecond)
 	n.waitAll(n.scansA, n.igA, 5*time.Minute)
 	t.Logf("tenant-a: %d requests held, %d in all", held, n.proxy.Stats().Delayed)
 	checkObjects(t, n.s3, n.bucketB, wantObjects(n.scansB, "output"), 1)
@@ -161,6 +167,7 @@ func TestBlackHoleFailsFastOpensTheBreakerAndClosesItAgain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two tenants through a black-holing proxy")
 	}
+	t.Parallel() // a world of its own: NATS, proxy, buckets
 	n := newNeighbours(t, "hole", 10, 10, func(c *config.Config) {
 		c.ResponseTimeout = time.Second
 		c.BreakerFailures = 3
@@ -246,6 +253,7 @@ func TestUploadMemoryBudgetIsRespected(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load under a small memory budget")
 	}
+	t.Parallel() // a world of its own: NATS, bucket, the exporter's gauges
 	const budget = 16 << 20
 	e := newEnv(t, func(c *config.Config) {
 		c.UploadMemory = budget

@@ -20,14 +20,15 @@ import (
 )
 
 func TestAccessDeniedFailsAtOnceAndMarksTheIntegrationDisconnected(t *testing.T) {
+	t.Parallel() // a world of its own: NATS, bucket, a versitygw user of its own
 	e := newEnv(t, nil)
 	b := e.bucket("denied")
 	// A real versitygw user whose bucket policy grants reading the bucket's
 	// location but not s3:PutObject.
-	e.s3.MustCreateUser(t, "nowrite", "nowrite-secret-1", "user")
-	e.s3.MustPutBucketPolicy(t, b, s3test.AllowPolicy(b, "nowrite", "s3:GetBucketLocation"))
+	access, secret := e.s3User("nowrite")
+	e.s3.MustPutBucketPolicy(t, b, s3test.AllowPolicy(b, access, "s3:GetBucketLocation"))
 	in := e.integration("tenant-a", "denied", b, "prov-1")
-	in.Credentials = &event.Credentials{AccessKeyID: "nowrite", SecretAccessKey: "nowrite-secret-1"}
+	in.Credentials = &event.Credentials{AccessKeyID: access, SecretAccessKey: secret}
 	e.put(in)
 
 	files, _ := prowlerFiles(21, "111122223333")
@@ -41,7 +42,7 @@ func TestAccessDeniedFailsAtOnceAndMarksTheIntegrationDisconnected(t *testing.T)
 			t.Errorf("want a permanent S3BucketAccessDenied, got %+v", er)
 		}
 	}
-	if _, ok := e.waitFor(5*time.Second, func(s client.Status) bool {
+	if _, ok := e.waitFor(30*time.Second, func(s client.Status) bool {
 		return s.Connection != nil && s.Connection.IntegrationID == "denied" && !s.Connection.Connected &&
 			s.Connection.Error != nil && s.Connection.Error.Code == string(errcode.S3BucketAccessDenied)
 	}); !ok {
@@ -62,13 +63,16 @@ func TestAccessDeniedFailsAtOnceAndMarksTheIntegrationDisconnected(t *testing.T)
 }
 
 // brokenBucketEnv runs an exporter behind a fault proxy that can break one
-// bucket with 503 SlowDown answers while the others work.
+// bucket with 503 SlowDown answers while the others work. The AWS SDK still
+// tries each request 3 times, but 50 ms apart instead of its 1 s and more
+// after a SlowDown, which every test through a broken bucket would wait out.
 func brokenBucketEnv(t *testing.T, mutate func(*config.Config)) (*env, *s3test.FaultProxy) {
 	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
 	e := newEnv(t, func(c *config.Config) {
 		c.S3Endpoint = proxy.URL()
 		c.InProcessRetries = 0
 		c.Backoff = []time.Duration{300 * time.Millisecond}
+		c.S3RetryMaxBackoff = 50 * time.Millisecond
 		if mutate != nil {
 			mutate(c)
 		}
@@ -80,6 +84,7 @@ func TestAHealthyIntegrationIsNotReuploadedWhenTheScanIsRetriedForABrokenOne(t *
 	if testing.Short() {
 		t.Skip("waits for redeliveries")
 	}
+	t.Parallel() // a world of its own: NATS, proxy, buckets
 	e, proxy := brokenBucketEnv(t, nil)
 	good, broken := e.bucket("good"), e.bucket("broken")
 	proxy.SetFaults(s3test.Faults{ErrorRate: 1, PathPrefix: "/" + broken})
@@ -120,6 +125,7 @@ func TestRetriesRunOutIntoFailedAndTheDeadLetterQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out every redelivery of a scan")
 	}
+	t.Parallel() // a world of its own: NATS, proxy, bucket, dead-letter stream
 	e, proxy := brokenBucketEnv(t, func(c *config.Config) { c.MaxDeliver = 2 })
 	b := e.bucket("hopeless")
 	proxy.SetFaults(s3test.Faults{ErrorRate: 1, PathPrefix: "/" + b})
@@ -149,10 +155,9 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for redeliveries")
 	}
-	e, proxy := brokenBucketEnv(t, func(c *config.Config) {
-		c.Backoff = []time.Duration{time.Second}
-		c.MaxDeliver = 50
-	})
+	t.Parallel() // a world of its own: NATS, proxy, bucket, dead-letter stream
+	// Redelivered every 300 ms (brokenBucketEnv's backoff) until disabled.
+	e, proxy := brokenBucketEnv(t, func(c *config.Config) { c.MaxDeliver = 50 })
 	b := e.bucket("dropped")
 	proxy.SetFaults(s3test.Faults{ErrorRate: 1, PathPrefix: "/" + b})
 	in := e.integration("tenant-a", "dropped", b, "prov-1")
@@ -187,7 +192,7 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	n := len(e.exports("scan-dropped", "dropped"))
-	time.Sleep(2 * time.Second) // longer than the backoff: no further attempt
+	time.Sleep(4 * e.cfg.Backoff[0]) // four redelivery delays: no further attempt
 	if m := len(e.exports("scan-dropped", "dropped")); m != n {
 		t.Fatalf("the disabled integration was still retried (%d -> %d statuses)", n, m)
 	}
@@ -209,8 +214,11 @@ func TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out every redelivery of a scan")
 	}
-	t.Run("nothing landed", func(t *testing.T) { testDeliveriesAllDie(t, false) })
-	t.Run("everything landed", func(t *testing.T) { testDeliveriesAllDie(t, true) })
+	// Each case waits out two ack waits in a world of its own (NATS,
+	// bucket, dead-letter stream): they run side by side.
+	t.Parallel()
+	t.Run("nothing landed", func(t *testing.T) { t.Parallel(); testDeliveriesAllDie(t, false) })
+	t.Run("everything landed", func(t *testing.T) { t.Parallel(); testDeliveriesAllDie(t, true) })
 }
 
 func testDeliveriesAllDie(t *testing.T, landed bool) {

@@ -18,6 +18,10 @@ func TestTwoThousandQueuedScansStayWithinTheInFlightLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2,000 scans through two exporter processes")
 	}
+	// A world of its own (NATS, processes, bucket); what it checks are
+	// limits (messages unacknowledged, resident memory), not speeds, so
+	// other tests running beside it cannot push it over them.
+	t.Parallel()
 	const (
 		n        = 2000
 		inFlight = 4

@@ -37,6 +37,10 @@ type ClientOptions struct {
 	DefaultRegion string
 	// MaxAttempts is the SDK retryer's attempts per request (default 3).
 	MaxAttempts int
+	// RetryMaxBackoff caps the SDK retryer's jittered delay between the
+	// tries of one request (default the SDK's, 20 s). Tests shorten it, so
+	// that a brown-out does not make them wait out whole seconds per retry.
+	RetryMaxBackoff time.Duration
 	// CredentialExpiryWindow is how long before they expire assumed-role
 	// credentials are refreshed (default S3EXPORTER_CREDENTIAL_REFRESH_WINDOW's;
 	// tests shorten it to watch a refresh within seconds).
@@ -156,6 +160,9 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 		awsconfig.WithRetryer(func() aws.Retryer {
 			std := retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = opts.MaxAttempts
+				if opts.RetryMaxBackoff > 0 {
+					o.MaxBackoff = opts.RetryMaxBackoff
+				}
 				// No answer within ResponseTimeout: trying twice more
 				// would wait three times as long (stall.go).
 				o.Retryables = append([]retry.IsErrorRetryable{noRetryWithoutResponse}, o.Retryables...)

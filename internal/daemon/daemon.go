@@ -256,6 +256,7 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		OnRetry:                func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
 		ResponseTimeout:        cfg.ResponseTimeout,
 		CredentialExpiryWindow: cfg.CredentialRefreshWindow,
+		RetryMaxBackoff:        cfg.S3RetryMaxBackoff,
 	}
 	clients, err := exporter.NewClients(ctx, copts)
 	if err != nil {
