@@ -93,6 +93,15 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) drain(base context.Context, subs []*nats.Subscription) {
 	var closed []<-chan nats.SubStatus
 	for _, sub := range subs {
+		// A drain needs the server (the UNSUB and a flush); with NATS down
+		// it would hold the shutdown for its whole grace, and no reply could
+		// reach a requester anyway. Requests already being served are still
+		// waited for below.
+		if !s.NC.IsConnected() {
+			s.Log.Info("NATS is not connected: control subscription closed without a drain", zap.String("subject", sub.Subject))
+			_ = sub.Unsubscribe()
+			continue
+		}
 		ch := sub.StatusChanged(nats.SubscriptionClosed)
 		if err := sub.Drain(); err != nil {
 			_ = sub.Unsubscribe()

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
@@ -422,3 +423,51 @@ func TestLoadLastOfAnEmptyStream(t *testing.T) {
 }
 
 func js2(t *testing.T, v any) []byte { return js(t, v) }
+
+// With NATS down, stopping does not wait for subscriptions to drain (which
+// needs the server): before, every shutdown during an outage waited out
+// nats.go's flush timeout (10 s) or the daemon's grace.
+func TestServerStopsWhileNATSIsDown(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	core, logs := observer.New(zap.InfoLevel)
+	srv := &Server{NC: nc, Prefix: "prowler", Log: zap.New(core), Base: context.Background(),
+		Handler: handlerFunc(func(context.Context, string, string, []byte) any { return map[string]string{} })}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	waitSubscribed(t, nc, "prowler.control.t1.integrations.get")
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	for nc.IsConnected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		// A hang detector, not a speed check: Run waits for a drain that
+		// cannot happen unless it skips it.
+		t.Fatal("Run still waiting for its subscriptions to drain with NATS down")
+	}
+	// The drain, which waits out nats.go's 10 s flush with NATS down, was
+	// skipped for every subscription.
+	if n, want := logs.FilterMessageSnippet("closed without a drain").Len(), len(srv.Subjects()); n != want {
+		t.Errorf("%d subscriptions closed without a drain, want all %d", n, want)
+	}
+}
