@@ -62,6 +62,7 @@ func callsOf(sts *ststest.STS, role string) []ststest.AssumeRoleCall {
 }
 
 func TestAssumeRoleThroughSTS(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e, sts, b, roleKeys := stsEnv(t, nil)
 	const tenant = "tenant-sts"
 	sts.Expect(roleExport, tenant) // trust policy: the external ID must be the tenant's ID
@@ -184,6 +185,7 @@ func TestAssumedRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for assumed credentials to near their expiry")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	const lifetime = 6 * time.Second
 	e, sts, b, first := stsEnv(t, func(c *config.Config) { c.CredentialRefreshWindow = time.Second })
 	const tenant = "tenant-refresh"
