@@ -150,6 +150,10 @@ func TestIntegrationChangesApplyToTheNextScanWithoutRestart(t *testing.T) {
 	e.put(in)
 	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-5", files)
 	e.waitExport("scan-5", "moving")
+	// The new bucket is connection-tested too, and the beacon it writes
+	// and deletes may be there while the bucket is read: wait for that
+	// test's status (the first was for b1), published once it is done.
+	e.waitConn("tenant-a", "moving", 1)
 	if got := e.objects(b2); !slices.Contains(keysOf(got), "moved/csv/prowler-output-111122223333-20250805120000.csv") {
 		t.Fatalf("second scan not in the new bucket/dir: %v", keysOf(got))
 	}
