@@ -209,8 +209,8 @@ func TestAssumedRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
 		t.Fatal("no AssumeRole call")
 	}
 	// Cached between refreshes, not fetched for every request.
-	if n := e.accessLogLen(); len(calls) > 2 {
-		t.Errorf("%d AssumeRole calls for a connection test and one export (%d S3 requests in all)", len(calls), n)
+	if len(calls) > 2 {
+		t.Errorf("%d AssumeRole calls for a connection test and one export (%d S3 requests to its bucket)", len(calls), e.requestsTo(b))
 	}
 	// Hand out other credentials from now on, and make the first ones
 	// unusable once they have expired.
