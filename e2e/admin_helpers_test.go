@@ -207,7 +207,9 @@ func (e *env) rawControl(kind string, payload []byte) []byte {
 	return m.Data
 }
 
-// accessLogLen is how many requests the S3 server has logged.
+// accessLogLen is how many requests the S3 server has logged, for every
+// test that shares it: use it as an index into AccessLog's entries, and
+// look there at the test's own buckets or access keys only.
 func (e *env) accessLogLen() int {
 	e.t.Helper()
 	entries, err := e.s3.AccessLog()
@@ -265,4 +267,20 @@ func (e *env) waitExports(scanID, integrationID string, n int) []event.ExportSta
 			e.t.Fatalf("scan %s integration %s: %d final export statuses, want %d: %s\nexporter log:\n%s", scanID, integrationID, len(final), n, e.dump(), e.logText())
 		}
 	}
+}
+
+// requestsTo is how many requests to bucket the S3 server has logged.
+func (e *env) requestsTo(bucket string) int {
+	e.t.Helper()
+	entries, err := e.s3.AccessLog()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, en := range entries {
+		if en.Bucket == bucket {
+			n++
+		}
+	}
+	return n
 }

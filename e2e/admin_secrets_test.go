@@ -23,6 +23,7 @@ import (
 // of them may show in a log line, a status event, a control reply or
 // /metrics (contract §6).
 func TestCanarySecretsNeverLeave(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	const (
 		tenant       = "tenant-canary"
 		canaryKeyID  = "AKIACANARYQ7Z3X9W2PL"

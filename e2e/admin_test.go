@@ -11,6 +11,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
 
 // The connection test (contract §5) against versitygw accounts whose only
@@ -19,7 +20,11 @@ import (
 // integration (integrations.test with the payload) and for a published one
 // (the automatic test, then integrations.test by id).
 func TestConnectionTestAgainstRealBucketPolicies(t *testing.T) {
-	e := newEnv(t, nil)
+	t.Parallel() // a world of its own: its NATS server, its S3 server
+	// Its own S3 server: "a bad bucket name never reaches S3" is checked
+	// as no new line at all in the server's access log, which the other
+	// tests, running in parallel, would add to on a shared server.
+	e := newEnvWithS3(t, s3test.StartS3(t), nil)
 	const tenant = "tenant-conn"
 	good := e.bucket("conn-documented")
 	full, fullSecret := e.s3User("full")
@@ -136,6 +141,7 @@ func TestConnectionTestAgainstRealBucketPolicies(t *testing.T) {
 // depends on (the bucket, the credentials) changes; not for a change of
 // enabled or providers.
 func TestAutomaticConnectionTestRunsOnlyWhenBucketOrCredentialsChange(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	const tenant = "tenant-auto"
 	b := e.bucket("auto")
@@ -202,6 +208,10 @@ func TestAutomaticConnectionTestRunsOnlyWhenBucketOrCredentialsChange(t *testing
 	if err := e.cl.DeleteIntegration(context.Background(), tenant, in.ID); err != nil {
 		t.Fatal(err)
 	}
+	// The integrations stream keeps each integration's last message only:
+	// published before the exporter has read the deletion, the re-creation
+	// would replace it unseen (an exporter slowed by a busy machine lags).
+	sync()
 	step("re-created", func(*event.IntegrationPayload) {}, "")
 	step("same state again", func(*event.IntegrationPayload) {}, "none")
 	check("at the end")
@@ -211,6 +221,7 @@ func TestAutomaticConnectionTestRunsOnlyWhenBucketOrCredentialsChange(t *testing
 // its last connection status; exports.replay exports a scan again although
 // the ledger says it succeeded; bad requests are answered InvalidRequest.
 func TestGetReplayAndBadControlRequests(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	const tenant = "tenant-ctl"
 	b := e.bucket("ctl")

@@ -18,6 +18,7 @@ func TestAReplicaStartsAndExportsAfterTheLastIntegrationChangeWasPurged(t *testi
 	if testing.Short() {
 		t.Skip("starts an exporter")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnvFull(t, s3Server(t), nil, false)
 	b := e.bucket("kept")
 	e.put(e.integration("tenant-a", "kept", b, "prov-1"))

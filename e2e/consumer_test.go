@@ -19,6 +19,7 @@ import (
 )
 
 func TestUnmanagedStreamsMustExist(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server
 	ns := natstest.StartNATS(t)
 	cfg := config.Default()
 	cfg.NATSURL = ns.ClientURL()
@@ -50,6 +51,11 @@ func TestLongUploadsOutliveTheAckWait(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes several ack waits")
 	}
+	// Not parallel: with an ack wait of 1 s the exporter's heartbeat runs
+	// every 333 ms, and the guarantee is that the server never sees 1 s
+	// without one. Starved of CPU by parallel tests on a small machine, a
+	// heartbeat late by 0.7 s would redeliver the scan and fail the test
+	// for a reason that is the machine's, not the exporter's.
 	proxy := s3test.NewFaultProxy(t, s3Server(t).Endpoint())
 	proxy.SetFaults(s3test.Faults{BytesPerSecond: 3 << 19}) // per request; parts upload three at a time
 	e := newEnv(t, func(c *config.Config) {
@@ -84,6 +90,9 @@ func TestLongUploadsOutliveTheAckWait(t *testing.T) {
 // An integration without credentials uses the exporter's own AWS identity
 // (the SDK default chain; here its environment variables).
 func TestNoCredentialsMeansTheDefaultChain(t *testing.T) {
+	// Not parallel: t.Setenv changes the process's environment, which
+	// every exporter of this test binary reads (a serial test runs before
+	// the parallel ones start).
 	srv := s3Server(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
@@ -110,6 +119,7 @@ func TestNoCredentialsMeansTheDefaultChain(t *testing.T) {
 
 // A stream an operator created or tuned is left as it is.
 func TestExistingStreamsAreNotChanged(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server
 	ns := natstest.StartNATS(t)
 	cfg := config.Default()
 	cfg.NATSURL = ns.ClientURL()

@@ -38,6 +38,7 @@ var wantTypes = map[string]string{
 }
 
 func TestScanWithEveryFormatLandsByteForByte(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	bucket := e.bucket("every-format")
 	in := e.integration("tenant-a", "integ-1", "s3://"+bucket, "prov-1")
@@ -86,6 +87,7 @@ func TestScanWithEveryFormatLandsByteForByte(t *testing.T) {
 }
 
 func TestOnlyMatchingIntegrationsReceiveTheScan(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	b1, b2 := e.bucket("match-one"), e.bucket("match-two")
 	bOther, bTenant, bDisabled, bDeleted := e.bucket("other-provider"), e.bucket("other-tenant"), e.bucket("disabled"), e.bucket("deleted")
@@ -133,6 +135,7 @@ func TestOnlyMatchingIntegrationsReceiveTheScan(t *testing.T) {
 }
 
 func TestIntegrationChangesApplyToTheNextScanWithoutRestart(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	b1, b2 := e.bucket("before"), e.bucket("after")
 	in := e.integration("tenant-a", "moving", b1, "prov-1")
@@ -147,6 +150,10 @@ func TestIntegrationChangesApplyToTheNextScanWithoutRestart(t *testing.T) {
 	e.put(in)
 	e.publishScan("tenant-a", "prov-1", "111122223333", "scan-5", files)
 	e.waitExport("scan-5", "moving")
+	// The new bucket is connection-tested too, and the beacon it writes
+	// and deletes may be there while the bucket is read: wait for that
+	// test's status (the first was for b1), published once it is done.
+	e.waitConn("tenant-a", "moving", 1)
 	if got := e.objects(b2); !slices.Contains(keysOf(got), "moved/csv/prowler-output-111122223333-20250805120000.csv") {
 		t.Fatalf("second scan not in the new bucket/dir: %v", keysOf(got))
 	}
@@ -164,6 +171,7 @@ func TestIntegrationChangesApplyToTheNextScanWithoutRestart(t *testing.T) {
 }
 
 func TestRestartedExporterRebuildsItsCache(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	b := e.bucket("restart")
 	e.put(e.integration("tenant-a", "survivor", b, "prov-1"))
@@ -188,6 +196,7 @@ func TestRestartedExporterRebuildsItsCache(t *testing.T) {
 }
 
 func TestRefusedSourcesUploadNothing(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	root := t.TempDir()
 	outside := t.TempDir()
 	e := newEnv(t, func(c *config.Config) { c.FileSourceRoots = []string{root} })
@@ -241,6 +250,7 @@ func TestChecksumMismatchLeavesNoObject(t *testing.T) {
 	if testing.Short() && raceDetector {
 		t.Skip("stores 24 MiB in the object store: its publish acks time out under -race (make race); runs in make test")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, func(c *config.Config) { c.PartSize = 5 << 20; c.MultipartThreshold = 5 << 20 })
 	b := e.bucket("checksum")
 	e.put(e.integration("tenant-a", "verified", b, "prov-1"))

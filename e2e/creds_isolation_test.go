@@ -20,7 +20,8 @@ import (
 
 // exporterIdentity gives the exporter's own AWS identity (the SDK default
 // chain, here its environment variables) the keys of a versitygw account,
-// so that anything written with it would land.
+// so that anything written with it would land. It uses t.Setenv: a test
+// that calls it cannot be parallel.
 func exporterIdentity(t *testing.T, access, secret string) {
 	t.Setenv("AWS_ACCESS_KEY_ID", access)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
@@ -36,6 +37,9 @@ func exporterIdentity(t *testing.T, access, secret string) {
 // lands, and a tenant's valid integration on the same scan still exports.
 // (With the setting it works: TestNoCredentialsMeansTheDefaultChain.)
 func TestAmbientCredentialsRefusedUnlessAllowed(t *testing.T) {
+	// Not parallel: t.Setenv changes the process's environment, which
+	// every exporter of this test binary reads (a serial test runs before
+	// the parallel ones start).
 	srv := s3Server(t)
 	exporterIdentity(t, srv.AccessKey, srv.SecretKey) // the root account: it could write anywhere
 	e := newEnv(t, nil)
@@ -80,6 +84,9 @@ func TestAmbientCredentialsRefusedUnlessAllowed(t *testing.T) {
 // refuses. The victim's own integration works, and its session is named
 // after it, so the bucket owner's CloudTrail tells tenants apart.
 func TestAnotherTenantsExternalIDNeverReachesSTS(t *testing.T) {
+	// Not parallel: t.Setenv changes the process's environment, which
+	// every exporter of this test binary reads (a serial test runs before
+	// the parallel ones start).
 	exporterIdentity(t, "exporter-identity", "exporter-secret") // STS records it; versitygw does not know it
 	e, sts, b, roleKeys := stsEnv(t, nil)
 	const victim, attacker = "tenant-victim", "tenant-attacker"
@@ -172,6 +179,7 @@ func seal(t *testing.T, k *fernet.Key, c event.Credentials, tenant, id string) s
 // S3EXPORTER_CREDENTIALS_KEY holds two keys during a rotation: tokens of
 // both decrypt, a token of a third key does not.
 func TestTenantBoundTokensAndKeyRotation(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	newS, _ := fernet.GenerateKey()
 	oldS, _ := fernet.GenerateKey()
 	strayS, _ := fernet.GenerateKey()

@@ -68,6 +68,7 @@ func isListMultipartUploads(r s3test.ProxiedRequest) bool {
 // refused) and the export succeeds on its first delivery, written by the
 // new session. An expired token in static keys is permanent.
 func TestExpiredTokenReassumesTheRole(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	sts := ststest.NewSTS(t, ststest.STSCredentials{})
 	e, proxy := proxiedEnv(t, func(c *config.Config) { c.STSEndpoint = sts.URL() })
 	b := e.bucket("expired")
@@ -155,6 +156,7 @@ func TestExpiredTokenReassumesTheRole(t *testing.T) {
 // connection test reports it as unknown. A refused HeadBucket that carries
 // x-amz-bucket-region (as AWS sends it) gives the region.
 func TestBucketRegionWhenDiscoveryIsDenied(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e, proxy := proxiedEnv(t, nil)
 	denied, hinted := e.bucket("denied"), e.bucket("hinted")
 	proxy.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
@@ -205,6 +207,7 @@ func TestBucketRegionWhenDiscoveryIsDenied(t *testing.T) {
 // sends no ListMultipartUploads (which the documented policy refuses); a
 // retry does, and an abort that S3 refuses is logged as a warning.
 func TestListMultipartUploadsOnlyOnRetries(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e, proxy := proxiedEnv(t, func(c *config.Config) { c.PartSize, c.MultipartThreshold = 5<<20, 5<<20 })
 	b := e.bucket("mpu")
 	e.put(e.integration("tenant-a", "mpu", b, "prov-1"))
@@ -268,6 +271,9 @@ func TestListMultipartUploadsOnlyOnRetries(t *testing.T) {
 // transfer manager's default would add CRC32 to every part). Without the
 // setting the same uploads carry them, so the check can fail.
 func TestChecksumCalculationWhenRequired(t *testing.T) {
+	// Not parallel: t.Setenv changes the process's environment, which
+	// every exporter of this test binary reads (the SDK reads the setting
+	// from there only).
 	checksumHeaders := func(r s3test.ProxiedRequest) []string {
 		var out []string
 		for k, v := range r.Header {

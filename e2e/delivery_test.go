@@ -41,6 +41,7 @@ func (e *env) dlqMessages(t *testing.T, want int) []*nats.Msg {
 }
 
 func TestMalformedEventsAreDeadLetteredAndTheConsumerGoesOn(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	b := e.bucket("dlq")
 	e.put(e.integration("tenant-a", "after", b, "prov-1"))
@@ -140,6 +141,7 @@ func TestS3OutageIsRetriedUntilEverythingLands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: stops and restarts an S3 server of its own")
 	}
+	t.Parallel() // a world of its own: its NATS server, its S3 server (which it stops)
 	own, err := s3test.RunS3(s3test.S3Options{})
 	if err != nil {
 		t.Fatal(err)

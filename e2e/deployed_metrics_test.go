@@ -17,6 +17,7 @@ func TestEveryDeployedMetricIsServedByARunningExporter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the exporter")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	b := e.bucket("deployed")
 	e.put(e.integration("tenant-a", "deployed", b, "prov-1"))

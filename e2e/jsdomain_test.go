@@ -29,6 +29,7 @@ func TestJSDomainLeafAndHub(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e: NATS hub and leaf, versitygw, the exporter")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	s3srv := s3Server(t)
 	for _, tc := range []struct {
 		name           string

@@ -103,6 +103,7 @@ func (e *env) checkManifest(t *testing.T, bucket string, scan event.ScanComplete
 // reaches S3 only after the slowest upload was let through), is listed
 // last in the status, and a redelivery (replay) rewrites the same bytes.
 func TestManifestListsWhatLandedAndComesLast(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e, proxy := proxiedEnv(t, nil)
 	b := e.bucket("manifest")
 	e.putAndWaitConn(e.manifestIntegration("tenant-a", "with-manifest", b, "prov-1"))
@@ -193,6 +194,7 @@ func TestManifestListsWhatLandedAndComesLast(t *testing.T) {
 // No manifest for an export with a permanently failed artifact, nor for an
 // integration without write_manifest (beside one with it, for the same scan).
 func TestNoManifestForAFailedExportOrWhenNotAsked(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	with, without := e.bucket("manifest-on"), e.bucket("manifest-off")
 	e.putAndWaitConn(e.manifestIntegration("tenant-a", "on", with, "prov-1"))
@@ -251,6 +253,7 @@ func TestNoManifestForAFailedExportOrWhenNotAsked(t *testing.T) {
 // (status retrying, error format "manifest"), never succeeded; the
 // redelivery writes the manifest without uploading the files again.
 func TestManifestWriteFailureIsRetriedWithoutReuploading(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e, proxy := proxiedEnv(t, func(c *config.Config) {
 		c.InProcessRetries = 1
 		c.Backoff = []time.Duration{time.Second}
@@ -320,6 +323,7 @@ func TestManifestWriteFailureIsRetriedWithoutReuploading(t *testing.T) {
 // the export: state failed, the error names the manifest, the files stay,
 // and no manifest is in the bucket for downstream jobs to trust.
 func TestManifestRefusedForGoodFailsTheExport(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e, proxy := proxiedEnv(t, nil)
 	b := e.bucket("manifest-denied")
 	e.putAndWaitConn(e.manifestIntegration("tenant-a", "denied", b, "prov-1"))

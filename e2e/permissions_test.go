@@ -17,6 +17,7 @@ import (
 // follows the integrations, exports a scan, answers control requests, and is
 // never refused anything.
 func TestTheDocumentedNATSPermissionsAreEnough(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	s := startEnforcingNATS(t)
 	addr := s.Addr().String()
 	e := newEnvOn(t, s, fmt.Sprintf("nats://root:root-pw@%s", addr), s3Server(t), func(c *config.Config) {

@@ -29,6 +29,7 @@ func hexSum(b []byte) string {
 // by one PutObject or by a multipart upload, carries the prowler-* user
 // metadata, read back with HeadObject.
 func TestEmptyArtifactsAndObjectMetadata(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	root := t.TempDir()
 	e := newEnv(t, func(c *config.Config) {
 		c.FileSourceRoots = []string{root}

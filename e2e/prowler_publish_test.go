@@ -130,6 +130,7 @@ func TestProwler5FolderPublishedUnderProwlersOwnNames(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs exporterctl")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	src := fixtures.Prowler5Output(t)
 	want := prowlerFolder(t, src)
 	if len(want) != 10 || want["compliance/prowler-output-123456789012-20261201085125_aws_well_architected_framework_reliability_pillar_aws.csv"] == nil ||

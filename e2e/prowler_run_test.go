@@ -47,6 +47,7 @@ func TestScanRunPublishesWhatTheScannerWrote(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs exporterctl")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	want := prowlerFolder(t, fixtures.Prowler5Output(t))
 	e := newEnv(t, nil)
 	b := e.bucket("scanrun")

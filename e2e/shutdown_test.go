@@ -78,6 +78,7 @@ func TestSIGTERMDuringAMultipartUpload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the exporter as a process")
 	}
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	bin := buildExporter(t)
 	e := newEnvNoExporter(t)
 	b := e.bucket("sigterm")

@@ -62,6 +62,7 @@ func (e *env) noForeignBytes(t *testing.T, bucket string, forbidden []byte) map[
 }
 
 func TestSourcesLinkOutOfThePrefixIsRefused(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	bA := e.bucket("links-a")
@@ -153,6 +154,7 @@ func fileScan(scanID, uid string, arts ...event.Artifact) event.ScanCompleted {
 // but not at <root>/<tenant>/<scan>/ (the v1 layout among them) are all
 // refused; A's file at its place lands.
 func TestSourcesFileOutsideTheTenantsScanFolderIsRefused(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	e, root, b := fileRootEnv(t)
 	secret := []byte("SECRET not tenant-a's scan-f\n")
 	own := []byte("tenant-a scan-f findings\n")
@@ -204,6 +206,7 @@ func TestSourcesFileOutsideTheTenantsScanFolderIsRefused(t *testing.T) {
 // whose max_payload lets it through) is malformed: dead-lettered on its
 // first delivery, never retried, nothing exported.
 func TestSourcesEventOverTheLimitsIsDeadLetteredAtOnce(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its buckets
 	ns := startNATSWithMaxPayload(t, 4<<20)
 	e := newEnvOn(t, ns, ns.ClientURL(), s3Server(t), nil, true)
 	b := e.bucket("limits")

@@ -26,6 +26,7 @@ import (
 // exporter exports it (read back from the bucket) and --delete removes it
 // from the DLQ; unknown integrations and dead letters exit 5.
 func TestDeadLettersAndNotFound(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its S3 server, its exporter
 	w := newWorld(t)
 	const (
 		tenant   = "tenant-dlq"

@@ -168,6 +168,7 @@ func writeScanFolder(t *testing.T, seed int64, uid string, frameworks ...string)
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 func TestEndToEnd(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its S3 server, its exporter
 	w := newWorld(t)
 	const (
 		tenant = "tenant-1"

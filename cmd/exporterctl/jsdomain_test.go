@@ -28,6 +28,7 @@ func TestJSDomainFromALeafNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e: NATS hub and leaf, versitygw, the exporter")
 	}
+	t.Parallel() // a world of its own: its NATS server, its S3 server, its exporter
 	hub, leaf := natstest.StartHubAndLeaf(t)
 	s3srv := s3test.StartS3(t)
 	cfg := config.Default()

@@ -16,6 +16,7 @@ import (
 // only then), integration get shows it, and scan publish --wait then lands
 // the files and, last, the manifest listing them.
 func TestIntegrationPutWriteManifest(t *testing.T) {
+	t.Parallel() // a world of its own: its NATS server, its S3 server, its exporter
 	w := newWorld(t)
 	const (
 		tenant = "tenant-m"

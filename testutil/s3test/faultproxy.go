@@ -2,6 +2,7 @@ package s3test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -157,6 +158,15 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 				_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>`)
 				return
 			}
+			// Hold the lock until the server has answered, even if the
+			// client gives up meanwhile (a shutdown cancels its parts,
+			// then aborts): the part is already on its way, and an abort
+			// let through before the server finishes it would be undone
+			// by it. (With a Done channel of its own, the context also
+			// keeps ReverseProxy from cancelling on the client's close.)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Minute)
+			defer cancel()
+			r = r.WithContext(ctx)
 		}
 		if uploadID != "" && r.Method == http.MethodDelete {
 			p.aborted.Store(uploadID, struct{}{})
