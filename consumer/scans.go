@@ -185,7 +185,7 @@ func (c *ScanConsumer) Run(ctx context.Context) {
 		for msg := range batch.Messages() {
 			got++
 			if ctx.Err() != nil {
-				_ = msg.Nak() // stopping: let another replica take it now
+				c.giveBack(msg) // stopping: let another replica take it now
 				<-c.slots
 				continue
 			}
@@ -376,6 +376,27 @@ func (c *ScanConsumer) deferScan(msg jetstream.Msg, log *zap.Logger, s step, f f
 	}
 	log.Debug("scan deferred", zap.String("why", s.Why), zap.Duration("delay", s.Delay), zap.Int("deferrals", f.Deferrals+1))
 	_ = msg.NakWithDelay(s.Delay)
+}
+
+// giveBack returns a message fetched as the replica stops, recording a
+// shutdown deferral first so that the delivery uses no attempt (a plain Nak
+// would use one: with S3EXPORTER_MAX_DELIVER=1 a graceful restart could give
+// the scan up). When the count cannot be read it is not overwritten: the
+// delivery then counts as an attempt.
+func (c *ScanConsumer) giveBack(msg jetstream.Msg) {
+	var f facts
+	md, err := msg.Metadata()
+	if err == nil && md.NumDelivered > 1 { // a first delivery was never deferred
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		f.Deferrals, err = c.ledger.Deferrals(ctx, md.Sequence.Stream)
+		cancel()
+	}
+	if err != nil {
+		c.log.Warn("returning a scan on shutdown without recording it; this delivery counts as an attempt", zap.Error(err))
+		_ = msg.Nak()
+		return
+	}
+	c.deferScan(msg, c.log.With(zap.Uint64("stream_seq", md.Sequence.Stream)), step{Fate: fateDefer, DeferReason: DeferShutdown, Why: "replica stopping"}, f)
 }
 
 // corrupt reports a ledger entry that does not decode.

@@ -601,3 +601,33 @@ func TestSubjectTenant(t *testing.T) {
 		}
 	}
 }
+
+// A message fetched as the replica stops goes back with its deferral
+// recorded, so that the delivery uses no attempt; when the count cannot be
+// read, it goes back without one (and the count is not reset).
+func TestShellGiveBackOnShutdownRecordsADeferral(t *testing.T) {
+	s := newShell(t, ScanOptions{}, nil, igA)
+	first := scanMsg(t, 1)
+	s.c.giveBack(first)
+	wantAnswer(t, first, "nak", 0)
+	if n := s.led.deferrals[42]; n != 1 {
+		t.Fatalf("deferrals after giving back a first delivery: %d, want 1", n)
+	}
+	again := scanMsg(t, 3)
+	s.c.giveBack(again)
+	wantAnswer(t, again, "nak", 0)
+	if n := s.led.deferrals[42]; n != 2 {
+		t.Fatalf("deferrals after giving back a later delivery: %d, want 2", n)
+	}
+	if n := promtest.ToFloat64(s.m.ScansDeferred.WithLabelValues(DeferShutdown)); n != 2 {
+		t.Errorf("shutdown deferrals counted: %v, want 2", n)
+	}
+
+	s.led.deferErr = errors.New("kv down")
+	unread := scanMsg(t, 4)
+	s.c.giveBack(unread)
+	wantAnswer(t, unread, "nak", 0)
+	if n := s.led.deferrals[42]; n != 2 {
+		t.Fatalf("deferrals %d after a failed read, want them left at 2", n)
+	}
+}
