@@ -103,6 +103,10 @@ func newEnvOn(t testing.TB, ns *server.Server, clientURL string, s3srv *s3test.S
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Backoff = []time.Duration{200 * time.Millisecond}
 	cfg.RetryBaseDelay = 20 * time.Millisecond
+	// The SDK's own waits between the tries of one request (up to 20 s by
+	// default) are what every test through a faulty S3 would sit out; the
+	// tries themselves are the same.
+	cfg.S3RetryMaxBackoff = 50 * time.Millisecond
 	cfg.ShutdownGrace = 5 * time.Second
 	if mutate != nil {
 		mutate(cfg)

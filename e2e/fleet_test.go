@@ -282,6 +282,7 @@ func replicaEnv(natsURL, s3Endpoint string, extra map[string]string) map[string]
 		"S3EXPORTER_METRICS_ADDR":                "127.0.0.1:0",
 		"S3EXPORTER_BACKOFF":                     "200ms",
 		"S3EXPORTER_RETRY_BASE_DELAY":            "20ms",
+		"S3EXPORTER_S3_RETRY_MAX_BACKOFF":        "50ms",
 		"S3EXPORTER_SHUTDOWN_GRACE":              "2s",
 	}
 	for k, v := range extra {
