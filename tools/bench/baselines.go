@@ -25,6 +25,7 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/internal/iox"
 )
 
 // The baselines run as children of the harness (this program run again with
@@ -266,7 +267,7 @@ func runTM() error {
 		return err
 	}
 	defer res.Close()
-	body := &countingReader{r: res}
+	body := iox.NewCountingReader(res)
 	// The transfer manager's defaults (8 MiB parts, 5 at once, multipart
 	// from 16 MiB), or fewer parts at once.
 	_, err = tm.New(cl, func(o *tm.Options) {
@@ -280,18 +281,7 @@ func runTM() error {
 	}
 	elapsed := time.Since(start)
 	cpu1, rss := rusage()
-	return writeResult(childResult{Objects: 1, Bytes: body.n, Seconds: elapsed.Seconds(), CPUSeconds: (cpu1 - cpu0).Seconds(), MaxRSS: rss})
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+	return writeResult(childResult{Objects: 1, Bytes: body.N, Seconds: elapsed.Seconds(), CPUSeconds: (cpu1 - cpu0).Seconds(), MaxRSS: rss})
 }
 
 // runFollow is the follow subcommand: what reading the integrations stream
