@@ -31,15 +31,9 @@ func TestDeployedArtifactsNameServedMetrics(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
 	}
-	served := testutil.ServedMetricNames(body)
-	named := 0
-	for path, names := range testutil.DeployedMetricNames(t, "..") {
-		for _, n := range names {
-			named++
-			if !served[n] {
-				t.Errorf("%s names %s, which /metrics does not serve", path, n)
-			}
-		}
+	unserved, named := testutil.UnservedDeployedMetrics(t, "..", body)
+	for _, u := range unserved {
+		t.Errorf("%s, which /metrics does not serve", u)
 	}
 	if named < 15 {
 		t.Errorf("the deployment artifacts name only %d metrics", named)

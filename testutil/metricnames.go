@@ -63,3 +63,22 @@ func ServedMetricNames(exposition string) map[string]bool {
 	}
 	return served
 }
+
+// UnservedDeployedMetrics compares the deployment artifacts under root with
+// a /metrics exposition: it returns "<artifact> names <metric>" for each
+// metric an artifact names that the exposition does not serve, and how many
+// names the artifacts hold in all (a check that found none proves nothing).
+func UnservedDeployedMetrics(t testing.TB, root, exposition string) (unserved []string, named int) {
+	t.Helper()
+	served := ServedMetricNames(exposition)
+	for path, names := range DeployedMetricNames(t, root) {
+		for _, n := range names {
+			named++
+			if !served[n] {
+				unserved = append(unserved, path+" names "+n)
+			}
+		}
+	}
+	slices.Sort(unserved)
+	return unserved, named
+}
