@@ -39,6 +39,9 @@ type ScanOptions struct {
 	Backoff func(attempt int) time.Duration
 	// CacheWait bounds the wait for the integration cache to catch up.
 	CacheWait time.Duration
+	// DeferCooldown is how long the slot of a scan deferred for fairness
+	// stays held after the deferral (0: DeferCooldown; negative: none).
+	DeferCooldown time.Duration
 }
 
 // progressWindow: a tenant that finished a scan within it is progressing
@@ -51,8 +54,9 @@ const progressWindow = 10 * time.Second
 // scans keep the rest of the held slots.
 const TenantHoldFactor = 4
 
-// DeferCooldown is how long a replica keeps the slot of a scan it deferred
-// for fairness before fetching another message into it.
+// DeferCooldown is the default of ScanOptions.DeferCooldown: how long a
+// replica keeps the slot of a scan it deferred for fairness before fetching
+// another message into it.
 const DeferCooldown = time.Second
 
 // Exporter is what the consumer needs of the exporter.
@@ -74,9 +78,6 @@ type ScanConsumer struct {
 	log      *zap.Logger
 	gate     *gate
 	now      func() time.Time
-	// cooldown: how long a slot stays held after its scan was deferred for
-	// fairness (DeferCooldown).
-	cooldown time.Duration
 
 	cons    jetstream.Consumer
 	slots   chan struct{}
@@ -107,6 +108,12 @@ func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, ca
 	}
 	if opts.Backoff == nil {
 		opts.Backoff = d.BackoffFor
+	}
+	switch {
+	case opts.DeferCooldown == 0:
+		opts.DeferCooldown = DeferCooldown
+	case opts.DeferCooldown < 0:
+		opts.DeferCooldown = 0
 	}
 	work, cancel := context.WithCancel(context.Background())
 	g := newGate(opts.MaxInFlight, opts.MaxTenantInFlight, TenantHoldFactor*opts.MaxTenantInFlight)
@@ -313,7 +320,7 @@ func (c *ScanConsumer) handle(stopping context.Context, msg jetstream.Msg) {
 		// which would stop delivery for everyone). This bounds deferrals to
 		// about MaxHeld per cooldown; other tenants' scans still find a
 		// free slot within one.
-		sleep(stopping, c.cooldown)
+		sleep(stopping, c.opts.DeferCooldown)
 	}
 }
 
