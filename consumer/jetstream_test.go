@@ -209,32 +209,3 @@ func TestShutdownGraceRunsOut(t *testing.T) {
 		t.Fatalf("deferrals %d %v: the interrupted delivery must not use an attempt", n, err)
 	}
 }
-
-func TestGiveUpAdvisorySettlesTheScan(t *testing.T) {
-	l := newLiveConsumer(t, ScanOptions{MaxDeliver: 3})
-	stop, err := l.c.WatchGiveUps()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	seq := l.publishScan(t, "doomed")
-	nc := l.js.Conn()
-	adv, _ := json.Marshal(maxDeliveriesAdvisory{Stream: "PROWLER_SCANS", Consumer: "s3-exporter", StreamSeq: seq, Deliveries: 3})
-	if err := nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.PROWLER_SCANS.s3-exporter", adv); err != nil {
-		t.Fatal(err)
-	}
-	_ = nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.PROWLER_SCANS.s3-exporter", []byte("not json"))
-	eventually(t, "a failed status", func() bool { return len(l.statuses(t)) == 1 })
-	st := l.statuses(t)[0]
-	if st.State != event.StateFailed || st.Attempt != 3 || len(st.Errors) != 2 || !strings.Contains(st.Errors[0].Message, "delivered 3 times") {
-		t.Fatalf("status %+v", st)
-	}
-	eventually(t, "a dead letter", func() bool {
-		s, err := l.js.Stream(context.Background(), "PROWLER_DLQ")
-		if err != nil {
-			return false
-		}
-		i, err := s.Info(context.Background())
-		return err == nil && i.State.Msgs == 1
-	})
-}

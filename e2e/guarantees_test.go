@@ -203,9 +203,10 @@ func TestADisabledIntegrationIsDroppedFromPendingRetries(t *testing.T) {
 
 // TestAScanWhoseEveryDeliveryDiesIsFailedAndDeadLettered: a scan taken by a
 // replica that dies before deciding anything, MaxDeliver times over, is
-// never delivered again; the exporter settles it from JetStream's
-// max-deliveries advisory — a failed status for its integration and a dead
-// letter with the event. The dying replicas are a client of the same
+// settled by the replica that gets its next delivery, from its own count of
+// attempts (the durable consumer has no JetStream MaxDeliver, so the scan
+// is always delivered again): a failed status for its integration and a
+// dead letter with the event. The dying replicas are a client of the same
 // durable consumer that fetches the scan and never answers, which is all
 // JetStream sees of a replica killed mid-work. When the ledger shows that
 // every file had landed (the replicas died before publishing the status),
@@ -234,10 +235,11 @@ func testDeliveriesAllDie(t *testing.T, landed bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The durable consumer as the exporter binds it (consumer.ScanConsumer.Bind).
+	// The durable consumer as the exporter binds it (consumer.ScanConsumer
+	// binds it in Run): no JetStream MaxDeliver, the exporter counts.
 	cons, err := js.CreateOrUpdateConsumer(ctx, "PROWLER_SCANS", jetstream.ConsumerConfig{
 		Durable: e.cfg.ConsumerName, Description: "s3-exporter replicas",
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.cfg.AckWait, MaxDeliver: e.cfg.MaxDeliver,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.cfg.AckWait, MaxDeliver: -1,
 		FilterSubject: "prowler.scans.completed.>", DeliverPolicy: jetstream.DeliverAllPolicy, MaxAckPending: 10_000,
 	})
 	if err != nil {
@@ -276,10 +278,15 @@ func testDeliveriesAllDie(t *testing.T, landed bool) {
 		// ...and the replica that took it dies: no ack, nak or progress.
 	}
 	// The exporter starts while the last delivery is still held (its ack
-	// wait runs out within 3 s); JetStream will not hand the scan to it.
+	// wait runs out within 3 s); the third delivery goes to it, and it gives
+	// the scan up without exporting.
 	e.start()
 
 	st := e.waitExport("scan-doomed", "doomed")
+	// Settled from the exporter's own count: it took a third delivery.
+	if ci, err := cons.Info(ctx); err != nil || ci.Delivered.Consumer < 3 || ci.Config.MaxDeliver != -1 {
+		t.Fatalf("consumer %+v, %v: want a third delivery, to the exporter, and no JetStream MaxDeliver", ci, err)
+	}
 	// The export started, at the latest, when the event reached its stream.
 	if st.StartedAt.IsZero() || st.StartedAt.After(beforeFetch) {
 		t.Errorf("started_at %v, want the event's arrival on its stream (before %v)", st.StartedAt, beforeFetch)

@@ -89,14 +89,6 @@ func TestJSDomainLeafAndHub(t *testing.T) {
 					t.Errorf("the leaf's JetStream, stream %s: err = %v, want not found", stream, err)
 				}
 			}
-
-			// Advisories are not domain-prefixed: the hub publishes them
-			// under $JS.EVENT.ADVISORY.> in the account, and they cross the
-			// leaf connection as ordinary subjects. The exporter's give-up
-			// watch (a MAX_DELIVERIES advisory) relies on that; a
-			// consumer-created advisory of the hub's scans stream shows it
-			// reaches the exporter's side.
-			expectAdvisory(t, exporterSrv.ClientURL(), engineSrv.ClientURL(), topo.ScansStream())
 		})
 	}
 }
@@ -212,44 +204,4 @@ func plainJetStream(t *testing.T, s *server.Server) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
-}
-
-// expectAdvisory subscribes at listenURL to the consumer-created advisories
-// of stream and creates consumers on it from makerURL (through the hub's
-// domain) until one arrives: the subscription's interest reaches the hub
-// asynchronously.
-func expectAdvisory(t *testing.T, listenURL, makerURL, stream string) {
-	t.Helper()
-	listen, err := nats.Connect(listenURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listen.Close()
-	sub, err := listen.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.CREATED." + stream + ".>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := listen.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	maker, err := nats.Connect(makerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer maker.Close()
-	js, err := jetstream.NewWithDomain(maker, natstest.HubDomain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if _, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{InactiveThreshold: 5 * time.Second}); err != nil {
-			t.Fatalf("creating a consumer on %s: %v", stream, err)
-		}
-		if _, err := sub.NextMsg(500 * time.Millisecond); err == nil {
-			return
-		}
-	}
-	t.Fatalf("no consumer-created advisory of %s reached %s", stream, listenURL)
 }

@@ -340,15 +340,6 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	if err := scans.Bind(ctx); err != nil {
 		return fmt.Errorf("binding the scans consumer %q: %w", cfg.ConsumerName, err)
 	}
-	stopGiveUps, err := scans.WatchGiveUps()
-	if err != nil {
-		return err
-	}
-	g.Go("give-ups", func(ctx context.Context) error {
-		<-ctx.Done()
-		stopGiveUps()
-		return nil
-	})
 	d.bound.Store(true)
 	g.Go("scans", func(ctx context.Context) error {
 		scans.Run(ctx)
