@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestADeferredScanKeepsItsSlotForTheDefaultCooldown(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})
 	led, pub := newFakeLedger(), &fakePub{}
-	topo := Topology{Prefix: "prowler"}
+	topo := streams.Topology{Prefix: "prowler"}
 	rep := NewReporter(pub, topo, led, m, nil, zap.NewNop())
 	c := NewScanConsumer(nil, topo, ScanOptions{MaxInFlight: 4, MaxTenantInFlight: 1, MaxDeliver: 3, Backoff: backoff},
 		fakeCatalog{igA}, fakeFollower{}, &fakeExporter{}, led, rep, m, zap.NewNop())

@@ -14,6 +14,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
 
@@ -21,7 +22,7 @@ import (
 // events, metrics, dead letters — in one place, so they never disagree.
 type Reporter struct {
 	js      Publisher
-	topo    Topology
+	topo    streams.Topology
 	ledger  Ledger
 	metrics *metrics.Metrics
 	cache   *integration.Cache
@@ -29,7 +30,7 @@ type Reporter struct {
 }
 
 // NewReporter returns a Reporter.
-func NewReporter(js Publisher, topo Topology, l Ledger, m *metrics.Metrics, cache *integration.Cache, log *zap.Logger) *Reporter {
+func NewReporter(js Publisher, topo streams.Topology, l Ledger, m *metrics.Metrics, cache *integration.Cache, log *zap.Logger) *Reporter {
 	return &Reporter{js: js, topo: topo, ledger: l, metrics: m, cache: cache, log: log}
 }
 

@@ -1,3 +1,6 @@
+// Package consumer consumes scan-completed events from the durable consumer
+// that replicas share. It owns every message and decides its fate (ack, nak
+// with delay, term) from one step value (decide); nothing below it acks.
 package consumer
 
 import (
@@ -14,6 +17,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/clock"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
 
@@ -67,7 +71,7 @@ type Exporter interface {
 // ScanConsumer consumes scan-completed events from the durable pull consumer.
 type ScanConsumer struct {
 	js       jetstream.JetStream
-	topo     Topology
+	topo     streams.Topology
 	opts     ScanOptions
 	cache    Catalog
 	follower CatchUpper
@@ -88,7 +92,7 @@ type ScanConsumer struct {
 }
 
 // NewScanConsumer returns a consumer; Bind creates the durable consumer.
-func NewScanConsumer(js jetstream.JetStream, topo Topology, opts ScanOptions, cache Catalog, f CatchUpper,
+func NewScanConsumer(js jetstream.JetStream, topo streams.Topology, opts ScanOptions, cache Catalog, f CatchUpper,
 	exp Exporter, l Ledger, rep *Reporter, m *metrics.Metrics, log *zap.Logger) *ScanConsumer {
 	// Settings of the daemon's configuration default to config.Default's
 	// (written once, in its struct tags).
@@ -454,7 +458,7 @@ func (c *ScanConsumer) deadLetter(msg jetstream.Msg, tenant, code, reason string
 	_ = msg.TermWithReason(code)
 }
 
-func subjectTenant(t Topology, subject string) string {
+func subjectTenant(t streams.Topology, subject string) string {
 	toks, err := event.SubjectTokens(subject, t.Prefix, event.ScansCompleted, 2)
 	if err != nil || !event.ValidID(toks[0]) {
 		return "unknown"

@@ -21,6 +21,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
 
@@ -227,7 +228,7 @@ func newShell(t *testing.T, opts ScanOptions, catch error, igs ...*integration.I
 	log := zap.New(core)
 	m := metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})
 	s := &shell{led: newFakeLedger(), pub: &fakePub{}, exp: &fakeExporter{}, m: m, logs: logs}
-	topo := Topology{Prefix: "prowler"}
+	topo := streams.Topology{Prefix: "prowler"}
 	cache := integration.NewCache()
 	for _, ig := range igs {
 		cache.Put(ig)
@@ -573,7 +574,7 @@ func TestShellConnectionStatusFromExport(t *testing.T) {
 }
 
 func TestSubjectTenant(t *testing.T) {
-	topo := Topology{Prefix: "prowler"}
+	topo := streams.Topology{Prefix: "prowler"}
 	for subject, want := range map[string]string{
 		"prowler.scans.completed.t1.p1": "t1",
 		"prowler.scans.completed.t1":    "unknown",

@@ -23,9 +23,9 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/daemon"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/testutil/fixtures"
 	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
@@ -380,8 +380,8 @@ func ensureStreams(t testing.TB, cfg *config.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo := consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: 1, ScanMaxAge: cfg.ScanMaxAge}
-	if _, err := consumer.EnsureStreams(context.Background(), js, topo, true); err != nil {
+	topo := streams.Topology{Prefix: cfg.SubjectPrefix, Replicas: 1, ScanMaxAge: cfg.ScanMaxAge}
+	if _, err := streams.EnsureStreams(context.Background(), js, topo, true); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -33,9 +33,9 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/clock"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
@@ -311,8 +311,8 @@ func newClusterEnv(t *testing.T) (*env, []*server.Server) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topo := consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: 3, ScanMaxAge: cfg.ScanMaxAge}
-	if _, err := consumer.EnsureStreams(ctx, cl.JS, topo, true); err != nil {
+	topo := streams.Topology{Prefix: cfg.SubjectPrefix, Replicas: 3, ScanMaxAge: cfg.ScanMaxAge}
+	if _, err := streams.EnsureStreams(ctx, cl.JS, topo, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cl.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: client.DefaultObjectStore, Replicas: 3}); err != nil {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/config"
-	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 	"github.com/prowler-cloud/s3-exporter/testutil/s3test"
 )
@@ -77,7 +77,7 @@ func TestJSDomainLeafAndHub(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			hubJS, leafJS := plainJetStream(t, hub), plainJetStream(t, leaf)
-			topo := consumer.Topology{Prefix: e.cfg.SubjectPrefix}
+			topo := streams.Topology{Prefix: e.cfg.SubjectPrefix}
 			for _, stream := range []string{
 				topo.ScansStream(), topo.IntegrationsStream(), topo.StatusStream(),
 				"KV_" + topo.LedgerBucket(), "OBJ_" + client.DefaultObjectStore,

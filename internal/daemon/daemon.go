@@ -29,6 +29,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 	"github.com/prowler-cloud/s3-exporter/internal/source"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
 
@@ -38,7 +39,7 @@ type Daemon struct {
 	log     *zap.Logger
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
-	topo    consumer.Topology
+	topo    streams.Topology
 
 	http *metrics.Server
 	conn atomic.Pointer[natsConn]
@@ -73,7 +74,7 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry) *Daemon 
 	d := &Daemon{
 		cfg: cfg, log: log, reg: reg,
 		metrics: metrics.New(reg, metrics.CurrentBuild()),
-		topo: consumer.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge,
+		topo: streams.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge,
 			StatusMaxBytes: cfg.StatusStreamBytes, DLQMaxBytes: cfg.DLQStreamBytes},
 		httpUp:     make(chan struct{}),
 		watchEvery: 10 * time.Second,
@@ -239,7 +240,7 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	kv, err := consumer.EnsureStreams(ctx, js, d.topo, cfg.ManageStreams)
+	kv, err := streams.EnsureStreams(ctx, js, d.topo, cfg.ManageStreams)
 	if err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		Observer: d.metrics.SchedObserver(), OnBreaker: breakerStatus(clients, reporter),
 	}, d.log)
 
-	follower := consumer.NewFollower(js, d.topo, cache, parser, d.log)
+	follower := integration.NewFollower(js, d.topo, cache, parser, d.log)
 	if err := follower.Start(ctx); err != nil {
 		return err
 	}
@@ -325,7 +326,7 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		Base: d.life, Timeout: cfg.ConnectionTestTimeout + 5*time.Second, Log: d.log}
 	g.Go("control", server.Run)
 
-	changes := &consumer.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
+	changes := &control.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
 		Parser: parser, Handler: svc, Base: d.life, Log: d.log}
 	if err := changes.Bind(ctx); err != nil {
 		return err

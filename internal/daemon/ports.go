@@ -6,20 +6,20 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/control"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
 // scanStore is control's view of the scans stream.
 type scanStore struct {
 	js   jetstream.JetStream
-	topo consumer.Topology
+	topo streams.Topology
 }
 
 func (s scanStore) Find(ctx context.Context, tenant, scan string) (string, []byte, error) {
-	subject, payload, err := consumer.FindScan(ctx, s.js, s.topo, tenant, scan)
-	if errors.Is(err, consumer.ErrScanNotFound) {
+	subject, payload, err := streams.FindScan(ctx, s.js, s.topo, tenant, scan)
+	if errors.Is(err, streams.ErrScanNotFound) {
 		return "", nil, control.ErrScanNotFound
 	}
 	return subject, payload, err

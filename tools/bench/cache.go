@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
 // Workload 3: a large integration cache.
@@ -47,8 +47,8 @@ type cacheRound struct {
 }
 
 func runCache(ctx context.Context, s *stack, o options, logf func(string, ...any)) (*cacheResult, error) {
-	topo := consumer.Topology{Prefix: cachePrefix, Replicas: 1}
-	if _, err := consumer.EnsureStreams(ctx, s.js, topo, true); err != nil {
+	topo := streams.Topology{Prefix: cachePrefix, Replicas: 1}
+	if _, err := streams.EnsureStreams(ctx, s.js, topo, true); err != nil {
 		return nil, err
 	}
 	logf("workload 3: publishing %d integrations across %d tenants", o.integrations, o.tenants)
@@ -109,7 +109,7 @@ func runCache(ctx context.Context, s *stack, o options, logf func(string, ...any
 
 // cacheOnce measures one round: the bare read, an exporter's start on the
 // full stream, and one on an empty stream.
-func cacheOnce(ctx context.Context, s *stack, topo consumer.Topology, o options, tag string) (cacheRound, error) {
+func cacheOnce(ctx context.Context, s *stack, topo streams.Topology, o options, tag string) (cacheRound, error) {
 	var cr cacheRound
 	var fres childResult
 	job := followJob{Server: s.conf(), Stream: topo.IntegrationsStream(), Filter: topo.Subject(event.IntegrationsChanged, ">")}

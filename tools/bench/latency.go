@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
 // Workload 4: latency of single scans on an idle system.
@@ -174,7 +174,7 @@ func directScan(ctx context.Context, store jetstream.ObjectStore, cl *s3.Client,
 // the uploads: a stream info (read-your-writes), a key-value get and put
 // (ledger), and opening an object-store object.
 func measureRTTs(ctx context.Context, s *stack, store jetstream.ObjectStore, data dataset, res *latencyResult) error {
-	topo := consumer.Topology{Prefix: latencyPrefix}
+	topo := streams.Topology{Prefix: latencyPrefix}
 	kv, err := s.js.KeyValue(ctx, topo.LedgerBucket())
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package consumer_test
+package integration_test
 
 import (
 	"context"
@@ -13,25 +13,25 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/prowler-cloud/s3-exporter/consumer"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
 type followerEnv struct {
 	t    *testing.T
 	js   jetstream.JetStream
-	topo consumer.Topology
+	topo streams.Topology
 }
 
 func newFollowerEnv(t *testing.T) *followerEnv {
 	t.Helper()
 	js := natstest.StartJetStream(t)
-	e := &followerEnv{t: t, js: js, topo: consumer.Topology{Prefix: "prowler"}}
+	e := &followerEnv{t: t, js: js, topo: streams.Topology{Prefix: "prowler"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := consumer.EnsureStreams(ctx, js, e.topo, true); err != nil {
+	if _, err := streams.EnsureStreams(ctx, js, e.topo, true); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -67,9 +67,9 @@ func (e *followerEnv) flush() {
 	}
 }
 
-func (e *followerEnv) start(cache *integration.Cache, log *zap.Logger) *consumer.Follower {
+func (e *followerEnv) start(cache *integration.Cache, log *zap.Logger) *integration.Follower {
 	e.t.Helper()
-	f := consumer.NewFollower(e.js, e.topo, cache, &integration.Parser{Prefix: "prowler", AllowAmbient: true}, log) // payloads without credentials
+	f := integration.NewFollower(e.js, e.topo, cache, &integration.Parser{Prefix: "prowler", AllowAmbient: true}, log) // payloads without credentials
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := f.Start(ctx); err != nil {
@@ -136,12 +136,12 @@ func TestFollowerAppliesInStreamOrder(t *testing.T) {
 	if n := logs.FilterMessage("integration updated").FilterLevelExact(zapcore.InfoLevel).Len(); n == 0 {
 		t.Error("changes after the catch-up are not logged at info")
 	}
-	if got := ids(cache.Select("t1", "p")); !slices.IsSorted(got) {
+	if got := idsOnly(cache.Select("t1", "p")); !slices.IsSorted(got) {
 		t.Errorf("Select not sorted: %v", got)
 	}
 }
 
-func ids(igs []*integration.Integration) []string {
+func idsOnly(igs []*integration.Integration) []string {
 	out := make([]string, len(igs))
 	for i, ig := range igs {
 		out[i] = ig.ID

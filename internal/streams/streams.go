@@ -1,9 +1,7 @@
-// Package consumer connects the exporter to JetStream: it creates or checks
-// the streams, follows the integrations stream into the cache, and consumes
-// scan-completed events from the durable consumer that replicas share. It owns
-// every message and decides its fate (ack, nak with delay, term) from one
-// outcome value; nothing below it acks.
-package consumer
+// Package streams is the exporter's JetStream topology (contract §1): the
+// names of its streams, subjects and ledger bucket for one subject prefix,
+// their configurations, and creating or checking them at start.
+package streams
 
 import (
 	"context"

@@ -1,7 +1,8 @@
-package consumer_test
+package control_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -10,11 +11,46 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/prowler-cloud/s3-exporter/consumer"
+	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/control"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
+	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
 )
 
-// changeHandlerFunc is a consumer.ChangeHandler made of a function.
+// changesEnv is a JetStream with the exporter's streams.
+type changesEnv struct {
+	t    *testing.T
+	js   jetstream.JetStream
+	topo streams.Topology
+}
+
+func newChangesEnv(t *testing.T) *changesEnv {
+	t.Helper()
+	js := natstest.StartJetStream(t)
+	e := &changesEnv{t: t, js: js, topo: streams.Topology{Prefix: "prowler"}}
+	if _, err := streams.EnsureStreams(t.Context(), js, e.topo, true); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// publish stores an integration change.
+func (e *changesEnv) publish(tenant, id, bucket string, providers []string) {
+	e.t.Helper()
+	b, err := json.Marshal(event.IntegrationChanged{Action: event.ActionUpsert, Integration: event.IntegrationPayload{
+		ID: id, TenantID: tenant, Type: event.TypeAmazonS3, Providers: providers,
+		Configuration: event.Configuration{BucketName: bucket},
+	}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.js.Publish(e.t.Context(), e.topo.Subject(event.IntegrationsChanged, tenant, id), b); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// changeHandlerFunc is a control.ChangeHandler made of a function.
 type changeHandlerFunc func(ctx context.Context, ch integration.Change, err error)
 
 func (f changeHandlerFunc) OnChange(ctx context.Context, ch integration.Change, err error) {
@@ -26,14 +62,14 @@ func (f changeHandlerFunc) OnChange(ctx context.Context, ch integration.Change, 
 // the handler has finished, and the change is acknowledged, not redelivered
 // to run its side effects twice.
 func TestChangeConsumerStopWaitsForTheChangeBeingHandled(t *testing.T) {
-	e := newFollowerEnv(t)
+	e := newChangesEnv(t)
 	entered := make(chan integration.Change, 1)
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var handled []string
 	base, kill := context.WithCancel(context.Background())
 	defer kill()
-	c := &consumer.ChangeConsumer{JS: e.js, Topo: e.topo, Durable: "changes", Parser: &integration.Parser{Prefix: "prowler", AllowAmbient: true}, // payloads without credentials
+	c := &control.ChangeConsumer{JS: e.js, Topo: e.topo, Durable: "changes", Parser: &integration.Parser{Prefix: "prowler", AllowAmbient: true}, // payloads without credentials
 		Base: base, Log: zap.NewNop(),
 		Handler: changeHandlerFunc(func(ctx context.Context, ch integration.Change, err error) {
 			if _, ok := ctx.Deadline(); !ok {
@@ -87,8 +123,8 @@ func TestChangeConsumerStopWaitsForTheChangeBeingHandled(t *testing.T) {
 }
 
 func TestChangeConsumerRefusesAStreamThatIsNotThere(t *testing.T) {
-	e := newFollowerEnv(t)
-	c := &consumer.ChangeConsumer{JS: e.js, Topo: consumer.Topology{Prefix: "other"}, Durable: "changes",
+	e := newChangesEnv(t)
+	c := &control.ChangeConsumer{JS: e.js, Topo: streams.Topology{Prefix: "other"}, Durable: "changes",
 		Parser: &integration.Parser{}, Log: zap.NewNop()}
 	if err := c.Bind(t.Context()); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("Bind = %v, want stream not found", err)

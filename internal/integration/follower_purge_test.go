@@ -1,4 +1,4 @@
-package consumer_test
+package integration_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package consumer
+package integration
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
-	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/clock"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
 // Follower keeps an integration cache in step with the integrations stream:
@@ -26,9 +27,9 @@ import (
 // order.
 type Follower struct {
 	js     jetstream.JetStream
-	topo   Topology
-	cache  *integration.Cache
-	parser *integration.Parser
+	topo   streams.Topology
+	cache  *Cache
+	parser *Parser
 	log    *zap.Logger
 
 	cc       jetstream.ConsumeContext
@@ -48,13 +49,13 @@ type change struct {
 	subject string
 	data    []byte
 	seq     uint64
-	ch      integration.Change
+	ch      Change
 	err     error
 	parsed  chan struct{}
 }
 
 // NewFollower returns a follower that fills cache.
-func NewFollower(js jetstream.JetStream, topo Topology, cache *integration.Cache, parser *integration.Parser, log *zap.Logger) *Follower {
+func NewFollower(js jetstream.JetStream, topo streams.Topology, cache *Cache, parser *Parser, log *zap.Logger) *Follower {
 	return &Follower{js: js, topo: topo, cache: cache, parser: parser, log: log,
 		order: make(chan *change, 1024), work: make(chan *change, 1024), stopped: make(chan struct{})}
 }
@@ -114,7 +115,7 @@ func (f *Follower) Start(ctx context.Context) error {
 			t, err := f.lastExisting(ctx, st)
 			if err != nil {
 				f.log.Warn("finding the integrations stream's last message", zap.Error(err))
-				sleep(ctx, time.Second)
+				clock.Sleep(ctx, time.Second)
 				continue
 			}
 			if f.cache.WaitApplied(ctx, t, 10*time.Second) {
@@ -179,7 +180,7 @@ func (f *Follower) applyInOrder() {
 // apply updates the cache from one parsed message. Side effects of a change
 // (connection tests, statuses) are not made here: every replica applies every
 // change, so they belong to the shared ChangeConsumer.
-func (f *Follower) apply(ch integration.Change, err error, seq uint64) {
+func (f *Follower) apply(ch Change, err error, seq uint64) {
 	defer f.cache.MarkApplied(seq)
 	level := zap.DebugLevel
 	if f.live.Load() {
@@ -194,7 +195,7 @@ func (f *Follower) apply(ch integration.Change, err error, seq uint64) {
 		if ch.TenantID != "" {
 			f.cache.Delete(ch.TenantID, ch.ID)
 		}
-		f.log.Warn("integration rejected", ids(zap.String("code", string(integration.Code(err))), zap.Error(err))...)
+		f.log.Warn("integration rejected", ids(zap.String("code", string(Code(err))), zap.Error(err))...)
 	case ch.Ignored:
 		f.cache.Delete(ch.TenantID, ch.ID)
 		if ce := f.log.Check(zap.DebugLevel, "integration of another type ignored"); ce != nil {
