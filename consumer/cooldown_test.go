@@ -26,7 +26,7 @@ func TestADeferredScanKeepsItsSlotForTheDefaultCooldown(t *testing.T) {
 	rep := NewReporter(pub, topo, led, m, nil, zap.NewNop())
 	c := NewScanConsumer(nil, topo, ScanOptions{MaxInFlight: 4, MaxTenantInFlight: 1, MaxDeliver: 3, Backoff: backoff},
 		fakeCatalog{igA}, fakeFollower{}, &fakeExporter{}, led, rep, m, zap.NewNop())
-	t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
+	t.Cleanup(c.cancel)
 
 	// t1 holds its limit: one scan exports, TenantHoldFactor-1 wait.
 	release, ok, err := c.gate.enter(context.Background(), "t1")

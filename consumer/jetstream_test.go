@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/prowler-cloud/s3-exporter/event"
@@ -27,6 +30,7 @@ type liveConsumer struct {
 	c   *ScanConsumer
 	exp *fakeExporter
 	led *ledger.Ledger
+	m   *metrics.Metrics
 }
 
 func newLiveConsumer(t *testing.T, opts ScanOptions) *liveConsumer {
@@ -50,10 +54,45 @@ func newLiveConsumer(t *testing.T, opts ScanOptions) *liveConsumer {
 	}
 	exp := &fakeExporter{}
 	c := NewScanConsumer(js, topo, opts, cache, fakeFollower{}, exp, led, rep, m, log)
-	if err := c.Bind(ctx); err != nil {
+	return &liveConsumer{js: js, c: c, exp: exp, led: led, m: m}
+}
+
+// run runs the consumer until stop is called (or the test ends); stop
+// waits for Run to return.
+func (l *liveConsumer) run(t *testing.T) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- l.c.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (l *liveConsumer) consumer(t *testing.T) *jetstream.ConsumerInfo {
+	t.Helper()
+	cons, err := l.js.Consumer(context.Background(), "PROWLER_SCANS", "s3-exporter")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &liveConsumer{js: js, c: c, exp: exp, led: led}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
 }
 
 func (l *liveConsumer) publishScan(t *testing.T, scanID string) uint64 {
@@ -110,60 +149,102 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func TestRunExportsFromTheStreamAndShutsDown(t *testing.T) {
 	l := newLiveConsumer(t, ScanOptions{MaxInFlight: 2, MaxHeld: 4, MaxDeliver: 3})
-	info, err := l.c.Consumer().Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Config.MaxDeliver != -1 {
+	stop := l.run(t)
+	if info := l.consumer(t); info.Config.MaxDeliver != -1 {
 		t.Errorf("JetStream MaxDeliver %d, want -1: the consumer counts attempts itself", info.Config.MaxDeliver)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { l.c.Run(ctx); close(done) }()
 	for i := range 6 {
 		l.publishScan(t, fmt.Sprintf("s%d", i))
 	}
 	eventually(t, "six scans exported and acknowledged", func() bool {
-		ci, err := l.c.Consumer().Info(context.Background())
-		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && len(l.statuses(t)) == 6
+		ci := l.consumer(t)
+		return ci.NumPending == 0 && ci.NumAckPending == 0 && len(l.statuses(t)) == 6
 	})
 	for _, st := range l.statuses(t) {
 		if st.State != event.StateSucceeded || st.Attempt != 1 {
 			t.Errorf("status %+v", st)
 		}
 	}
-	cancel()
-	<-done
-	if err := l.c.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
+	stop()
+	if l.c.work.Err() == nil {
+		t.Error("exports may still run after Run returned")
 	}
 }
 
 func TestShutdownGraceRunsOut(t *testing.T) {
-	l := newLiveConsumer(t, ScanOptions{MaxDeliver: 3})
+	grace, graceOver := context.WithCancel(context.Background())
+	l := newLiveConsumer(t, ScanOptions{MaxDeliver: 3, Base: grace})
 	started := make(chan struct{})
 	l.exp.do = func(jobs []exporter.Job) []exporter.Result {
 		close(started)
 		<-l.c.work.Done() // an upload that only the grace running out stops
 		return []exporter.Result{exported(jobs[0].Integration, nil, transient)}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { l.c.Run(ctx); close(done) }()
+	stop := l.run(t)
 	seq := l.publishScan(t, "slow")
 	<-started
-	cancel()
-	<-done
-	grace, cancelGrace := context.WithCancel(context.Background())
-	cancelGrace() // no grace at all
-	if err := l.c.Shutdown(grace); err == nil || !strings.Contains(err.Error(), "returned to the stream") {
-		t.Fatalf("err %v", err)
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned while a scan was exporting, its grace not over")
+	case <-time.After(100 * time.Millisecond):
+		// Not a timing assertion: a Run that did not wait would have
+		// returned by now; one that waits is still waiting either way.
 	}
+	graceOver()
+	<-stopped
 	e, err := l.led.Get(context.Background(), "t1", "slow", "a")
 	if err != nil || e.State != event.StateRetrying || len(e.Objects) != 1 {
 		t.Fatalf("ledger %+v %v: want the file that landed kept", e, err)
 	}
 	if n, err := l.led.Deferrals(context.Background(), seq); err != nil || n != 1 {
 		t.Fatalf("deferrals %d %v: the interrupted delivery must not use an attempt", n, err)
+	}
+}
+
+// TestCheckFollowsTheBoundConsumer: the consumer gauges follow the bound
+// consumer, and a consumer deleted under a running replica makes Check say
+// so, with its name; recreated, it is usable again.
+func TestCheckFollowsTheBoundConsumer(t *testing.T) {
+	grace, graceOver := context.WithCancel(context.Background())
+	l := newLiveConsumer(t, ScanOptions{MaxDeliver: 3, CheckEvery: 20 * time.Millisecond, Base: grace})
+	l.exp.do = func(jobs []exporter.Job) []exporter.Result {
+		<-l.c.work.Done() // the scans stay held: the gauges count them
+		return []exporter.Result{exported(jobs[0].Integration, nil, transient)}
+	}
+	l.run(t)
+	t.Cleanup(graceOver) // before Run's stop, which waits for the held scans
+	if err := l.c.Check(); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+	if err := l.js.DeleteConsumer(context.Background(), "PROWLER_SCANS", "s3-exporter"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Check fails", func() bool { return l.c.Check() != nil })
+	if err := l.c.Check(); !strings.Contains(err.Error(), `scans consumer "s3-exporter"`) {
+		t.Errorf("Check = %v", err)
+	}
+	if _, err := l.c.bind(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Check passes again", func() bool { return l.c.Check() == nil })
+	l.publishScan(t, "s1")
+	l.publishScan(t, "s2")
+	eventually(t, "the pending gauge counts the scans", func() bool {
+		return promtest.ToFloat64(l.m.ConsumerPending)+promtest.ToFloat64(l.m.ConsumerAckPending) == 2
+	})
+}
+
+// TestRunWithoutTheScansStream: a consumer that cannot bind never says
+// ready, and says why.
+func TestRunWithoutTheScansStream(t *testing.T) {
+	js := natstest.StartJetStream(t)
+	m := metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})
+	c := NewScanConsumer(js, streams.Topology{Prefix: "prowler"}, ScanOptions{Durable: "x"}, fakeCatalog{}, fakeFollower{},
+		&fakeExporter{}, newFakeLedger(), nil, m, zap.NewNop())
+	err := c.Run(context.Background(), func() { t.Error("ready without a stream") })
+	if err == nil || !strings.Contains(err.Error(), `binding the scans consumer "x"`) {
+		t.Errorf("Run = %v", err)
 	}
 }

@@ -6,7 +6,9 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,6 +48,13 @@ type ScanOptions struct {
 	// DeferCooldown is how long the slot of a scan deferred for fairness
 	// stays held after the deferral (0: DeferCooldown; negative: none).
 	DeferCooldown time.Duration
+	// Base is the context exports run under (the daemon's: canceled when
+	// the shutdown grace runs out, which aborts the uploads and returns
+	// their scans to the stream). Nil: Run waits for them however long.
+	Base context.Context
+	// CheckEvery is how often the bound consumer is looked at (its gauges,
+	// and Check); 0: 10 s.
+	CheckEvery time.Duration
 }
 
 // progressWindow: a tenant that finished a scan within it is progressing
@@ -83,15 +92,15 @@ type ScanConsumer struct {
 	gate     *gate
 	now      func() time.Time
 
-	cons    jetstream.Consumer
-	slots   chan struct{}
-	wg      sync.WaitGroup
-	work    context.Context // canceled when the shutdown grace runs out
-	cancel  context.CancelFunc
-	stopped chan struct{}
+	slots  chan struct{}
+	wg     sync.WaitGroup
+	work   context.Context // canceled when the shutdown grace runs out
+	cancel context.CancelFunc
+	// health is why the bound consumer looks broken (nil: it does not).
+	health atomic.Pointer[error]
 }
 
-// NewScanConsumer returns a consumer; Bind creates the durable consumer.
+// NewScanConsumer returns a consumer; Run binds the durable consumer.
 func NewScanConsumer(js jetstream.JetStream, topo streams.Topology, opts ScanOptions, cache Catalog, f CatchUpper,
 	exp Exporter, l Ledger, rep *Reporter, m *metrics.Metrics, log *zap.Logger) *ScanConsumer {
 	// Settings of the daemon's configuration default to config.Default's
@@ -119,7 +128,14 @@ func NewScanConsumer(js jetstream.JetStream, topo streams.Topology, opts ScanOpt
 	case opts.DeferCooldown < 0:
 		opts.DeferCooldown = 0
 	}
-	work, cancel := context.WithCancel(context.Background())
+	if opts.CheckEvery <= 0 {
+		opts.CheckEvery = 10 * time.Second
+	}
+	base := opts.Base
+	if base == nil {
+		base = context.Background()
+	}
+	work, cancel := context.WithCancel(base)
 	g := newGate(opts.MaxInFlight, opts.MaxTenantInFlight, TenantHoldFactor*opts.MaxTenantInFlight)
 	if m != nil {
 		g.onChange = func(_, waiting int) { m.ScansWaiting.Set(float64(waiting)) }
@@ -128,12 +144,41 @@ func NewScanConsumer(js jetstream.JetStream, topo streams.Topology, opts ScanOpt
 		report: rep, metrics: m, log: log, slots: make(chan struct{}, opts.MaxHeld),
 		gate: g,
 		now:  time.Now,
-		work: work, cancel: cancel, stopped: make(chan struct{})}
+		work: work, cancel: cancel}
 }
 
-// Bind creates or updates the durable consumer shared by the replicas.
-func (c *ScanConsumer) Bind(ctx context.Context) error {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.topo.ScansStream(), jetstream.ConsumerConfig{
+// Run binds the durable consumer the replicas share (creating or updating
+// it), says ready, and fetches and exports scans until ctx ends. It then
+// stops fetching and waits for the scans in flight until they end or Base
+// does; those still running are canceled (their uploads abort and their
+// messages return to the stream for another replica).
+func (c *ScanConsumer) Run(ctx context.Context, ready func()) error {
+	defer c.cancel()
+	cons, err := c.bind(ctx)
+	if err != nil {
+		return fmt.Errorf("binding the scans consumer %q: %w", c.opts.Durable, err)
+	}
+	watched := make(chan struct{})
+	go func() { defer close(watched); c.watch(ctx, cons) }()
+	defer func() { <-watched }()
+	ready()
+	c.fetch(ctx, cons)
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-c.work.Done():
+		<-done
+		// Expected when uploads outlast the grace: they were aborted and
+		// their scans returned to the stream, nothing is lost.
+		c.log.Warn("shutdown grace ran out: in-flight scans were canceled and returned to the stream")
+	}
+	return nil
+}
+
+// bind creates or updates the durable consumer shared by the replicas.
+func (c *ScanConsumer) bind(ctx context.Context) (jetstream.Consumer, error) {
+	return c.js.CreateOrUpdateConsumer(ctx, c.topo.ScansStream(), jetstream.ConsumerConfig{
 		Durable:     c.opts.Durable,
 		Description: "s3-exporter replicas",
 		AckPolicy:   jetstream.AckExplicitPolicy,
@@ -151,20 +196,11 @@ func (c *ScanConsumer) Bind(ctx context.Context) error {
 		// about a hundred bytes.
 		MaxAckPending: 100_000,
 	})
-	if err != nil {
-		return err
-	}
-	c.cons = cons
-	return nil
 }
 
-// Consumer returns the bound JetStream consumer (for its info).
-func (c *ScanConsumer) Consumer() jetstream.Consumer { return c.cons }
-
-// Run fetches and processes scans until ctx ends. It does not wait for the
-// scans in flight; Shutdown does.
-func (c *ScanConsumer) Run(ctx context.Context) {
-	defer close(c.stopped)
+// fetch fetches scans into free slots and hands each to its own goroutine
+// until ctx ends.
+func (c *ScanConsumer) fetch(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
 		select {
 		case c.slots <- struct{}{}:
@@ -182,7 +218,7 @@ func (c *ScanConsumer) Run(ctx context.Context) {
 			}
 		}
 		fctx, cancelFetch := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := c.cons.Fetch(n, jetstream.FetchContext(fctx))
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancelFetch()
 			c.release(n)
@@ -223,20 +259,52 @@ func (c *ScanConsumer) release(n int) {
 	}
 }
 
-// Shutdown waits for the scans in flight until ctx ends, then cancels them
-// (their uploads abort and their messages are nak'ed for redelivery).
-func (c *ScanConsumer) Shutdown(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { c.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		c.cancel()
-		return nil
-	case <-ctx.Done():
-		c.cancel()
-		<-done
-		return errors.New("shutdown grace ran out: in-flight scans were canceled and returned to the stream")
+// watch keeps the consumer gauges current, and Check honest: a scans
+// consumer deleted under a running replica leaves its fetch loop failing
+// forever, which must show on /readyz.
+func (c *ScanConsumer) watch(ctx context.Context, cons jetstream.Consumer) {
+	t := time.NewTicker(c.opts.CheckEvery)
+	defer t.Stop()
+	failures := 0
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := cons.Info(ictx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			failures = 0
+			if c.health.Swap(nil) != nil {
+				c.log.Info("the scans consumer is usable again")
+			}
+			c.metrics.ConsumerPending.Set(float64(info.NumPending))
+			c.metrics.ConsumerAckPending.Set(float64(info.NumAckPending))
+		default:
+			failures++
+			// Gone is gone; anything else (a slow or restarting JetStream)
+			// gets a few chances before the replica says it cannot work.
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || failures >= 3 {
+				err = fmt.Errorf("scans consumer %q: %w", c.opts.Durable, err)
+				if c.health.Swap(&err) == nil {
+					c.log.Error("the scans consumer is not usable", zap.Error(err))
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
+}
+
+// Check says why the bound consumer cannot be used, if it cannot.
+func (c *ScanConsumer) Check() error {
+	if err := c.health.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) { clock.Sleep(ctx, d) }

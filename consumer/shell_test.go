@@ -244,7 +244,7 @@ func newShell(t *testing.T, opts ScanOptions, catch error, igs ...*integration.I
 		opts.DeferCooldown = -1 // none
 	}
 	s.c = NewScanConsumer(nil, topo, opts, fakeCatalog(igs), fakeFollower{catch}, s.exp, s.led, rep, m, log)
-	t.Cleanup(func() { _ = s.c.Shutdown(context.Background()) })
+	t.Cleanup(s.c.cancel)
 	return s
 }
 

@@ -19,13 +19,13 @@ func TestDeployedArtifactsNameServedMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	New(reg, CurrentBuild())
 	s := NewServer("127.0.0.1:0", reg, nil, nil)
-	if err := s.Start(); err != nil {
+	if err := s.listen(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = s.Shutdown(ctx)
+		_ = s.shutdown(ctx)
 	})
 	code, body := get(t, "http://"+s.Addr()+"/metrics")
 	if code != 200 {

@@ -58,9 +58,30 @@ func NewServer(addr string, reg prometheus.Gatherer, ready func() error, log *za
 	return s
 }
 
-// Start listens on the address and serves in a goroutine that Shutdown
+// Run listens on the address, says ready once the listener is bound (Addr
+// is then valid), and serves until ctx ends; it then stops accepting
+// connections and lets the requests in progress finish for up to 5 s. A
+// listener that fails ends it with the error.
+func (s *Server) Run(ctx context.Context, ready func()) error {
+	if err := s.listen(); err != nil {
+		return err
+	}
+	ready()
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-done:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.shutdown(sctx)
+}
+
+// listen listens on the address and serves in a goroutine that shutdown
 // waits for. It returns once the listener is bound, so Addr is valid.
-func (s *Server) Start() error {
+func (s *Server) listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ln != nil {
@@ -85,7 +106,7 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Addr returns the bound address once Start has returned, else the
+// Addr returns the bound address once the server is ready, else the
 // configured one.
 func (s *Server) Addr() string {
 	s.mu.Lock()
@@ -96,10 +117,10 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// Shutdown stops accepting connections, waits for the requests in progress
+// shutdown stops accepting connections, waits for the requests in progress
 // until ctx ends, and waits for the serving goroutine. It returns the
-// error that stopped serving, if any. Shutdown before Start does nothing.
-func (s *Server) Shutdown(ctx context.Context) error {
+// error that stopped serving, if any. shutdown before listen does nothing.
+func (s *Server) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	done := s.done
 	s.mu.Unlock()

@@ -92,10 +92,10 @@ func TestServerServesAndShutsDown(t *testing.T) {
 	var st readyState
 	st.set(errors.New("nats disconnected"))
 	s := NewServer("127.0.0.1:0", reg, st.ready, nil)
-	if err := s.Start(); err != nil {
+	if err := s.listen(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(); err == nil {
+	if err := s.listen(); err == nil {
 		t.Error("second Start succeeded")
 	}
 	base := "http://" + s.Addr()
@@ -124,7 +124,7 @@ func TestServerServesAndShutsDown(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
+	if err := s.shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	if resp, err := http.Get(base + "/healthz"); err == nil {
@@ -135,17 +135,44 @@ func TestServerServesAndShutsDown(t *testing.T) {
 
 func TestStartFailsOnBusyAddress(t *testing.T) {
 	a := NewServer("127.0.0.1:0", prometheus.NewRegistry(), nil, nil)
-	if err := a.Start(); err != nil {
+	if err := a.listen(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = a.shutdown(context.Background()) })
 	b := NewServer(a.Addr(), prometheus.NewRegistry(), nil, nil)
-	if err := b.Start(); err == nil {
-		_ = b.Shutdown(context.Background())
+	if err := b.listen(); err == nil {
+		_ = b.shutdown(context.Background())
 		t.Fatalf("second server bound %s too", a.Addr())
 	}
 	// Shutdown of a server that never started is a no-op.
-	if err := b.Shutdown(context.Background()); err != nil {
+	if err := b.shutdown(context.Background()); err != nil {
 		t.Errorf("Shutdown before Start: %v", err)
+	}
+}
+
+// TestRunServesFromReadyUntilItsContextEnds: Run says ready once the
+// address is bound, serves, and returns once its context ends, the
+// listener closed; a busy address ends it with the error.
+func TestRunServesFromReadyUntilItsContextEnds(t *testing.T) {
+	s := NewServer("127.0.0.1:0", prometheus.NewRegistry(), nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- s.Run(ctx, func() { close(ready) }) }()
+	<-ready
+	resp, err := http.Get("http://" + s.Addr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	busy := NewServer(s.Addr(), prometheus.NewRegistry(), nil, nil)
+	if err := busy.Run(context.Background(), func() { t.Error("ready on a busy address") }); err == nil {
+		t.Error("Run on a busy address succeeded")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if _, err := http.Get("http://" + s.Addr() + "/healthz"); err == nil {
+		t.Error("the server still answers after Run returned")
 	}
 }

@@ -354,10 +354,10 @@ func TestPromtoolAcceptsMetricsOutput(t *testing.T) {
 	m.NATSConnected.Set(1)
 
 	s := NewServer("127.0.0.1:0", reg, nil, nil)
-	if err := s.Start(); err != nil {
+	if err := s.listen(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Shutdown(t.Context()) })
+	t.Cleanup(func() { _ = s.shutdown(t.Context()) })
 	resp, err := http.Get("http://" + s.Addr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/control"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
 // The tenant, integration and scan the control examples name: those of
@@ -94,7 +95,7 @@ type exampleScans struct {
 
 func (s exampleScans) Find(_ context.Context, tenant, scan string) (string, []byte, error) {
 	if tenant != s.scan.TenantID || scan != s.scan.ScanID {
-		return "", nil, control.ErrScanNotFound
+		return "", nil, streams.ErrScanNotFound
 	}
 	return event.Subject(prefix, event.ScansCompleted, s.scan.TenantID, s.scan.Provider.ID), s.payload, nil
 }

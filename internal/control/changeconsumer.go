@@ -35,15 +35,17 @@ type ChangeConsumer struct {
 	Base context.Context
 	Log  *zap.Logger
 
-	cons     jetstream.Consumer
 	mu       sync.Mutex
 	stopped  bool
 	handling sync.WaitGroup
 }
 
-// Bind creates or updates the shared durable consumer. It starts at new
-// messages when first created.
-func (c *ChangeConsumer) Bind(ctx context.Context) error {
+// Run creates or updates the shared durable consumer (it starts at new
+// messages when first created), says ready, and consumes until ctx ends.
+// It then stops and waits for the change being handled, if any: its side
+// effects (a test, a status) finish and its message is acknowledged, not
+// redelivered to another replica to run them twice.
+func (c *ChangeConsumer) Run(ctx context.Context, ready func()) error {
 	cons, err := c.JS.CreateOrUpdateConsumer(ctx, c.Topo.IntegrationsStream(), jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		Description:   "s3-exporter: one reaction per integration change",
@@ -56,20 +58,11 @@ func (c *ChangeConsumer) Bind(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("integration changes consumer %q: %w", c.Durable, err)
 	}
-	c.cons = cons
-	return nil
-}
-
-// Run consumes until ctx ends (Bind first), then stops and waits for the
-// change being handled, if any: its side effects (a test, a status) finish
-// and its message is acknowledged, not redelivered to another replica to
-// run them twice.
-func (c *ChangeConsumer) Run(ctx context.Context) error {
 	base := c.Base
 	if base == nil {
 		base = context.WithoutCancel(ctx)
 	}
-	cc, err := c.cons.Consume(func(msg jetstream.Msg) {
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		c.mu.Lock()
 		if c.stopped {
 			// Left unacknowledged: redelivered after AckWait, to a replica
@@ -94,6 +87,7 @@ func (c *ChangeConsumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("integration changes consumer %q: %w", c.Durable, err)
 	}
+	ready()
 	<-ctx.Done()
 	c.mu.Lock()
 	c.stopped = true

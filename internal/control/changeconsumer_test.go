@@ -81,12 +81,14 @@ func TestChangeConsumerStopWaitsForTheChangeBeingHandled(t *testing.T) {
 			handled = append(handled, ch.TenantID+"/"+ch.ID)
 			mu.Unlock()
 		})}
-	if err := c.Bind(t.Context()); err != nil {
+	ctx, stop := context.WithCancel(context.Background())
+	done, ready := make(chan error, 1), make(chan struct{})
+	go func() { done <- c.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
 
 	e.publish("t1", "i1", "bucket-one", []string{"p1"})
 	if ch := <-entered; ch.TenantID != "t1" || ch.ID != "i1" || ch.Integration == nil {
@@ -126,7 +128,7 @@ func TestChangeConsumerRefusesAStreamThatIsNotThere(t *testing.T) {
 	e := newChangesEnv(t)
 	c := &control.ChangeConsumer{JS: e.js, Topo: streams.Topology{Prefix: "other"}, Durable: "changes",
 		Parser: &integration.Parser{}, Log: zap.NewNop()}
-	if err := c.Bind(t.Context()); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Errorf("Bind = %v, want stream not found", err)
+	if err := c.Run(t.Context(), func() { t.Error("ready without a stream") }); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("Run = %v, want stream not found", err)
 	}
 }

@@ -12,7 +12,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,13 +41,11 @@ type Ledger interface {
 	ForgetFingerprint(ctx context.Context, tenant, integration string) error
 }
 
-// ErrScanNotFound says a replayed scan is not in the scans stream.
-var ErrScanNotFound = errors.New("scan not found in the scans stream")
-
-// Scans finds a stored scan event and puts it back on its stream.
+// Scans finds a stored scan event and puts it back on its stream
+// (streams.Scans is one).
 type Scans interface {
 	// Find returns the subject and payload of the last event of tenant
-	// whose scan_id is scan, or ErrScanNotFound.
+	// whose scan_id is scan, or streams.ErrScanNotFound.
 	Find(ctx context.Context, tenant, scan string) (subject string, payload []byte, err error)
 	Republish(ctx context.Context, subject string, payload []byte) error
 }

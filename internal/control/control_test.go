@@ -15,6 +15,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
 // fakeCache is an integration cache held in maps.
@@ -449,7 +450,7 @@ func TestReplayRefusals(t *testing.T) {
 		{name: "bad scan id", scope: "t1", body: `{"scan_id":"s.1"}`, code: errcode.InvalidRequest, want: "scan_id"},
 		{name: "another tenant", scope: "t1", body: `{"tenant_id":"t2","scan_id":"s1"}`, code: errcode.InvalidRequest, want: "subject's tenant"},
 		{name: "not found", scope: "t1", body: `{"scan_id":"s1"}`, code: errcode.InvalidRequest, want: "not in the scans stream",
-			find: func(string, string) (string, []byte, error) { return "", nil, ErrScanNotFound }},
+			find: func(string, string) (string, []byte, error) { return "", nil, streams.ErrScanNotFound }},
 		{name: "stream error", scope: "t1", body: `{"scan_id":"s1"}`, code: errcode.InternalError, want: "stream down",
 			find: func(string, string) (string, []byte, error) { return "", nil, errors.New("stream down") }},
 		{name: "malformed", scope: "t1", body: `{"scan_id":"s1"}`, code: errcode.InvalidRequest, want: "malformed",
@@ -467,7 +468,7 @@ func TestReplayRefusals(t *testing.T) {
 			if tc.find == nil {
 				w.scans.find = func(string, string) (string, []byte, error) {
 					t.Error("the stream was read for a refused request")
-					return "", nil, ErrScanNotFound
+					return "", nil, streams.ErrScanNotFound
 				}
 			}
 			wantError(t, w.service().Handle(t.Context(), tc.scope, event.OpReplay, []byte(tc.body)), tc.code, tc.want)

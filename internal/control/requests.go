@@ -11,6 +11,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
 func errorReply(code errcode.Code, format string, args ...any) event.ErrorReply {
@@ -194,7 +195,7 @@ func (s *Service) replay(ctx context.Context, scope string, data []byte) any {
 		return badRequest("tenant_id and scan_id are required (and integration_id, when given, must be an id)")
 	}
 	subject, payload, err := s.p.Scans.Find(ctx, tenant, req.ScanID)
-	if errors.Is(err, ErrScanNotFound) {
+	if errors.Is(err, streams.ErrScanNotFound) {
 		return badRequest("scan %s of tenant %s is not in the scans stream (never published, or older than its max age)", req.ScanID, tenant)
 	}
 	if err != nil {

@@ -62,9 +62,9 @@ func (s *Server) Subjects() []string {
 	return out
 }
 
-// Run subscribes and serves until ctx ends; it then stops taking requests,
-// answers those already received and waits for them.
-func (s *Server) Run(ctx context.Context) error {
+// Run subscribes, says ready, and serves until ctx ends; it then stops
+// taking requests, answers those already received and waits for them.
+func (s *Server) Run(ctx context.Context, ready func()) error {
 	base := s.Base
 	if base == nil {
 		base = context.WithoutCancel(ctx)
@@ -83,6 +83,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		subs = append(subs, sub)
 	}
+	ready()
 	<-ctx.Done()
 	return nil
 }

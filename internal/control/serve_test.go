@@ -54,8 +54,13 @@ func runServer(t *testing.T, srv *Server) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	// Run has subscribed once a request on every subject is answered.
+	ready := make(chan struct{})
+	go func() { done <- srv.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -362,12 +367,14 @@ func TestStatusesLoadTheLastOfEachThenFollow(t *testing.T) {
 		},
 		Loaded: func() { loaded++ },
 	}
-	if err := s.Start(ctx); err != nil {
+	runCtx, cancel := context.WithCancel(ctx)
+	done, ready := make(chan error), make(chan struct{})
+	go func() { done <- s.Run(runCtx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- s.Run(runCtx) }()
 	mu.Lock()
 	a, b := held[k("t1", "a")], held[k("t2", "b")]
 	n := len(held)
@@ -446,7 +453,7 @@ func TestServerStopsWhileNATSIsDown(t *testing.T) {
 		Handler: handlerFunc(func(context.Context, string, string, []byte) any { return map[string]string{} })}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- srv.Run(ctx, func() {}) }()
 	waitSubscribed(t, nc, "prowler.control.t1.integrations.get")
 
 	ns.Shutdown()

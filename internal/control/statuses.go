@@ -33,15 +33,14 @@ type Statuses struct {
 	Loaded func()
 	Log    *zap.Logger
 
-	mu  sync.Mutex
-	sub *nats.Subscription
+	mu sync.Mutex
 }
 
-// Start subscribes, then loads the stored statuses: subscribing first
-// leaves no gap in which a status is neither loaded nor received. A load
-// that fails is logged, not fatal: the statuses then come with the next
-// tests and exports.
-func (s *Statuses) Start(ctx context.Context) error {
+// Run subscribes, then loads the stored statuses (subscribing first leaves
+// no gap in which a status is neither loaded nor received), says ready,
+// and follows the statuses until ctx ends. A load that fails is logged,
+// not fatal: the statuses then come with the next tests and exports.
+func (s *Statuses) Run(ctx context.Context, ready func()) error {
 	sub, err := s.NC.Subscribe(s.Subject, func(m *nats.Msg) {
 		var st event.ConnectionStatus
 		if json.Unmarshal(m.Data, &st) == nil && st.TenantID != "" && st.IntegrationID != "" {
@@ -51,7 +50,7 @@ func (s *Statuses) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscribing %s: %w", s.Subject, err)
 	}
-	s.sub = sub
+	defer func() { _ = sub.Unsubscribe() }()
 	if s.Load != nil {
 		sts, err := s.Load(ctx)
 		if err != nil {
@@ -64,6 +63,8 @@ func (s *Statuses) Start(ctx context.Context) error {
 	if s.Loaded != nil {
 		s.Loaded()
 	}
+	ready()
+	<-ctx.Done()
 	return nil
 }
 
@@ -76,15 +77,6 @@ func (s *Statuses) apply(st event.ConnectionStatus) {
 		return
 	}
 	s.Set(st)
-}
-
-// Run follows the statuses until ctx ends (Start first).
-func (s *Statuses) Run(ctx context.Context) error {
-	<-ctx.Done()
-	if s.sub != nil {
-		_ = s.sub.Unsubscribe()
-	}
-	return nil
 }
 
 // LoadLast reads the last message of each subject matching filter in

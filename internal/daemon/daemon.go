@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,19 +39,13 @@ type Daemon struct {
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	topo    streams.Topology
+	g       *group
 
 	http *metrics.Server
-	conn atomic.Pointer[natsConn]
 	// httpUp is closed once the metrics server listens.
 	httpUp chan struct{}
-
-	cacheReady    atomic.Bool
-	statusesReady atomic.Bool
-	bound         atomic.Bool
-	// scansHealth is why the scans consumer looks broken (nil: it does not).
-	scansHealth atomic.Pointer[error]
-	// watchEvery is how often the scans consumer is checked.
-	watchEvery time.Duration
+	// checkEvery is how often the scans consumer is checked.
+	checkEvery time.Duration
 
 	// life is the context work runs under; kill cancels it when the
 	// shutdown grace runs out.
@@ -76,11 +69,13 @@ func New(cfg *config.Config, log *zap.Logger, reg *prometheus.Registry) *Daemon 
 		metrics: metrics.New(reg, metrics.CurrentBuild()),
 		topo: streams.Topology{Prefix: cfg.SubjectPrefix, Replicas: cfg.StreamReplicas, ScanMaxAge: cfg.ScanMaxAge,
 			StatusMaxBytes: cfg.StatusStreamBytes, DLQMaxBytes: cfg.DLQStreamBytes},
+		g:          newGroup(log),
 		httpUp:     make(chan struct{}),
-		watchEvery: 10 * time.Second,
+		checkEvery: 10 * time.Second,
 		ready:      make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	d.http = metrics.NewServer(cfg.MetricsAddr, reg, d.Ready, log)
 	d.life, d.kill = context.WithCancel(context.Background())
 	return d
 }
@@ -166,66 +161,60 @@ func Run(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	return d.Shutdown(sctx)
 }
 
-// run starts every part in order, waits for stop or for a part to fail,
-// then stops them all in the reverse order. A failed start and a shutdown
-// take the same path.
+// run starts every component in order, waits for stop or for a component
+// to fail, then stops them all in the reverse order. A failed start and a
+// shutdown take the same path.
 func (d *Daemon) run(stop context.Context) (err error) {
-	g := newGroup(d.log)
-	defer func() {
-		d.bound.Store(false)
-		err = errors.Join(err, g.Err(), g.Stop())
-	}()
-	if err := d.start(stop, g); err != nil {
-		if stop.Err() != nil {
-			return nil // shut down while starting
+	defer func() { err = errors.Join(err, d.g.Err(), d.g.Stop()) }()
+	nats, err := d.start(stop)
+	if err != nil {
+		if stop.Err() != nil || errors.Is(err, errEnded) {
+			return nil // shut down while starting, or g.Err says why
 		}
 		return err
 	}
 	close(d.ready)
-	d.log.Info("exporter ready", zap.String("nats", d.conn.Load().nc.ConnectedUrlRedacted()), zap.String("consumer", d.cfg.ConsumerName),
+	d.log.Info("exporter ready", zap.String("nats", nats), zap.String("consumer", d.cfg.ConsumerName),
 		zap.String("metrics_addr", d.http.Addr()))
 	select {
 	case <-stop.Done():
 		return nil
-	case <-g.Failed():
+	case <-d.g.Failed():
 		return nil // g.Err says why
 	}
 }
 
-func (d *Daemon) start(ctx context.Context, g *group) error {
+// start builds the components and starts them in order, each ready before
+// the next starts: the metrics server (/readyz says why the rest is not
+// ready yet) and the NATS connection everything needs; then, once the
+// streams exist, the integration cache (caught up before anything reads
+// it), the connection statuses, the control plane, the integration change
+// consumer and last the scan consumer, which takes work. It returns the
+// connected server's URL, redacted.
+func (d *Daemon) start(ctx context.Context) (string, error) {
 	cfg := d.cfg
 	parser := &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials,
 		RoleARNPattern: cfg.RoleARNPattern, AllowAmbient: cfg.AllowAmbientCredentials}
 	if k := cfg.CredentialsKey.Reveal(); k != "" {
 		key, err := fernet.ParseKeys(k)
 		if err != nil {
-			return fmt.Errorf("S3EXPORTER_CREDENTIALS_KEY: %w", err)
+			return "", fmt.Errorf("S3EXPORTER_CREDENTIALS_KEY: %w", err)
 		}
 		parser.Key = key
 	}
-
-	d.http = metrics.NewServer(cfg.MetricsAddr, d.reg, d.Ready, d.log)
-	if err := d.http.Start(); err != nil {
-		return fmt.Errorf("metrics server on %s: %w", cfg.MetricsAddr, err)
-	}
-	close(d.httpUp)
-	g.Go("metrics server", func(ctx context.Context) error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return d.http.Shutdown(sctx)
-	})
-
 	// Not reachable yet is not an error: the connection keeps trying, with
 	// backoff, while /healthz says alive and /readyz says why not ready.
 	conn, err := dialNATS(cfg, d.metrics, d.log)
 	if err != nil {
-		return err
+		return "", err
 	}
-	d.conn.Store(conn)
-	g.Go("NATS connection", conn.Run)
-	if err := conn.WaitConnected(ctx); err != nil {
-		return err
+	http, nats := d.g.Go("metrics server", d.http), d.g.Go("NATS connection", conn)
+	if err := d.g.Wait(ctx, http); err != nil {
+		return "", err
+	}
+	close(d.httpUp)
+	if err := d.g.Wait(ctx, nats); err != nil {
+		return "", err
 	}
 	// In a JetStream domain (the hub's, seen from a leaf node) every API
 	// request, and with it the object stores, the bucket and the consumers,
@@ -237,31 +226,29 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		js, err = jetstream.New(conn.nc)
 	}
 	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+		return "", fmt.Errorf("jetstream: %w", err)
 	}
-
 	kv, err := streams.EnsureStreams(ctx, js, d.topo, cfg.ManageStreams)
 	if err != nil {
-		return err
+		return "", err
 	}
+
 	cache := integration.NewCache()
 	led := ledger.New(kv)
 	reporter := consumer.NewReporter(js, d.topo, led, d.metrics, cache, d.log)
-
 	opener, err := source.NewOpener(js, cfg.FileSourceRoots)
 	if err != nil {
-		return fmt.Errorf("S3EXPORTER_FILE_SOURCE_ROOTS: %w", err)
+		return "", fmt.Errorf("S3EXPORTER_FILE_SOURCE_ROOTS: %w", err)
 	}
-	copts := exporter.ClientOptions{
+	clients, err := exporter.NewClients(ctx, exporter.ClientOptions{
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
 		OnRetry:                func(c errcode.Code) { d.metrics.S3RequestRetries.WithLabelValues(string(c)).Inc() },
 		ResponseTimeout:        cfg.ResponseTimeout,
 		CredentialExpiryWindow: cfg.CredentialRefreshWindow,
 		RetryMaxBackoff:        cfg.S3RetryMaxBackoff,
-	}
-	clients, err := exporter.NewClients(ctx, copts)
+	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	// GOMEMLIMIT, read without changing it (a negative limit only reads).
 	budget := exporter.UploadMemory(cfg.UploadMemory, debug.SetMemoryLimit(-1))
@@ -275,24 +262,13 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	}, d.log)
 
 	follower := integration.NewFollower(js, d.topo, cache, parser, d.log)
-	if err := follower.Start(ctx); err != nil {
-		return err
-	}
-	g.Go("integration follower", func(ctx context.Context) error {
-		<-ctx.Done()
-		follower.Stop()
-		return nil
-	})
-	d.cacheReady.Store(true)
-	d.metrics.CacheReady.Set(1)
-	reporter.RefreshIntegrations()
-
 	svc := control.New(control.Ports{
 		Cache:  cache,
 		Ledger: led,
-		Scans:  scanStore{js: js, topo: d.topo},
+		Scans:  streams.Scans{JS: js, Topo: d.topo},
 		Test: func(ctx context.Context, ig *integration.Integration) control.TestResult {
-			return testResult(clients.TestConnection(ctx, ig))
+			r := clients.TestConnection(ctx, ig)
+			return control.TestResult{Connected: r.Connected, Region: r.Region, CheckedAt: r.CheckedAt, Err: r.Err}
 		},
 		Build:   parser.Build,
 		Publish: reporter.Connection,
@@ -307,57 +283,40 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 		},
 	}, control.Options{Prefix: cfg.SubjectPrefix, TestTimeout: cfg.ConnectionTestTimeout, Global: cfg.GlobalControl}, d.log)
 
-	// Every replica learns every connection status, whoever published it,
-	// starting from the last stored one of each integration.
-	statuses := &control.Statuses{
-		NC: conn.nc, Subject: d.topo.Subject(event.IntegrationsStatus, ">"),
-		Load: func(ctx context.Context) ([]event.ConnectionStatus, error) {
-			return control.LoadLast(ctx, js, d.topo.StatusStream(), d.topo.Subject(event.IntegrationsStatus, ">"))
-		},
-		Current: cache.Status, Set: cache.SetStatus, Loaded: reporter.RefreshIntegrations, Log: d.log,
-	}
-	if err := statuses.Start(ctx); err != nil {
-		return err
-	}
-	d.statusesReady.Store(true)
-	g.Go("connection statuses", statuses.Run)
-
-	server := &control.Server{NC: conn.nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
-		Base: d.life, Timeout: cfg.ConnectionTestTimeout + 5*time.Second, Log: d.log}
-	g.Go("control", server.Run)
-
-	changes := &control.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
-		Parser: parser, Handler: svc, Base: d.life, Log: d.log}
-	if err := changes.Bind(ctx); err != nil {
-		return err
-	}
-	g.Go("integration changes", changes.Run)
-
-	scans := consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
-		Durable: cfg.ConsumerName, MaxInFlight: cfg.MaxInFlightScans, AckWait: cfg.AckWait,
-		MaxDeliver: cfg.MaxDeliver, Backoff: cfg.BackoffFor,
-		MaxHeld: cfg.MaxHeldScans, MaxTenantInFlight: cfg.MaxTenantScans,
-	}, cache, follower, exp, led, reporter, d.metrics, d.log)
-	if err := scans.Bind(ctx); err != nil {
-		return fmt.Errorf("binding the scans consumer %q: %w", cfg.ConsumerName, err)
-	}
-	d.bound.Store(true)
-	g.Go("scans", func(ctx context.Context) error {
-		scans.Run(ctx)
-		d.bound.Store(false)
-		// The grace is the daemon's: d.life ends when it runs out.
-		if err := scans.Shutdown(d.life); err != nil {
-			// Expected when uploads outlast the grace: they were aborted and
-			// their scans returned to the stream, nothing is lost.
-			d.log.Warn("shutdown grace ran out", zap.Error(err))
+	for _, c := range []struct {
+		name string
+		r    Runnable
+		then func() // once it is ready
+	}{
+		{"integration cache", follower, func() { d.metrics.CacheReady.Set(1); reporter.RefreshIntegrations() }},
+		// Every replica learns every connection status, whoever published
+		// it, starting from the last stored one of each integration.
+		{"connection statuses", &control.Statuses{
+			NC: conn.nc, Subject: d.topo.Subject(event.IntegrationsStatus, ">"),
+			Load: func(ctx context.Context) ([]event.ConnectionStatus, error) {
+				return control.LoadLast(ctx, js, d.topo.StatusStream(), d.topo.Subject(event.IntegrationsStatus, ">"))
+			},
+			Current: cache.Status, Set: cache.SetStatus, Loaded: reporter.RefreshIntegrations, Log: d.log,
+		}, nil},
+		{"control", &control.Server{NC: conn.nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
+			Base: d.life, Timeout: cfg.ConnectionTestTimeout + 5*time.Second, Log: d.log}, nil},
+		{"integration changes", &control.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
+			Parser: parser, Handler: svc, Base: d.life, Log: d.log}, nil},
+		{"scans", consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
+			Durable: cfg.ConsumerName, MaxInFlight: cfg.MaxInFlightScans, AckWait: cfg.AckWait,
+			MaxDeliver: cfg.MaxDeliver, Backoff: cfg.BackoffFor,
+			MaxHeld: cfg.MaxHeldScans, MaxTenantInFlight: cfg.MaxTenantScans,
+			Base: d.life, CheckEvery: d.checkEvery, // the grace is the daemon's: d.life ends when it runs out
+		}, cache, follower, exp, led, reporter, d.metrics, d.log), nil},
+	} {
+		if err := d.g.Start(ctx, c.name, c.r); err != nil {
+			return "", err
 		}
-		return nil
-	})
-	g.Go("scans consumer watch", func(ctx context.Context) error {
-		d.watchConsumer(ctx, scans.Consumer())
-		return nil
-	})
-	return nil
+		if c.then != nil {
+			c.then()
+		}
+	}
+	return conn.nc.ConnectedUrlRedacted(), nil
 }
 
 // breakerStatus publishes a connection status when the breaker of an
@@ -383,64 +342,17 @@ func breakerStatus(clients *exporter.Clients, reporter *consumer.Reporter) func(
 	}
 }
 
-// watchConsumer keeps the consumer gauges current, and readiness honest:
-// a scans consumer deleted under a running replica leaves its fetch loop
-// failing forever, which must show on /readyz.
-func (d *Daemon) watchConsumer(ctx context.Context, c jetstream.Consumer) {
-	t := time.NewTicker(d.watchEvery)
-	defer t.Stop()
-	failures := 0
-	for {
-		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		info, err := c.Info(ictx)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil:
-			failures = 0
-			if d.scansHealth.Swap(nil) != nil {
-				d.log.Info("the scans consumer is usable again")
-			}
-			d.metrics.ConsumerPending.Set(float64(info.NumPending))
-			d.metrics.ConsumerAckPending.Set(float64(info.NumAckPending))
-		default:
-			failures++
-			// Gone is gone; anything else (a slow or restarting JetStream)
-			// gets a few chances before the replica says it cannot work.
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || failures >= 3 {
-				err = fmt.Errorf("scans consumer %q: %w", d.cfg.ConsumerName, err)
-				if d.scansHealth.Swap(&err) == nil {
-					d.log.Error("the scans consumer is not usable", zap.Error(err))
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// Ready reports whether the replica can take work: NATS connected, cache
-// caught up, consumer bound; when not, the error says why (/readyz shows it).
+// Ready reports whether the replica can take work: every component
+// started and ready (NATS connected, cache caught up, consumers bound), and
+// none failing its check; when not, the error says why (/readyz shows it).
 func (d *Daemon) Ready() error {
-	conn := d.conn.Load()
-	switch {
-	case conn == nil:
-		return errors.New("NATS not connected yet")
-	case !conn.Connected():
-		return conn.NotConnected()
-	case !d.cacheReady.Load():
-		return errors.New("integration cache catching up")
-	case !d.statusesReady.Load():
-		return errors.New("loading the last connection statuses")
-	case !d.bound.Load():
-		return errors.New("scans consumer not bound")
+	if err := d.g.Ready(); err != nil {
+		return err
 	}
-	if err := d.scansHealth.Load(); err != nil {
-		return *err
+	select {
+	case <-d.ready:
+		return nil
+	default:
+		return errors.New("starting")
 	}
-	return nil
 }

@@ -168,7 +168,7 @@ func TestFailedStartStopsWhatItStarted(t *testing.T) {
 func TestReadinessFollowsTheScansConsumer(t *testing.T) {
 	s := startNATSOn(t, server.RANDOM_PORT)
 	d := New(testConfig(s.ClientURL()), zap.NewNop(), nil)
-	d.watchEvery = 20 * time.Millisecond
+	d.checkEvery = 20 * time.Millisecond
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

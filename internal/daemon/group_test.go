@@ -15,10 +15,9 @@ func TestGroupStopsInTheReverseOrderOfStart(t *testing.T) {
 	g := newGroup(zap.NewNop())
 	var mu sync.Mutex
 	var order []string
-	started := make(chan struct{}, 3)
 	for _, name := range []string{"connection", "cache", "consumer"} {
-		g.Go(name, func(ctx context.Context) error {
-			started <- struct{}{}
+		err := g.Start(context.Background(), name, RunFunc(func(ctx context.Context, ready func()) error {
+			ready()
 			<-ctx.Done()
 			mu.Lock()
 			order = append(order, name)
@@ -27,10 +26,13 @@ func TestGroupStopsInTheReverseOrderOfStart(t *testing.T) {
 				return errors.New("flush failed")
 			}
 			return nil
-		})
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	for range 3 {
-		<-started
+	if err := g.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
 	}
 	err := g.Stop()
 	if want := []string{"consumer", "cache", "connection"}; !slices.Equal(order, want) {
@@ -41,6 +43,9 @@ func TestGroupStopsInTheReverseOrderOfStart(t *testing.T) {
 	}
 	if g.Err() != nil {
 		t.Errorf("Err = %v for components that were stopped", g.Err())
+	}
+	if err := g.Ready(); err == nil || err.Error() != "stopping" {
+		t.Errorf("Ready = %v once stopped", err)
 	}
 	select {
 	case <-g.Failed():
@@ -61,8 +66,15 @@ func TestGroupFailsWhenAComponentEndsByItself(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGroup(zap.NewNop())
 			stopped := false
-			g.Go("connection", func(ctx context.Context) error { <-ctx.Done(); stopped = true; return nil })
-			g.Go("scans", func(context.Context) error { return tc.err })
+			_ = g.Start(context.Background(), "connection", RunFunc(func(ctx context.Context, ready func()) error {
+				ready()
+				<-ctx.Done()
+				stopped = true
+				return nil
+			}))
+			if err := g.Start(context.Background(), "scans", RunFunc(func(context.Context, func()) error { return tc.err })); err != errEnded {
+				t.Errorf("Start = %v, want errEnded", err)
+			}
 			<-g.Failed()
 			if err := g.Err(); err == nil || err.Error() != tc.want {
 				t.Errorf("Err = %v, want %s", err, tc.want)
@@ -76,6 +88,37 @@ func TestGroupFailsWhenAComponentEndsByItself(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupReadyInStartOrder: Ready names the first component not ready,
+// after its check; Start gives up with its context, the component running
+// until Stop.
+func TestGroupReadyInStartOrder(t *testing.T) {
+	g := newGroup(zap.NewNop())
+	t.Cleanup(func() { _ = g.Stop() })
+	if err := g.Start(context.Background(), "connection", checked{errors.New("NATS not connected")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Ready(); err == nil || err.Error() != "NATS not connected" {
+		t.Errorf("Ready = %v, want the connection's check", err)
+	}
+	g2 := newGroup(zap.NewNop())
+	t.Cleanup(func() { _ = g2.Stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	never := RunFunc(func(ctx context.Context, _ func()) error { <-ctx.Done(); return nil })
+	if err := g2.Start(ctx, "cache", never); !errors.Is(err, context.Canceled) {
+		t.Errorf("Start = %v, want its context's error", err)
+	}
+	if err := g2.Ready(); err == nil || err.Error() != "cache: starting" {
+		t.Errorf("Ready = %v", err)
+	}
+}
+
+// checked is a ready component whose check fails with err.
+type checked struct{ err error }
+
+func (c checked) Run(ctx context.Context, ready func()) error { ready(); <-ctx.Done(); return nil }
+func (c checked) Check() error                                { return c.err }
 
 func TestReconnectDelayBacksOffTo5s(t *testing.T) {
 	var got []string
@@ -112,3 +155,9 @@ func TestSetErrReportsAChangeOfReason(t *testing.T) {
 		}
 	}
 }
+
+// RunFunc is a Runnable made of a function.
+type RunFunc func(ctx context.Context, ready func()) error
+
+// Run calls f.
+func (f RunFunc) Run(ctx context.Context, ready func()) error { return f(ctx, ready) }

@@ -19,8 +19,8 @@ import (
 
 // natsConn is the daemon's NATS connection. It never gives up: a server
 // that cannot be reached at start, or later, is tried again with backoff
-// (a pod must not crash-loop through a NATS restart), and Connected and
-// NotConnected tell /readyz.
+// (a pod must not crash-loop through a NATS restart), and Check tells
+// /readyz why it is down.
 type natsConn struct {
 	nc        *nats.Conn
 	log       *zap.Logger
@@ -104,9 +104,6 @@ func (c *natsConn) setErr(err error) bool {
 	return changed
 }
 
-// Connected reports whether the connection is up.
-func (c *natsConn) Connected() bool { return c.nc.IsConnected() }
-
 // NotConnected says why the connection is down.
 func (c *natsConn) NotConnected() error {
 	c.mu.Lock()
@@ -138,18 +135,6 @@ func (c *natsConn) redactLocked(err error) string {
 	return msg
 }
 
-// WaitConnected waits for the first connection.
-func (c *natsConn) WaitConnected(ctx context.Context) error {
-	select {
-	case <-c.connected:
-		return nil
-	case <-c.closed:
-		return c.gaveUp()
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for NATS: %w", ctx.Err())
-	}
-}
-
 // gaveUp is the error of a connection the client library closed by itself:
 // it does so when the servers refuse the credentials twice in a row, which
 // no retry mends (the process exits; its supervisor restarts it).
@@ -162,14 +147,22 @@ func (c *natsConn) gaveUp() error {
 	return errors.New("the NATS connection was closed")
 }
 
-// Run holds the connection until ctx ends, then drains it (pending
-// publishes and replies go out) and closes it. A connection closed under
-// it ends it with an error.
-func (c *natsConn) Run(ctx context.Context) error {
+// Run waits for the first connection and says ready, then holds the
+// connection until ctx ends; it then drains it (pending publishes and
+// replies go out) and closes it. A connection the client library closes by
+// itself ends it with an error.
+func (c *natsConn) Run(ctx context.Context, ready func()) error {
 	select {
-	case <-ctx.Done():
+	case <-c.connected:
+		ready()
+		select {
+		case <-ctx.Done():
+		case <-c.closed:
+			return c.gaveUp()
+		}
 	case <-c.closed:
 		return c.gaveUp()
+	case <-ctx.Done():
 	}
 	c.closing.Store(true)
 	if err := c.nc.Drain(); err != nil {
@@ -179,6 +172,14 @@ func (c *natsConn) Run(ctx context.Context) error {
 	case <-c.closed:
 	case <-time.After(5 * time.Second):
 		c.nc.Close()
+	}
+	return nil
+}
+
+// Check says why the connection is down, if it is.
+func (c *natsConn) Check() error {
+	if !c.nc.IsConnected() {
+		return c.NotConnected()
 	}
 	return nil
 }

@@ -60,9 +60,25 @@ func NewFollower(js jetstream.JetStream, topo streams.Topology, cache *Cache, pa
 		order: make(chan *change, 1024), work: make(chan *change, 1024), stopped: make(chan struct{})}
 }
 
-// Start begins following and returns once the cache has caught up with the
-// stream as it was when Start was called (or ctx ends).
-func (f *Follower) Start(ctx context.Context) error {
+// Run follows the integrations stream into the cache until ctx ends. It
+// says ready once the cache has caught up with the stream as it was when
+// Run was called.
+func (f *Follower) Run(ctx context.Context, ready func()) error {
+	defer f.stop()
+	if err := f.catchUp(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	ready()
+	<-ctx.Done()
+	return nil
+}
+
+// catchUp begins following and returns once the cache has caught up with
+// the stream as it was when it was called (or ctx ends).
+func (f *Follower) catchUp(ctx context.Context) error {
 	st, err := f.js.Stream(ctx, f.topo.IntegrationsStream())
 	if err != nil {
 		return fmt.Errorf("integrations stream: %w", err)
@@ -102,7 +118,6 @@ func (f *Follower) Start(ctx context.Context) error {
 		}
 	}))
 	if err != nil {
-		f.Stop()
 		return fmt.Errorf("following integrations: %w", err)
 	}
 	var target uint64
@@ -131,13 +146,12 @@ func (f *Follower) Start(ctx context.Context) error {
 		f.log.Info("integration cache caught up", zap.Int("integrations", f.cache.Len()), zap.Uint64("sequence", target))
 		return nil
 	case <-ctx.Done():
-		f.Stop()
 		return ctx.Err()
 	}
 }
 
-// Stop stops following and waits for the parsers and the applier.
-func (f *Follower) Stop() {
+// stop stops following and waits for the parsers and the applier.
+func (f *Follower) stop() {
 	f.stopOnce.Do(func() {
 		if f.cc != nil {
 			f.cc.Stop()

@@ -47,7 +47,7 @@ func TestAReplicaCatchesUpWhenTheLastChangeWasPurged(t *testing.T) {
 				}
 			}
 			cache := integration.NewCache()
-			f := e.start(cache, zaptest.NewLogger(t)) // fails the test if Start does not return
+			f := e.start(cache, zaptest.NewLogger(t)) // fails the test if the cache never catches up
 			if cache.Len() != tc.want {
 				t.Fatalf("%d integrations, want %d", cache.Len(), tc.want)
 			}

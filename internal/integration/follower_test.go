@@ -70,12 +70,22 @@ func (e *followerEnv) flush() {
 func (e *followerEnv) start(cache *integration.Cache, log *zap.Logger) *integration.Follower {
 	e.t.Helper()
 	f := integration.NewFollower(e.js, e.topo, cache, &integration.Parser{Prefix: "prowler", AllowAmbient: true}, log) // payloads without credentials
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := f.Start(ctx); err != nil {
-		e.t.Fatal(err)
+	ctx, stop := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- f.Run(ctx, func() { close(ready) }) }()
+	e.t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			e.t.Errorf("Run = %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		e.t.Fatalf("Run ended before the cache caught up: %v", err)
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("the cache never caught up")
 	}
-	e.t.Cleanup(f.Stop)
 	return f
 }
 
@@ -149,20 +159,26 @@ func idsOnly(igs []*integration.Integration) []string {
 	return out
 }
 
-// Stop returns once the parsers and the applier are gone, also when it is
-// called twice and before any change arrived.
-func TestFollowerStop(t *testing.T) {
+// Run returns once its context ends, the parsers and the applier gone,
+// also when it ends before the cache caught up.
+func TestFollowerRunEndsWithItsContext(t *testing.T) {
 	e := newFollowerEnv(t)
-	f := e.start(integration.NewCache(), zap.NewNop())
-	done := make(chan struct{})
-	go func() {
-		f.Stop()
-		f.Stop()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Stop did not return")
+	f := integration.NewFollower(e.js, e.topo, integration.NewCache(), &integration.Parser{Prefix: "prowler"}, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.Run(ctx, func() {}); err != nil {
+		t.Errorf("Run, its context ended at once: %v", err)
+	}
+	e.start(integration.NewCache(), zap.NewNop()) // the cleanup waits for Run
+}
+
+// A follower of a stream that is not there cannot start.
+func TestFollowerRunWithoutItsStream(t *testing.T) {
+	e := newFollowerEnv(t)
+	topo := e.topo
+	topo.Prefix = "other"
+	f := integration.NewFollower(e.js, topo, integration.NewCache(), &integration.Parser{Prefix: "other"}, zap.NewNop())
+	if err := f.Run(t.Context(), func() { t.Error("ready without a stream") }); err == nil {
+		t.Error("Run without its stream succeeded")
 	}
 }

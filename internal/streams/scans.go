@@ -15,9 +15,23 @@ import (
 // ErrScanNotFound says a replayed scan is not in the scans stream.
 var ErrScanNotFound = errors.New("scan not found in the scans stream")
 
-// FindScan reads the scans stream for the last event of tenant whose scan_id
-// is scanID, and returns its subject and payload.
-func FindScan(ctx context.Context, js jetstream.JetStream, topo Topology, tenant, scanID string) (string, []byte, error) {
+// Scans reads stored scan events and puts them back on the scans stream
+// (control's replay).
+type Scans struct {
+	JS   jetstream.JetStream
+	Topo Topology
+}
+
+// Republish stores payload on subject again.
+func (s Scans) Republish(ctx context.Context, subject string, payload []byte) error {
+	_, err := s.JS.Publish(ctx, subject, payload)
+	return err
+}
+
+// Find reads the scans stream for the last event of tenant whose scan_id
+// is scanID, and returns its subject and payload, or ErrScanNotFound.
+func (s Scans) Find(ctx context.Context, tenant, scanID string) (string, []byte, error) {
+	js, topo := s.JS, s.Topo
 	cons, err := js.OrderedConsumer(ctx, topo.ScansStream(), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{topo.Subject(event.ScansCompleted, tenant, "*")},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
