@@ -19,6 +19,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/status"
 	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 	"github.com/prowler-cloud/s3-exporter/testutil/natstest"
@@ -48,7 +49,7 @@ func newLiveConsumer(t *testing.T, opts ScanOptions) *liveConsumer {
 	cache := integration.NewCache()
 	cache.Put(igA)
 	led := ledger.New(kv)
-	rep := NewReporter(js, topo, led, m, cache, log)
+	rep := NewReporter(js, topo, led, m, status.NewPublisher(js, "prowler", cache, m, log), log)
 	if opts.Durable == "" {
 		opts.Durable = "s3-exporter"
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 )
@@ -14,7 +15,8 @@ import (
 // The ports through which the consumer does its I/O. They are defined
 // here, where they are used, and are as small as the consumer needs: unit
 // tests give fakes, the daemon gives the real parts (*ledger.Ledger,
-// jetstream.JetStream, *integration.Cache, *Follower).
+// jetstream.JetStream, *integration.Cache, *integration.Follower,
+// *status.Publisher).
 
 // Ledger reads and writes export progress and deferral counts.
 type Ledger interface {
@@ -33,12 +35,18 @@ type Publisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
+// Connections publishes connection statuses (*status.Publisher is one).
+type Connections interface {
+	Publish(ctx context.Context, st event.ConnectionStatus)
+}
+
 // Catalog selects the integrations a scan exports to (*integration.Cache is one).
 type Catalog interface {
 	Select(tenant, provider string) []*integration.Integration
 }
 
-// CatchUpper brings the catalog up to date with its stream (*Follower is one).
+// CatchUpper brings the catalog up to date with its stream
+// (*integration.Follower is one).
 type CatchUpper interface {
 	CatchUp(ctx context.Context, timeout time.Duration) error
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
-	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/status"
 	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
@@ -21,17 +21,17 @@ import (
 // Reporter writes the consequences of an outcome — ledger entry, status
 // events, metrics, dead letters — in one place, so they never disagree.
 type Reporter struct {
-	js      Publisher
-	topo    streams.Topology
-	ledger  Ledger
-	metrics *metrics.Metrics
-	cache   *integration.Cache
-	log     *zap.Logger
+	js          Publisher
+	topo        streams.Topology
+	ledger      Ledger
+	metrics     *metrics.Metrics
+	connections Connections
+	log         *zap.Logger
 }
 
 // NewReporter returns a Reporter.
-func NewReporter(js Publisher, topo streams.Topology, l Ledger, m *metrics.Metrics, cache *integration.Cache, log *zap.Logger) *Reporter {
-	return &Reporter{js: js, topo: topo, ledger: l, metrics: m, cache: cache, log: log}
+func NewReporter(js Publisher, topo streams.Topology, l Ledger, m *metrics.Metrics, c Connections, log *zap.Logger) *Reporter {
+	return &Reporter{js: js, topo: topo, ledger: l, metrics: m, connections: c, log: log}
 }
 
 // Outcome is what became of one scan for one integration in one delivery.
@@ -108,17 +108,8 @@ func (r *Reporter) Export(ctx context.Context, o Outcome) (published bool) {
 	}
 
 	// An export shows whether the integration is reachable.
-	switch {
-	case connErr != nil:
-		r.Connection(ctx, event.ConnectionStatus{
-			TenantID: scan.TenantID, IntegrationID: ig.ID, Connected: false, LastCheckedAt: finished,
-			BucketRegion: o.Result.Region, Error: &event.ErrorBody{Code: string(connErr.Code), Message: connErr.Message()},
-		})
-	case uploaded:
-		r.Connection(ctx, event.ConnectionStatus{
-			TenantID: scan.TenantID, IntegrationID: ig.ID, Connected: true, LastCheckedAt: finished,
-			BucketRegion: o.Result.Region,
-		})
+	if connErr != nil || uploaded {
+		r.connections.Publish(ctx, status.Connection(scan.TenantID, ig.ID, finished, o.Result.Region, connErr))
 	}
 	return published
 }
@@ -132,22 +123,6 @@ func reachability(c errcode.Code) bool {
 		return true
 	}
 	return false
-}
-
-// Connection publishes a connection status and remembers it.
-func (r *Reporter) Connection(ctx context.Context, st event.ConnectionStatus) {
-	r.cache.SetStatus(st)
-	r.publish(ctx, r.topo.Subject(event.IntegrationsStatus, st.TenantID, st.IntegrationID), st)
-	r.RefreshIntegrations()
-}
-
-// RefreshIntegrations sets the integrations gauge from the cache.
-func (r *Reporter) RefreshIntegrations() {
-	counts := map[metrics.IntegrationState]int{}
-	for k, n := range r.cache.Counts() {
-		counts[metrics.IntegrationState{Enabled: k[0] == "true", Connected: k[1]}] = n
-	}
-	r.metrics.SetIntegrations(counts)
 }
 
 // publish publishes a status event and reports whether JetStream stored it.

@@ -21,6 +21,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
+	"github.com/prowler-cloud/s3-exporter/internal/status"
 	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
@@ -233,7 +234,7 @@ func newShell(t *testing.T, opts ScanOptions, catch error, igs ...*integration.I
 	for _, ig := range igs {
 		cache.Put(ig)
 	}
-	rep := NewReporter(s.pub, topo, s.led, m, cache, log)
+	rep := NewReporter(s.pub, topo, s.led, m, status.NewPublisher(s.pub, "prowler", cache, m, log), log)
 	if opts.MaxDeliver == 0 {
 		opts.MaxDeliver = 3
 	}

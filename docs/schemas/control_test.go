@@ -135,7 +135,7 @@ func controlService(t *testing.T, tested *[]string) *control.Service {
 		Cache: cache, Ledger: nopLedger{}, Scans: exampleScans{scan: scan, payload: payload},
 		Test: func(_ context.Context, ig *integration.Integration) control.TestResult {
 			*tested = append(*tested, ig.TenantID+"/"+ig.ID)
-			return control.TestResult{Connected: true, Region: "eu-west-1", CheckedAt: time.Now().UTC()}
+			return control.TestResult{Region: "eu-west-1", CheckedAt: time.Now().UTC()}
 		},
 		Build:   p.Build,
 		Publish: func(context.Context, event.ConnectionStatus) {},

@@ -8,6 +8,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/status"
 )
 
 // OnChange reacts once (in one replica) to an integration change; perr is
@@ -28,8 +29,7 @@ func (s *Service) OnChange(ctx context.Context, ch integration.Change, perr erro
 		if err := s.p.Ledger.ForgetFingerprint(ctx, ch.TenantID, ch.ID); err != nil {
 			s.log.Warn("forgetting the tested-configuration fingerprint", zap.Error(err))
 		}
-		s.p.Publish(ctx, event.ConnectionStatus{TenantID: ch.TenantID, IntegrationID: ch.ID, Connected: false,
-			LastCheckedAt: s.now(), Error: errorBody(errcode.From(perr))})
+		s.p.Publish(ctx, status.Connection(ch.TenantID, ch.ID, s.now(), "", errcode.From(perr)))
 	case ch.Action == event.ActionDelete || ch.Ignored:
 		if err := s.p.Ledger.ForgetFingerprint(ctx, ch.TenantID, ch.ID); err != nil {
 			s.log.Warn("forgetting the tested-configuration fingerprint", zap.Error(err))

@@ -52,10 +52,10 @@ type Scans interface {
 
 // TestResult is the outcome of one connection test (contract §5).
 type TestResult struct {
-	Connected bool
 	Region    string
 	CheckedAt time.Time
-	Err       *errcode.Error
+	// Err is why the bucket could not be used (nil: connected).
+	Err *errcode.Error
 }
 
 // Ports are control's dependencies. Every one is required except Metrics.

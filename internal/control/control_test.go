@@ -128,7 +128,7 @@ type world struct {
 
 func newWorld(t *testing.T, igs ...*integration.Integration) *world {
 	return &world{t: t, cache: newFakeCache(igs...), ledger: ledgerFuncs{t: t},
-		result: TestResult{Connected: true, Region: "eu-west-1", CheckedAt: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
+		result: TestResult{Region: "eu-west-1", CheckedAt: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
 		opts:   Options{Global: true}}
 }
 
@@ -223,7 +223,7 @@ func TestTestOfASavedIntegrationPublishesItsStatus(t *testing.T) {
 
 func TestFailedTestSaysWhy(t *testing.T) {
 	w := newWorld(t, saved("t1", "i1", "b"))
-	w.result = TestResult{Connected: true, Err: errcode.Permanent(errcode.S3BucketAccessDenied, errors.New("access denied to bucket b"))}
+	w.result = TestResult{Err: errcode.Permanent(errcode.S3BucketAccessDenied, errors.New("access denied to bucket b"))}
 	rep := w.service().Handle(t.Context(), "t1", event.OpTest, js(t, event.TestRequest{IntegrationID: "i1"})).(event.TestReply)
 	if rep.Connected || rep.Error == nil || rep.Error.Code != string(errcode.S3BucketAccessDenied) || rep.CheckedAt.IsZero() {
 		t.Fatalf("reply %+v", rep)

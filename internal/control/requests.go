@@ -11,6 +11,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
+	"github.com/prowler-cloud/s3-exporter/internal/status"
 	"github.com/prowler-cloud/s3-exporter/internal/streams"
 )
 
@@ -112,15 +113,11 @@ func (s *Service) runTest(ctx context.Context, ig *integration.Integration, publ
 	tctx, cancel := context.WithTimeout(ctx, s.opts.TestTimeout)
 	defer cancel()
 	res := s.p.Test(tctx, ig)
-	st := event.ConnectionStatus{TenantID: ig.TenantID, IntegrationID: ig.ID, Connected: res.Connected,
-		LastCheckedAt: res.CheckedAt, BucketRegion: res.Region}
-	if st.LastCheckedAt.IsZero() {
-		st.LastCheckedAt = s.now()
+	at := res.CheckedAt
+	if at.IsZero() {
+		at = s.now()
 	}
-	if res.Err != nil {
-		st.Connected = false
-		st.Error = errorBody(res.Err)
-	}
+	st := status.Connection(ig.TenantID, ig.ID, at, res.Region, res.Err)
 	s.p.Tested(st.Connected)
 	s.log.Info("connection test", zap.String("tenant_id", ig.TenantID), zap.String("integration_id", ig.ID),
 		zap.Bool("saved", publish), zap.Bool("connected", st.Connected), zap.String("code", codeOf(st.Error)))

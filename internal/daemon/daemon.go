@@ -28,6 +28,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
 	"github.com/prowler-cloud/s3-exporter/internal/ledger"
 	"github.com/prowler-cloud/s3-exporter/internal/source"
+	"github.com/prowler-cloud/s3-exporter/internal/status"
 	"github.com/prowler-cloud/s3-exporter/internal/streams"
 	"github.com/prowler-cloud/s3-exporter/metrics"
 )
@@ -187,9 +188,10 @@ func (d *Daemon) run(stop context.Context) (err error) {
 // start builds the components and starts them in order, each ready before
 // the next starts: the metrics server (/readyz says why the rest is not
 // ready yet) and the NATS connection everything needs; then, once the
-// streams exist, the integration cache (caught up before anything reads
-// it), the connection statuses, the control plane, the integration change
-// consumer and last the scan consumer, which takes work. It returns the
+// streams exist, the status publisher, the integration cache (caught up
+// before anything reads it), the connection statuses, the control plane,
+// the integration change consumer and last the scan consumer, which takes
+// work. It returns the
 // connected server's URL, redacted.
 func (d *Daemon) start(ctx context.Context) (string, error) {
 	cfg := d.cfg
@@ -235,7 +237,8 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 
 	cache := integration.NewCache()
 	led := ledger.New(kv)
-	reporter := consumer.NewReporter(js, d.topo, led, d.metrics, cache, d.log)
+	statuses := status.NewPublisher(js, cfg.SubjectPrefix, cache, d.metrics, d.log)
+	reporter := consumer.NewReporter(js, d.topo, led, d.metrics, statuses, d.log)
 	opener, err := source.NewOpener(js, cfg.FileSourceRoots)
 	if err != nil {
 		return "", fmt.Errorf("S3EXPORTER_FILE_SOURCE_ROOTS: %w", err)
@@ -258,7 +261,12 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 		UploadTimeout: cfg.UploadTimeout, Retries: cfg.InProcessRetries, RetryBaseDelay: cfg.RetryBaseDelay,
 		InFlight:     d.metrics.UploadsInFlight.Add,
 		UploadMemory: budget, BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
-		Observer: d.metrics.SchedObserver(), OnBreaker: breakerStatus(clients, reporter),
+		Observer: d.metrics.SchedObserver(),
+		// On an upload's goroutine: Offer never waits for NATS.
+		OnBreaker: func(ig *integration.Integration, open bool, cause *errcode.Error) {
+			region, _ := clients.CachedRegion(ig)
+			statuses.Offer(status.Breaker(ig.TenantID, ig.ID, time.Now(), region, open, cause))
+		},
 	}, d.log)
 
 	follower := integration.NewFollower(js, d.topo, cache, parser, d.log)
@@ -268,12 +276,12 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 		Scans:  streams.Scans{JS: js, Topo: d.topo},
 		Test: func(ctx context.Context, ig *integration.Integration) control.TestResult {
 			r := clients.TestConnection(ctx, ig)
-			return control.TestResult{Connected: r.Connected, Region: r.Region, CheckedAt: r.CheckedAt, Err: r.Err}
+			return control.TestResult{Region: r.Region, CheckedAt: r.CheckedAt, Err: r.Err}
 		},
 		Build:   parser.Build,
-		Publish: reporter.Connection,
+		Publish: statuses.Publish,
 		CatchUp: follower.CatchUp,
-		Changed: reporter.RefreshIntegrations,
+		Changed: statuses.RefreshIntegrations,
 		Tested: func(connected bool) {
 			result := metrics.ConnectionDisconnected
 			if connected {
@@ -288,7 +296,8 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 		r    Runnable
 		then func() // once it is ready
 	}{
-		{"integration cache", follower, func() { d.metrics.CacheReady.Set(1); reporter.RefreshIntegrations() }},
+		{"status publisher", statuses, nil},
+		{"integration cache", follower, func() { d.metrics.CacheReady.Set(1); statuses.RefreshIntegrations() }},
 		// Every replica learns every connection status, whoever published
 		// it, starting from the last stored one of each integration.
 		{"connection statuses", &control.Statuses{
@@ -296,7 +305,7 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 			Load: func(ctx context.Context) ([]event.ConnectionStatus, error) {
 				return control.LoadLast(ctx, js, d.topo.StatusStream(), d.topo.Subject(event.IntegrationsStatus, ">"))
 			},
-			Current: cache.Status, Set: cache.SetStatus, Loaded: reporter.RefreshIntegrations, Log: d.log,
+			Current: cache.Status, Set: cache.SetStatus, Loaded: statuses.RefreshIntegrations, Log: d.log,
 		}, nil},
 		{"control", &control.Server{NC: conn.nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
 			Base: d.life, Timeout: cfg.ConnectionTestTimeout + 5*time.Second, Log: d.log}, nil},
@@ -317,29 +326,6 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 		}
 	}
 	return conn.nc.ConnectedUrlRedacted(), nil
-}
-
-// breakerStatus publishes a connection status when the breaker of an
-// integration's destination opens (connected false, the failure that opened
-// it) or closes again (connected true: a probe got through).
-func breakerStatus(clients *exporter.Clients, reporter *consumer.Reporter) func(*integration.Integration, bool, *errcode.Error) {
-	return func(ig *integration.Integration, open bool, cause *errcode.Error) {
-		st := event.ConnectionStatus{TenantID: ig.TenantID, IntegrationID: ig.ID, LastCheckedAt: time.Now().UTC(),
-			Connected: !open, Breaker: event.BreakerClosed}
-		if r, ok := clients.CachedRegion(ig); ok {
-			st.BucketRegion = r
-		}
-		if open {
-			st.Breaker = event.BreakerOpen
-			st.Error = &event.ErrorBody{Code: string(errcode.Timeout), Message: "uploads fail fast after repeated failures"}
-			if cause != nil {
-				st.Error = &event.ErrorBody{Code: string(cause.Code), Message: cause.Message()}
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		reporter.Connection(ctx, st)
-	}
 }
 
 // Ready reports whether the replica can take work: every component
