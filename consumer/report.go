@@ -45,10 +45,10 @@ type Outcome struct {
 	Entry ledger.Entry
 }
 
-// Export records an outcome: ledger, export status, connection status and
+// Record records an outcome: ledger, export status, connection status and
 // metrics. It returns false when the export status could not be published;
 // the export is then left unsettled in the ledger.
-func (r *Reporter) Export(ctx context.Context, o Outcome) (published bool) {
+func (r *Reporter) Record(ctx context.Context, o Outcome) (published bool) {
 	scan, ig := o.Scan, o.Result.Integration
 	finished := time.Now().UTC()
 	st := event.ExportStatus{

@@ -407,7 +407,7 @@ func (c *ScanConsumer) carry(msg jetstream.Msg, log *zap.Logger, scan *event.Sca
 	} else if len(s.Outcomes) > 0 {
 		published := make([]bool, len(s.Outcomes))
 		for i, o := range s.Outcomes {
-			published[i] = c.report.Export(c.work, o)
+			published[i] = c.report.Record(c.work, o)
 		}
 		s = afterPublish(s, published, c.opts.Backoff)
 	}

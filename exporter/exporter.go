@@ -35,7 +35,7 @@ type Opener interface {
 // Options tunes uploads.
 type Options struct {
 	// Concurrency caps the artifact uploads running at once, across scans
-	// and tenants (default 64). Within it each destination has its own
+	// and tenants (default DefaultConcurrency, 128). Within it each destination has its own
 	// adaptive limit and each tenant its fair share (package sched).
 	Concurrency int
 	// UploadMemory is the byte budget of the uploads running at once
@@ -145,9 +145,6 @@ func New(clients *Clients, opener Opener, opts Options, log *zap.Logger) *Export
 
 // Scheduler returns the exporter's upload scheduler (stats, tests).
 func (e *Exporter) Scheduler() *sched.Scheduler { return e.sched }
-
-// Clients returns the exporter's client cache.
-func (e *Exporter) Clients() *Clients { return e.clients }
 
 // Job is one integration to export a scan to.
 type Job struct {
@@ -363,33 +360,25 @@ func (e *Exporter) retry(ctx context.Context, what string, ig *integration.Integ
 	}
 }
 
-// attempt waits for a grant, uploads once on a worker and gives the outcome
-// back to the scheduler.
+// attempt uploads once on a worker, under a grant.
 func (e *Exporter) attempt(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult, req sched.Request, size int64, retry bool) (*event.ObjectRecord, *errcode.Error) {
-	g, err := e.sched.Acquire(ctx, req)
-	if err != nil {
-		return nil, e.refused(err, ig)
-	}
-	e.opts.InFlight(1)
-	defer e.opts.InFlight(-1)
-	var (
-		rec    *event.ObjectRecord
-		uerr   *errcode.Error
-		opened bool
-	)
-	done := make(chan struct{})
-	e.spawn(func() {
-		defer close(done)
-		rec, uerr, opened = e.upload(ctx, scan, ig, ar.Artifact, ar.Key, retry)
-	})
-	<-done
-	o := outcome(ctx, uerr, opened)
 	// One request (PutObject below the threshold): its time is a round
 	// trip, the limit's latency signal. A multipart upload's time depends on
 	// its size more than on the destination.
 	timed := size >= 0 && size < e.opts.MultipartThreshold
-	e.breakerChanged(ig, g.Done(o, timed), uerr)
-	return rec, uerr
+	var rec *event.ObjectRecord
+	err := e.underGrant(ctx, ig, req, timed, func() (opened bool, err *errcode.Error) {
+		e.opts.InFlight(1)
+		defer e.opts.InFlight(-1)
+		done := make(chan struct{})
+		e.spawn(func() {
+			defer close(done)
+			rec, err, opened = e.upload(ctx, scan, ig, ar.Artifact, ar.Key, retry)
+		})
+		<-done
+		return opened, err
+	})
+	return rec, err
 }
 
 // sleep waits for d or until ctx ends, whichever comes first.

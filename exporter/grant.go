@@ -28,17 +28,34 @@ func (e *Exporter) region(ctx context.Context, tenant string, ig *integration.In
 	if r, ok := e.clients.CachedRegion(ig); ok {
 		return r, nil
 	}
-	g, err := e.sched.Acquire(ctx, sched.Request{Tenant: tenant, Dest: destKey(tenant, ig)})
+	var region string
+	err := e.underGrant(ctx, ig, sched.Request{Tenant: tenant, Dest: destKey(tenant, ig)}, false, func() (bool, *errcode.Error) {
+		_, r, err := e.clients.Client(ctx, ig)
+		if err != nil {
+			return true, classify("finding the bucket region", err)
+		}
+		region = r
+		return true, nil
+	})
+	return region, err
+}
+
+// underGrant runs work once the scheduler grants req (the tenant's fair
+// share, the destination's limit and breaker, the byte budget), and tells
+// the scheduler what its result says about the destination; a breaker that
+// changed state is logged and reported (breakerChanged). work returns its
+// error and whether it reached the destination (opened: a source that
+// failed to open says nothing about the bucket). timed says work was one
+// request, whose time is a round trip: the limit's latency signal. A grant
+// refused is returned as work's error would be (refused).
+func (e *Exporter) underGrant(ctx context.Context, ig *integration.Integration, req sched.Request, timed bool, work func() (opened bool, err *errcode.Error)) *errcode.Error {
+	g, err := e.sched.Acquire(ctx, req)
 	if err != nil {
-		return "", e.refused(err, ig)
+		return e.refused(err, ig)
 	}
-	_, region, cerr := e.clients.Client(ctx, ig)
-	var ce *errcode.Error
-	if cerr != nil {
-		ce = classify("finding the bucket region", cerr)
-	}
-	e.breakerChanged(ig, g.Done(outcome(ctx, ce, true), false), ce)
-	return region, ce
+	opened, werr := work()
+	e.breakerChanged(ig, g.Done(signal(ctx, werr, opened), timed), werr)
+	return werr
 }
 
 // refused classifies an upload the scheduler did not let run. A breaker
@@ -60,8 +77,8 @@ func (e *Exporter) refused(err error, ig *integration.Integration) *errcode.Erro
 
 func (e *Exporter) causeKey(ig *integration.Integration) string { return destKey(ig.TenantID, ig) }
 
-// outcome is what an upload's result says about its destination.
-func outcome(ctx context.Context, err *errcode.Error, opened bool) sched.Outcome {
+// signal is what a request's result says about its destination.
+func signal(ctx context.Context, err *errcode.Error, opened bool) sched.Signal {
 	switch {
 	case err == nil:
 		return sched.Succeeded

@@ -261,25 +261,21 @@ func (e *Exporter) putManifestWithRetry(ctx context.Context, scan *event.ScanCom
 // putManifest writes a manifest once, with one PutObject (it is small),
 // under a grant.
 func (e *Exporter) putManifest(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult, body []byte, req sched.Request) (*event.ObjectRecord, *errcode.Error) {
-	g, err := e.sched.Acquire(ctx, req)
-	if err != nil {
-		return nil, e.refused(err, ig)
-	}
-	e.opts.InFlight(1)
-	defer e.opts.InFlight(-1)
-	uctx, cancel := context.WithTimeout(ctx, e.opts.UploadTimeout)
-	defer cancel()
-	var (
-		rec  *event.ObjectRecord
-		perr *errcode.Error
-	)
-	if cl, _, cerr := e.clients.Client(uctx, ig); cerr != nil {
-		perr = classify("finding the bucket region", cerr)
-	} else {
+	var rec *event.ObjectRecord
+	err := e.underGrant(ctx, ig, req, true, func() (bool, *errcode.Error) {
+		e.opts.InFlight(1)
+		defer e.opts.InFlight(-1)
+		uctx, cancel := context.WithTimeout(ctx, e.opts.UploadTimeout)
+		defer cancel()
+		cl, _, err := e.clients.Client(uctx, ig)
+		if err != nil {
+			return true, classify("finding the bucket region", err)
+		}
 		po := objectOptions(scan, ig, ar.Artifact)
 		po.ContentType = "application/json"
+		var perr *errcode.Error
 		rec, perr = putSmall(uctx, cl, ig.Bucket, po, ar.Artifact, ar.Key, int64(len(body)), bytes.NewReader(body))
-	}
-	e.breakerChanged(ig, g.Done(outcome(ctx, perr, true), true), perr)
-	return rec, perr
+		return true, perr
+	})
+	return rec, err
 }

@@ -35,7 +35,7 @@ func (s *Service) OnChange(ctx context.Context, ch integration.Change, perr erro
 			s.log.Warn("forgetting the tested-configuration fingerprint", zap.Error(err))
 		}
 	case ch.Integration != nil:
-		changed, err := s.p.Ledger.SwapFingerprint(ctx, ch.TenantID, ch.ID, Fingerprint(ch.Integration))
+		changed, err := s.p.Ledger.SwapFingerprint(ctx, ch.TenantID, ch.ID, ch.Integration.Fingerprint())
 		if err != nil {
 			// Testing twice costs one beacon; not testing a changed bucket
 			// would leave its status wrong.
@@ -53,8 +53,3 @@ func (s *Service) OnChange(ctx context.Context, ch integration.Change, perr erro
 		s.runTest(ctx, ch.Integration, true)
 	}
 }
-
-// Fingerprint identifies what a connection test depends on: the bucket and
-// the credentials (hashed; the hashing is shared with the S3 client cache
-// keys, in package integration).
-func Fingerprint(ig *integration.Integration) string { return ig.Fingerprint() }

@@ -481,7 +481,7 @@ func TestReplayRefusals(t *testing.T) {
 
 func TestOnChange(t *testing.T) {
 	ig := saved("t1", "i1", "b", "p1")
-	fp := Fingerprint(ig)
+	fp := ig.Fingerprint()
 	for _, tc := range []struct {
 		name    string
 		ch      integration.Change
@@ -548,7 +548,7 @@ func TestFingerprintFollowsWhatTheTestDependsOn(t *testing.T) {
 	same.Providers = []string{"p2"}
 	same.OutputDirectory = "elsewhere"
 	same.Enabled = false
-	if Fingerprint(base) != Fingerprint(&same) {
+	if base.Fingerprint() != same.Fingerprint() {
 		t.Error("providers, directory or enabled changed the fingerprint")
 	}
 	for name, mutate := range map[string]func(*integration.Integration){
@@ -561,11 +561,11 @@ func TestFingerprintFollowsWhatTheTestDependsOn(t *testing.T) {
 	} {
 		c := *base
 		mutate(&c)
-		if Fingerprint(base) == Fingerprint(&c) {
+		if base.Fingerprint() == c.Fingerprint() {
 			t.Errorf("a changed %s keeps the fingerprint", name)
 		}
 	}
-	if strings.Contains(Fingerprint(base), "secret-value") {
+	if strings.Contains(base.Fingerprint(), "secret-value") {
 		t.Error("the fingerprint holds the secret")
 	}
 }

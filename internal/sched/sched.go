@@ -81,12 +81,13 @@ type Request struct {
 	Bytes int64
 }
 
-// Outcome is what an upload's end says about its destination.
-type Outcome int
+// Signal is what the end of a request under a grant says about its
+// destination; the destination's limit and breaker learn from it.
+type Signal int
 
 const (
 	// Abandoned: nothing (the context ended, the source failed).
-	Abandoned Outcome = iota
+	Abandoned Signal = iota
 	// Succeeded: the upload is in the bucket.
 	Succeeded
 	// Answered: the destination answered with an error that is not about
@@ -365,18 +366,18 @@ type Grant struct {
 	once      sync.Once
 }
 
-// Done releases the grant and feeds the upload's outcome to its
+// Done releases the grant and feeds the request's signal to its
 // destination's limit and breaker. When timed, the time since the grant is a
 // round trip (an upload of one request) and feeds the limit's latency
 // signal. It reports a change of the breaker: Opened (the fail-fast starts;
 // uploads waiting for the destination fail with an *OpenError) or
 // ClosedAgain. Calls after the first do nothing.
-func (g *Grant) Done(o Outcome, timed bool) (tr Transition) {
+func (g *Grant) Done(o Signal, timed bool) (tr Transition) {
 	g.once.Do(func() { tr = g.s.done(g, o, timed) })
 	return tr
 }
 
-func (s *Scheduler) done(g *Grant, o Outcome, timed bool) Transition {
+func (s *Scheduler) done(g *Grant, o Signal, timed bool) Transition {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()

@@ -254,7 +254,7 @@ func TestAnswersThatAreNotOverloadResetTheFailureCount(t *testing.T) {
 	s := New(Config{Capacity: 8, InitialLimit: 8, BreakerFailures: 2})
 	ctx := context.Background()
 	r := Request{Tenant: "A", Dest: "A/b"}
-	for _, o := range []Outcome{Overloaded, Answered, Overloaded, Abandoned, Succeeded, Overloaded} {
+	for _, o := range []Signal{Overloaded, Answered, Overloaded, Abandoned, Succeeded, Overloaded} {
 		g, err := s.Acquire(ctx, r)
 		if err != nil {
 			t.Fatal(err)
