@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
 	"github.com/prowler-cloud/s3-exporter/internal/clock"
@@ -27,7 +26,8 @@ import (
 type ScanOptions struct {
 	// Durable is the consumer name every replica shares.
 	Durable string
-	// MaxInFlight bounds the scans one replica exports at once.
+	// MaxInFlight bounds the scans one replica exports at once (default
+	// DefaultMaxInFlight).
 	MaxInFlight int
 	// MaxHeld bounds the scan messages one replica holds (exporting or
 	// waiting for a slot): it never has more unacknowledged messages than
@@ -55,6 +55,22 @@ type ScanOptions struct {
 	// CheckEvery is how often the bound consumer is looked at (its gauges,
 	// and Check); 0: 10 s.
 	CheckEvery time.Duration
+}
+
+// Defaults of the options that are settings of the daemon too
+// (S3EXPORTER_MAX_INFLIGHT_SCANS, S3EXPORTER_ACK_WAIT, S3EXPORTER_BACKOFF):
+// internal/daemon's TestPackageDefaultsAreTheSettingsDefaults holds them equal to
+// config.Default's.
+const (
+	DefaultMaxInFlight = 32
+	DefaultAckWait     = 60 * time.Second
+)
+
+// DefaultBackoff is the default of ScanOptions.Backoff: 5s, 30s, 2m, 10m,
+// then 30m.
+func DefaultBackoff(attempt int) time.Duration {
+	delays := [...]time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute}
+	return delays[min(max(attempt-1, 0), len(delays)-1)]
 }
 
 // progressWindow: a tenant that finished a scan within it is progressing
@@ -103,24 +119,21 @@ type ScanConsumer struct {
 // NewScanConsumer returns a consumer; Run binds the durable consumer.
 func NewScanConsumer(js jetstream.JetStream, topo streams.Topology, opts ScanOptions, cache Catalog, f CatchUpper,
 	exp Exporter, l Ledger, rep *Reporter, m *metrics.Metrics, log *zap.Logger) *ScanConsumer {
-	// Settings of the daemon's configuration default to config.Default's
-	// (written once, in its struct tags).
-	d := config.Default()
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = d.MaxInFlightScans
+		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	opts.MaxHeld = max(opts.MaxHeld, opts.MaxInFlight)
 	if opts.MaxTenantInFlight <= 0 {
 		opts.MaxTenantInFlight = opts.MaxInFlight
 	}
 	if opts.AckWait <= 0 {
-		opts.AckWait = d.AckWait
+		opts.AckWait = DefaultAckWait
 	}
 	if opts.CacheWait <= 0 {
 		opts.CacheWait = 10 * time.Second
 	}
 	if opts.Backoff == nil {
-		opts.Backoff = d.BackoffFor
+		opts.Backoff = DefaultBackoff
 	}
 	switch {
 	case opts.DeferCooldown == 0:

@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/prowler-cloud/s3-exporter/config"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
@@ -33,7 +32,8 @@ type ClientOptions struct {
 	PathStyle bool
 	// STSEndpoint overrides the STS endpoint.
 	STSEndpoint string
-	// DefaultRegion is used before a bucket's region is known.
+	// DefaultRegion is used before a bucket's region is known (default
+	// DefaultRegion).
 	DefaultRegion string
 	// MaxAttempts is the SDK retryer's attempts per request (default 3).
 	MaxAttempts int
@@ -42,7 +42,7 @@ type ClientOptions struct {
 	// that a brown-out does not make them wait out whole seconds per retry.
 	RetryMaxBackoff time.Duration
 	// CredentialExpiryWindow is how long before they expire assumed-role
-	// credentials are refreshed (default S3EXPORTER_CREDENTIAL_REFRESH_WINDOW's;
+	// credentials are refreshed (default DefaultCredentialExpiryWindow;
 	// tests shorten it to watch a refresh within seconds).
 	CredentialExpiryWindow time.Duration
 	// OnRetry, when set, is called each time the SDK's retryer sends a
@@ -61,9 +61,18 @@ type ClientOptions struct {
 	// that bucket before asking again (default DefaultFallbackRegionTTL).
 	FallbackRegionTTL time.Duration
 	// ResponseTimeout bounds the wait for a request's response headers and
-	// a stalled body (default S3EXPORTER_RESPONSE_TIMEOUT's; see stall.go).
+	// a stalled body (default DefaultResponseTimeout; see stall.go).
 	ResponseTimeout time.Duration
 }
+
+// Defaults of the client options that are settings of the daemon too
+// (S3EXPORTER_DEFAULT_REGION…): internal/daemon's
+// TestPackageDefaultsAreTheSettingsDefaults holds them equal to config.Default's.
+const (
+	DefaultRegion                 = "us-east-1"
+	DefaultCredentialExpiryWindow = time.Minute
+	DefaultResponseTimeout        = 60 * time.Second
+)
 
 // Cache bounds. A credential set with its S3 clients weighs about 15 KiB per
 // region used, so the default bound is some 60 MiB at most.
@@ -124,17 +133,14 @@ type bucketRegion struct {
 // NewClients loads the exporter's own AWS configuration (the SDK default
 // chain, AWS_CA_BUNDLE and the rest of the standard environment).
 func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
-	// Settings of the daemon's configuration default to config.Default's
-	// (written once, in its struct tags); the others are this package's.
-	d := config.Default()
 	if opts.DefaultRegion == "" {
-		opts.DefaultRegion = d.DefaultRegion
+		opts.DefaultRegion = DefaultRegion
 	}
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 3
 	}
 	if opts.CredentialExpiryWindow <= 0 {
-		opts.CredentialExpiryWindow = d.CredentialRefreshWindow
+		opts.CredentialExpiryWindow = DefaultCredentialExpiryWindow
 	}
 	if opts.MaxSigners <= 0 {
 		opts.MaxSigners = DefaultMaxSigners
@@ -148,7 +154,7 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 	// The HTTP client must stay a *awshttp.BuildableClient so that
 	// AWS_CA_BUNDLE keeps working.
 	if opts.ResponseTimeout <= 0 {
-		opts.ResponseTimeout = d.ResponseTimeout
+		opts.ResponseTimeout = DefaultResponseTimeout
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = 64

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/prowler-cloud/s3-exporter/config"
 	"go.uber.org/zap"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -74,13 +73,23 @@ type Options struct {
 	OnBreaker func(ig *integration.Integration, open bool, cause *errcode.Error)
 }
 
-// withDefaults fills what o leaves unset. A setting of the daemon's
-// configuration takes its default from there (config.Default, the struct
-// tags), so that it is written once; the rest are the exporter's own.
+// Defaults of the options that are settings of the daemon too
+// (S3EXPORTER_CONCURRENCY…): internal/daemon's TestPackageDefaultsAreTheSettingsDefaults
+// holds them equal to config.Default's.
+const (
+	DefaultConcurrency        = 128
+	DefaultPartSize           = 8 << 20
+	DefaultMultipartThreshold = 16 << 20
+	DefaultUploadTimeout      = 30 * time.Minute
+	DefaultRetryBaseDelay     = 200 * time.Millisecond
+	DefaultBreakerFailures    = 5
+	DefaultBreakerCooldown    = 30 * time.Second
+)
+
+// withDefaults fills what o leaves unset.
 func (o Options) withDefaults() Options {
-	d := config.Default()
 	if o.Concurrency <= 0 {
-		o.Concurrency = d.Concurrency
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.InitialLimit <= 0 {
 		o.InitialLimit = 8
@@ -92,28 +101,28 @@ func (o Options) withDefaults() Options {
 		o.PartConcurrency = 3
 	}
 	if o.PartSize < 5<<20 {
-		o.PartSize = d.PartSize
+		o.PartSize = DefaultPartSize
 	}
 	if o.MultipartThreshold == 0 {
-		o.MultipartThreshold = d.MultipartThreshold
+		o.MultipartThreshold = DefaultMultipartThreshold
 	}
 	if o.MultipartThreshold < o.PartSize {
 		o.MultipartThreshold = o.PartSize
 	}
 	if o.UploadTimeout <= 0 {
-		o.UploadTimeout = d.UploadTimeout
+		o.UploadTimeout = DefaultUploadTimeout
 	}
 	if o.OpenTimeout <= 0 {
 		o.OpenTimeout = 20 * time.Second
 	}
 	if o.RetryBaseDelay <= 0 {
-		o.RetryBaseDelay = d.RetryBaseDelay
+		o.RetryBaseDelay = DefaultRetryBaseDelay
 	}
 	if o.BreakerFailures <= 0 {
-		o.BreakerFailures = d.BreakerFailures
+		o.BreakerFailures = DefaultBreakerFailures
 	}
 	if o.BreakerCooldown <= 0 {
-		o.BreakerCooldown = d.BreakerCooldown
+		o.BreakerCooldown = DefaultBreakerCooldown
 	}
 	if o.InFlight == nil {
 		o.InFlight = func(float64) {}

@@ -16,7 +16,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/prowler-cloud/s3-exporter/config"
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/internal/integration"
@@ -80,11 +79,21 @@ type Ports struct {
 	Tested func(connected bool)
 }
 
+// Defaults of the options that are settings of the daemon too
+// (S3EXPORTER_SUBJECT_PREFIX, S3EXPORTER_CONNECTION_TEST_TIMEOUT):
+// internal/daemon's TestPackageDefaultsAreTheSettingsDefaults holds them equal to
+// config.Default's.
+const (
+	DefaultPrefix      = "prowler"
+	DefaultTestTimeout = 20 * time.Second
+)
+
 // Options tune the service.
 type Options struct {
-	// Prefix is the subject prefix (stored scan events are decoded with it).
+	// Prefix is the subject prefix (stored scan events are decoded with it;
+	// default DefaultPrefix).
 	Prefix string
-	// TestTimeout bounds one connection test.
+	// TestTimeout bounds one connection test (default DefaultTestTimeout).
 	TestTimeout time.Duration
 	// Global serves the tenant-less subjects (S3EXPORTER_GLOBAL_CONTROL).
 	Global bool
@@ -102,14 +111,11 @@ type Service struct {
 
 // New returns a Service.
 func New(p Ports, opts Options, log *zap.Logger) *Service {
-	// Settings of the daemon's configuration default to config.Default's
-	// (written once, in its struct tags).
-	d := config.Default()
 	if opts.Prefix == "" {
-		opts.Prefix = d.SubjectPrefix
+		opts.Prefix = DefaultPrefix
 	}
 	if opts.TestTimeout <= 0 {
-		opts.TestTimeout = d.ConnectionTestTimeout
+		opts.TestTimeout = DefaultTestTimeout
 	}
 	if opts.CatchUpTimeout <= 0 {
 		opts.CatchUpTimeout = 5 * time.Second
