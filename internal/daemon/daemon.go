@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -185,14 +186,10 @@ func (d *Daemon) run(stop context.Context) (err error) {
 	}
 }
 
-// start builds the components and starts them in order, each ready before
-// the next starts: the metrics server (/readyz says why the rest is not
-// ready yet) and the NATS connection everything needs; then, once the
-// streams exist, the status publisher, the integration cache (caught up
-// before anything reads it), the connection statuses, the control plane,
-// the integration change consumer and last the scan consumer, which takes
-// work. It returns the
-// connected server's URL, redacted.
+// start starts the components in order, each ready before the next: the
+// metrics server (/readyz says why the rest is not ready yet) and the NATS
+// connection everything needs; then, once the streams exist, the rest
+// (components). It returns the connected server's URL, redacted.
 func (d *Daemon) start(ctx context.Context) (string, error) {
 	cfg := d.cfg
 	parser := &integration.Parser{Prefix: cfg.SubjectPrefix, AllowPlaintext: cfg.AllowPlaintextCredentials,
@@ -210,12 +207,12 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	http, nats := d.g.Go("metrics server", d.http), d.g.Go("NATS connection", conn)
-	if err := d.g.Wait(ctx, http); err != nil {
+	srv, nc := d.g.Go("metrics server", d.http), d.g.Go("NATS connection", conn)
+	if err := d.g.Wait(ctx, srv); err != nil {
 		return "", err
 	}
 	close(d.httpUp)
-	if err := d.g.Wait(ctx, nats); err != nil {
+	if err := d.g.Wait(ctx, nc); err != nil {
 		return "", err
 	}
 	// In a JetStream domain (the hub's, seen from a leaf node) every API
@@ -234,14 +231,41 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	parts, err := d.components(ctx, conn.nc, js, kv, parser)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range parts {
+		if err := d.g.Start(ctx, p.name, p.r); err != nil {
+			return "", err
+		}
+		if p.then != nil {
+			p.then()
+		}
+	}
+	return conn.nc.ConnectedUrlRedacted(), nil
+}
 
+// part is a component as the daemon starts it.
+type part struct {
+	name string
+	r    Runnable
+	then func() // once it is ready
+}
+
+// components builds the components that work on the streams, and returns
+// them in start order: the status publisher, the integration cache (caught
+// up before anything reads it), the connection statuses, the control
+// plane, the integration change consumer and last the scan consumer, which
+// takes work.
+func (d *Daemon) components(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, kv jetstream.KeyValue, parser *integration.Parser) ([]part, error) {
+	cfg := d.cfg
 	cache := integration.NewCache()
 	led := ledger.New(kv)
 	statuses := status.NewPublisher(js, cfg.SubjectPrefix, cache, d.metrics, d.log)
-	reporter := consumer.NewReporter(js, d.topo, led, d.metrics, statuses, d.log)
 	opener, err := source.NewOpener(js, cfg.FileSourceRoots)
 	if err != nil {
-		return "", fmt.Errorf("S3EXPORTER_FILE_SOURCE_ROOTS: %w", err)
+		return nil, fmt.Errorf("S3EXPORTER_FILE_SOURCE_ROOTS: %w", err)
 	}
 	clients, err := exporter.NewClients(ctx, exporter.ClientOptions{
 		Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, STSEndpoint: cfg.STSEndpoint, DefaultRegion: cfg.DefaultRegion,
@@ -251,7 +275,7 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 		RetryMaxBackoff:        cfg.S3RetryMaxBackoff,
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	// GOMEMLIMIT, read without changing it (a negative limit only reads).
 	budget := exporter.UploadMemory(cfg.UploadMemory, debug.SetMemoryLimit(-1))
@@ -268,7 +292,6 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 			statuses.Offer(status.Breaker(ig.TenantID, ig.ID, time.Now(), region, open, cause))
 		},
 	}, d.log)
-
 	follower := integration.NewFollower(js, d.topo, cache, parser, d.log)
 	svc := control.New(control.Ports{
 		Cache:  cache,
@@ -291,23 +314,21 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 		},
 	}, control.Options{Prefix: cfg.SubjectPrefix, TestTimeout: cfg.ConnectionTestTimeout, Global: cfg.GlobalControl}, d.log)
 
-	for _, c := range []struct {
-		name string
-		r    Runnable
-		then func() // once it is ready
-	}{
+	// d.life is the context work runs under: it ends when the shutdown
+	// grace runs out.
+	return []part{
 		{"status publisher", statuses, nil},
 		{"integration cache", follower, func() { d.metrics.CacheReady.Set(1); statuses.RefreshIntegrations() }},
 		// Every replica learns every connection status, whoever published
 		// it, starting from the last stored one of each integration.
 		{"connection statuses", &control.Statuses{
-			NC: conn.nc, Subject: d.topo.Subject(event.IntegrationsStatus, ">"),
+			NC: nc, Subject: d.topo.Subject(event.IntegrationsStatus, ">"),
 			Load: func(ctx context.Context) ([]event.ConnectionStatus, error) {
 				return control.LoadLast(ctx, js, d.topo.StatusStream(), d.topo.Subject(event.IntegrationsStatus, ">"))
 			},
 			Current: cache.Status, Set: cache.SetStatus, Loaded: statuses.RefreshIntegrations, Log: d.log,
 		}, nil},
-		{"control", &control.Server{NC: conn.nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
+		{"control", &control.Server{NC: nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
 			Base: d.life, Timeout: cfg.ConnectionTestTimeout + 5*time.Second, Log: d.log}, nil},
 		{"integration changes", &control.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
 			Parser: parser, Handler: svc, Base: d.life, Log: d.log}, nil},
@@ -315,17 +336,9 @@ func (d *Daemon) start(ctx context.Context) (string, error) {
 			Durable: cfg.ConsumerName, MaxInFlight: cfg.MaxInFlightScans, AckWait: cfg.AckWait,
 			MaxDeliver: cfg.MaxDeliver, Backoff: cfg.BackoffFor,
 			MaxHeld: cfg.MaxHeldScans, MaxTenantInFlight: cfg.MaxTenantScans,
-			Base: d.life, CheckEvery: d.checkEvery, // the grace is the daemon's: d.life ends when it runs out
-		}, cache, follower, exp, led, reporter, d.metrics, d.log), nil},
-	} {
-		if err := d.g.Start(ctx, c.name, c.r); err != nil {
-			return "", err
-		}
-		if c.then != nil {
-			c.then()
-		}
-	}
-	return conn.nc.ConnectedUrlRedacted(), nil
+			Base: d.life, CheckEvery: d.checkEvery,
+		}, cache, follower, exp, led, consumer.NewReporter(js, d.topo, led, d.metrics, statuses, d.log), d.metrics, d.log), nil},
+	}, nil
 }
 
 // Ready reports whether the replica can take work: every component
