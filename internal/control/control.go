@@ -4,10 +4,13 @@
 // change (the automatic connection test, deduplicated by a fingerprint of
 // what the test depends on).
 //
-// It holds decisions only. Everything it reads or writes goes through the
-// small ports below, which the daemon fills with the integration cache, the
-// ledger, the status reporter, the scans stream and the S3 clients, and
-// which the tests fill with functions.
+// Service holds decisions only. Everything it reads or writes goes through
+// the small ports below, which the daemon fills with the integration cache,
+// the ledger, the status publisher, the scans stream and the S3 clients,
+// and which the tests fill with functions. Server serves the control
+// subjects, ChangeConsumer hands each integration change to one replica's
+// Service, and Statuses follows the connection statuses every replica
+// publishes.
 package control
 
 import (

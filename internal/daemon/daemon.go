@@ -1,9 +1,11 @@
 // Package daemon wires the exporter together: the NATS connection, the
-// streams, the integration cache and its follower, the scan consumer, the S3
-// exporter, the control plane and the metrics server. It holds no decisions
-// of its own: each part runs as Run(ctx) error in one run group, started in
-// order and stopped in the reverse order. The s3-exporter command, the dev
-// stack and the tests all run it through this one path.
+// streams, the integration cache and its follower, the status publisher,
+// the scan consumer, the S3 exporter, the control plane and the metrics
+// server. It holds no decisions of its own: each long-running component has
+// one shape, Run(ctx, ready) error (a Runnable), and runs in one group,
+// started in order (each ready before the next) and stopped in the reverse
+// order. The s3-exporter command, the dev stack and the tests all run it
+// through this one path.
 package daemon
 
 import (

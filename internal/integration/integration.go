@@ -1,6 +1,7 @@
 // Package integration holds the validated form of an S3 integration, the
 // parsing of integration-changed events into it (every rule of contract §2),
-// and the in-memory cache the scan path selects integrations from.
+// the in-memory cache the scan path selects integrations from, and the
+// follower that keeps the cache in step with the integrations stream.
 package integration
 
 import (
