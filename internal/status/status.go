@@ -91,6 +91,11 @@ func NewPublisher(js JetStream, prefix string, cache Cache, m *metrics.Metrics, 
 // (ctx's cancellation does not cut it short: a status is worth finishing).
 // A status that cannot be published is logged; the next one replaces it.
 func (p *Publisher) Publish(ctx context.Context, st event.ConnectionStatus) {
+	p.publish(context.WithoutCancel(ctx), st)
+}
+
+// publish is Publish bounded by ctx too.
+func (p *Publisher) publish(ctx context.Context, st event.ConnectionStatus) {
 	p.cache.SetStatus(st)
 	p.RefreshIntegrations()
 	subject := event.Subject(p.prefix, event.IntegrationsStatus, st.TenantID, st.IntegrationID)
@@ -99,7 +104,7 @@ func (p *Publisher) Publish(ctx context.Context, st event.ConnectionStatus) {
 		p.log.Error("encoding status", zap.String("subject", subject), zap.Error(err))
 		return
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := p.js.Publish(pctx, subject, b); err != nil {
 		p.log.Error("publishing status", zap.String("subject", subject), zap.Error(err))
@@ -138,18 +143,21 @@ func (p *Publisher) take() []event.ConnectionStatus {
 }
 
 // Run says ready and publishes what Offer queues until ctx ends, then
-// publishes what is still queued.
+// publishes what is still queued, within 5 s (NATS may be gone: the
+// shutdown must not wait 10 s per status).
 func (p *Publisher) Run(ctx context.Context, ready func()) error {
 	ready()
 	for {
 		select {
 		case <-p.wake:
 			for _, st := range p.take() {
-				p.Publish(ctx, st)
+				p.publish(context.WithoutCancel(ctx), st)
 			}
 		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
 			for _, st := range p.take() {
-				p.Publish(ctx, st)
+				p.publish(dctx, st)
 			}
 			return nil
 		}
