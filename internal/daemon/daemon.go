@@ -330,11 +330,11 @@ func (d *Daemon) components(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 			},
 			Current: cache.Status, Set: cache.SetStatus, Loaded: statuses.RefreshIntegrations, Log: d.log,
 		}, nil},
-		{"control", &control.Server{NC: nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
+		{"control plane", &control.Server{NC: nc, Prefix: cfg.SubjectPrefix, Global: cfg.GlobalControl, Handler: svc,
 			Base: d.life, Timeout: cfg.ConnectionTestTimeout + 5*time.Second, Log: d.log}, nil},
-		{"integration changes", &control.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
+		{"integration changes consumer", &control.ChangeConsumer{JS: js, Topo: d.topo, Durable: cfg.ConsumerName + "-integrations",
 			Parser: parser, Handler: svc, Base: d.life, Log: d.log}, nil},
-		{"scans", consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
+		{"scans consumer", consumer.NewScanConsumer(js, d.topo, consumer.ScanOptions{
 			Durable: cfg.ConsumerName, MaxInFlight: cfg.MaxInFlightScans, AckWait: cfg.AckWait,
 			MaxDeliver: cfg.MaxDeliver, Backoff: cfg.BackoffFor,
 			MaxHeld: cfg.MaxHeldScans, MaxTenantInFlight: cfg.MaxTenantScans,
