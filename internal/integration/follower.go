@@ -121,7 +121,9 @@ func (f *Follower) catchUp(ctx context.Context) error {
 		return fmt.Errorf("following integrations: %w", err)
 	}
 	var target uint64
+	f.wg.Add(1) // stop waits for it: it ends with ctx, or once caught up
 	go func() {
+		defer f.wg.Done()
 		// The target is the last message that exists, asked again while
 		// it is not reached: it may be purged meanwhile (an operator
 		// cleaning up tombstones), and the ordered consumer never delivers
