@@ -123,6 +123,10 @@ func byCode(code, msg string, status int) (c errcode.Code, retry, ok bool) {
 	case "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
 		"ThrottlingException", "RequestTimeTooSkewed", "OperationAborted", "503 SlowDown":
 		return errcode.S3ClientError, true, true
+	case "NotImplemented":
+		// A header the server does not implement (MinIO without a KMS
+		// asked for SSE-KMS): its 501 will not change by trying again.
+		return errcode.S3ClientError, false, true
 	case "NoSuchUpload":
 		// A multipart upload aborted under us (its 404 is not a missing
 		// bucket): a new attempt starts a new upload.
