@@ -399,4 +399,3 @@ func ErrorCode(err error) string {
 	}
 	return ""
 }
-
