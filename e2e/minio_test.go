@@ -309,6 +309,9 @@ func TestMinIOUnknownKMSKey(t *testing.T) {
 // A user allowed to write only SSE-KMS objects (its IAM policy allows
 // s3:PutObject only with s3:x-amz-server-side-encryption = aws:kms): the
 // connection test and the export pass with sse set, and both fail without.
+// Small artifacts only: MinIO refuses UploadPart under such a policy (a
+// part carries no encryption header), whatever the integration sets; see
+// docs/tenant-buckets.md.
 func TestMinIOPolicyRequiresSSEKMS(t *testing.T) {
 	t.Parallel()
 	w := newMinIOWorld(t, nil)
