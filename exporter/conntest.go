@@ -61,7 +61,7 @@ func (c *Clients) TestConnection(ctx context.Context, ig *integration.Integratio
 	}, beaconOptions(ig), []byte(body))
 	if err != nil {
 		res.Err = explain(classify("PutObject "+BeaconKey, err), ig.Bucket,
-			fmt.Sprintf("writing the beacon failed: allow s3:PutObject on %s/* (in the IAM policy of these credentials, and in the bucket policy when the bucket is in another account)", bucketARN))
+			fmt.Sprintf("writing the beacon failed: allow s3:PutObject on %s/* (in the IAM policy of these credentials, and in the bucket policy when the bucket is in another account; a policy that requires encryption needs the integration's sse to match)", bucketARN))
 		if res.Err.Retryable {
 			// The put may have been stored before its answer was lost (a
 			// reset connection): leave nothing behind, as far as we can.
