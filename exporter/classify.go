@@ -147,7 +147,7 @@ func byCode(code, msg string, status int) (c errcode.Code, retry, ok bool) {
 // isKMSCode reports an error code from the key service behind S3: AWS's
 // "KMS.NotFoundException", MinIO's "kms:KeyNotFound".
 func isKMSCode(code string) bool {
-	return strings.HasPrefix(code, "KMS.") || strings.HasPrefix(code, "kms:") || strings.HasPrefix(code, "KMS")
+	return strings.HasPrefix(code, "KMS") || strings.HasPrefix(code, "kms:")
 }
 
 // mentionsKMS reports an AccessDenied message that names a kms: action.
