@@ -457,3 +457,58 @@ func TestMinIOVersionedBucketReplay(t *testing.T) {
 		t.Errorf("beacon: %d noncurrent versions and %d current delete markers, want at least 1 and 1", len(beacon), markers)
 	}
 }
+
+// storage_class: a name that is no S3 storage class is refused when the
+// integration is saved; a real class the server does not offer (MinIO has
+// STANDARD and REDUCED_REDUNDANCY only) fails the connection test as it
+// fails the exports (the beacon is written in that class); one it offers
+// lands in it.
+func TestMinIOStorageClass(t *testing.T) {
+	t.Parallel()
+	w := newMinIOWorld(t, nil)
+	b := w.mbucket("classes", bucketOpts{})
+
+	typo := w.mintegration("tenant-class", "typo", b, "", "")
+	typo.Configuration.StorageClass = "GLACIER_FLEXIBLE"
+	st := w.putAndWaitConn(typo)
+	checkStatus(t, "a typo", st.Connected, st.Error, string(errcode.InvalidConfiguration), "storage_class", "GLACIER_FLEXIBLE")
+
+	unoffered := w.mintegration("tenant-class", "unoffered", b, "", "")
+	unoffered.Configuration.StorageClass, unoffered.Configuration.OutputDirectory = "GLACIER_IR", "glacier"
+	st = w.putAndWaitConn(unoffered)
+	checkStatus(t, "a class MinIO does not offer", st.Connected, st.Error, string(errcode.InvalidConfiguration), "InvalidStorageClass")
+
+	rrs := w.mintegration("tenant-class", "rrs", b, "", "")
+	rrs.Configuration.StorageClass, rrs.Configuration.OutputDirectory = "REDUCED_REDUNDANCY", "rrs"
+	if st := w.putAndWaitConn(rrs); !st.Connected {
+		t.Fatalf("REDUCED_REDUNDANCY: connection test %+v", st.Error)
+	}
+
+	files, _ := prowlerFiles(198, "111122223333")
+	w.publishScan("tenant-class", "prov-1", "111122223333", "scan-class", files[:2])
+	ex := w.waitExport("scan-class", "unoffered")
+	if ex.State != event.StateFailed || ex.Attempt != 1 || len(ex.Errors) == 0 {
+		t.Errorf("GLACIER_IR: export %s on delivery %d, want failed on the first", ex.State, ex.Attempt)
+	}
+	for _, e := range ex.Errors {
+		if e.Code != string(errcode.InvalidConfiguration) || e.Retryable {
+			t.Errorf("GLACIER_IR: %s %s retryable %v, want InvalidConfiguration, not retryable", e.Key, e.Code, e.Retryable)
+		}
+	}
+	ex = w.waitExport("scan-class", "rrs")
+	if ex.State != event.StateSucceeded {
+		t.Fatalf("REDUCED_REDUNDANCY: export %s %+v", ex.State, ex.Errors)
+	}
+	for _, o := range ex.Objects {
+		h, err := w.m.RootClient().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(b), Key: aws.String(o.Key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.StorageClass != s3types.StorageClassReducedRedundancy {
+			t.Errorf("%s: storage class %q, want REDUCED_REDUNDANCY", o.Key, h.StorageClass)
+		}
+	}
+	if _, ok := w.objectsOn(w.m.RootClient(), b)[exporter.BeaconKey]; ok {
+		t.Error("a beacon was left in the bucket")
+	}
+}
