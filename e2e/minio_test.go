@@ -266,11 +266,11 @@ func TestMinIOSSEKMSNamedKey(t *testing.T) {
 
 // A KMS key that does not exist: the connection test says so
 // (S3EncryptionKeyError, not S3BucketNotFound although MinIO answers 404),
-// and an export fails at once, without retries, leaving the integration
-// disconnected with the same code.
+// and an export (a multipart artifact included) fails at once, without
+// retries, leaving the integration disconnected with the same code.
 func TestMinIOUnknownKMSKey(t *testing.T) {
 	t.Parallel()
-	w := newMinIOWorld(t, nil)
+	w := newMinIOWorld(t, multipartConfig)
 	b := w.mbucket("nokey", bucketOpts{})
 	in := w.mintegration("tenant-nokey", "nokey", b, "", "")
 	in.Configuration.SSE, in.Configuration.KMSKeyID = "aws:kms", "no-such-key"
@@ -279,11 +279,14 @@ func TestMinIOUnknownKMSKey(t *testing.T) {
 	rep, st2 := w.testSaved("tenant-nokey", "nokey")
 	checkConn(t, "test on request", rep, st2, string(errcode.S3EncryptionKeyError))
 
-	files, _ := prowlerFiles(193, "111122223333")
-	w.publishScan("tenant-nokey", "prov-1", "111122223333", "scan-nokey", files[:3])
+	files, _ := withBig(prowlerFiles(193, "111122223333"))
+	w.publishScan("tenant-nokey", "prov-1", "111122223333", "scan-nokey", files)
 	ex := w.waitExport("scan-nokey", "nokey")
 	if ex.State != event.StateFailed || ex.Attempt != 1 {
 		t.Fatalf("export %s on delivery %d, want failed on the first", ex.State, ex.Attempt)
+	}
+	if len(ex.Errors) != len(files) {
+		t.Errorf("%d errors for %d artifacts", len(ex.Errors), len(files))
 	}
 	for _, e := range ex.Errors {
 		if e.Code != string(errcode.S3EncryptionKeyError) || e.Retryable {
@@ -303,6 +306,13 @@ func TestMinIOUnknownKMSKey(t *testing.T) {
 	checkStatus(t, "after the export", last.Connected, last.Error, string(errcode.S3EncryptionKeyError))
 	if objs := w.objectsOn(w.m.RootClient(), b); len(objs) != 0 {
 		t.Errorf("objects in the bucket: %v", keysOf(objs))
+	}
+	ups, err := w.m.RootClient().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left behind", len(ups.Uploads))
 	}
 }
 
