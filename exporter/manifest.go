@@ -273,6 +273,7 @@ func (e *Exporter) putManifest(ctx context.Context, scan *event.ScanCompleted, i
 		}
 		po := objectOptions(scan, ig, ar.Artifact)
 		po.ContentType = "application/json"
+		e.checksums.apply(&po, destKey(scan.TenantID, ig))
 		var perr *errcode.Error
 		rec, perr = putSmall(uctx, cl, ig.Bucket, po, ar.Artifact, ar.Key, int64(len(body)), bytes.NewReader(body))
 		return true, perr
