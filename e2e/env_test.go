@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -335,6 +336,11 @@ func (e *env) objectsOn(c *s3.Client, bucket string) map[string]object {
 		}
 		for _, o := range page.Contents {
 			g, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if nsk := (*s3types.NoSuchKey)(nil); errors.As(err, &nsk) {
+				// Listed, then deleted: a connection test's beacon, whose
+				// test ran while the bucket was listed. It is not there.
+				continue
+			}
 			if err != nil {
 				e.t.Fatalf("reading %s/%s: %v", bucket, aws.ToString(o.Key), err)
 			}
