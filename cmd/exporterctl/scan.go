@@ -12,7 +12,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/internal/prowlerout"
 )
 
 const scanPublishHelp = `Usage: exporterctl scan publish --tenant T --provider-id P [flags] DIR
@@ -329,20 +329,6 @@ type outputFile struct {
 	UID, TS string
 }
 
-// Prowler's names, without the suffix: prowler-output-<uid>-<YYYYmmddHHMMSS>
-// for the findings files, and ..._<framework> for compliance files. The uid
-// is matched greedily: it may hold '-' (a sanitised ARN), a framework never
-// holds a 14-digit run after a '-'.
-var (
-	prowlerName       = regexp.MustCompile(`^prowler-output-(.+)-([0-9]{14})$`)
-	prowlerCompliance = regexp.MustCompile(`^prowler-output-(.+)-([0-9]{14})_(.+)$`)
-)
-
-var frameworkPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-
-// complianceDir is the folder of compliance files.
-const complianceDir = "compliance"
-
 // findOutputsWhere recognises the Prowler outputs of dir by their names,
 // among the files for which keep is true (all when keep is nil; the others
 // are neither returned nor listed as skipped). It returns them in a stable
@@ -362,7 +348,7 @@ func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []
 			return nil, nil, err
 		}
 		if isDir {
-			if e.Name() == complianceDir {
+			if e.Name() == prowlerout.ComplianceDir {
 				comp, skip, err := findCompliance(path, keep)
 				if err != nil {
 					return nil, nil, err
@@ -377,19 +363,17 @@ func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []
 		if keep != nil && !keep(path) {
 			continue
 		}
-		format := formatOf(e.Name())
-		if format == "" {
+		o, ok, _ := prowlerout.Classify(e.Name()) // a top-level name is never a compliance file's
+		if !ok {
 			skipped = append(skipped, path)
 			continue
 		}
+		format := o.Format
 		if prev, dup := byFormat[format]; dup {
 			return nil, nil, fmt.Errorf("%s: several %s files (%s and %s); want at most one", dir, format, prev, e.Name())
 		}
 		byFormat[format] = e.Name()
-		f := outputFile{Format: format, Path: path, Name: e.Name()}
-		if m := prowlerName.FindStringSubmatch(trimSuffix(e.Name())); m != nil {
-			f.UID, f.TS = m[1], m[2]
-		}
+		f := outputFile{Format: format, Path: path, Name: e.Name(), UID: o.UID, TS: o.TS}
 		out = append(out, f)
 	}
 	if len(out) == 0 {
@@ -405,69 +389,6 @@ func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []
 func sortKey(f outputFile) string {
 	i := slices.Index(event.Formats, f.Format)
 	return fmt.Sprintf("%d/%s", i, f.Framework)
-}
-
-// formatOf returns the format of a top-level file by its name, or "".
-func formatOf(name string) string {
-	n := strings.ToLower(name)
-	switch {
-	case strings.HasSuffix(n, ".ocsf.json"):
-		return event.FormatOCSF
-	case strings.HasSuffix(n, ".asff.json"):
-		return event.FormatASFF
-	case strings.HasSuffix(n, ".html"):
-		return event.FormatHTML
-	case strings.HasSuffix(n, ".csv"):
-		return event.FormatCSV
-	}
-	return ""
-}
-
-// complianceFormatOf returns the format of a file of the compliance folder
-// by its name, or "": Prowler 5 writes a CSV per framework, and for
-// provider-agnostic frameworks an OCSF JSON file too.
-func complianceFormatOf(name string) string {
-	n := strings.ToLower(name)
-	switch {
-	case strings.HasSuffix(n, ".ocsf.json"):
-		return event.FormatComplianceOCSF
-	case strings.HasSuffix(n, ".csv"):
-		return event.FormatCompliance
-	}
-	return ""
-}
-
-// trimSuffix removes the output suffix (.ocsf.json, .asff.json, .html or
-// .csv, of any case) from name.
-func trimSuffix(name string) string {
-	n := strings.ToLower(name)
-	for _, suf := range []string{".ocsf.json", ".asff.json", ".html", ".csv"} {
-		if strings.HasSuffix(n, suf) {
-			return name[:len(name)-len(suf)]
-		}
-	}
-	return name
-}
-
-// frameworkOf returns the framework of a compliance file name: what follows
-// "prowler-output-<uid>-<YYYYmmddHHMMSS>_", or the whole name without its
-// suffix (.csv or .ocsf.json).
-func frameworkOf(name string) (string, error) {
-	fw, _, _ := complianceParts(name)
-	if !frameworkPattern.MatchString(fw) || strings.Trim(fw, ".") == "" {
-		return "", fmt.Errorf("compliance file %s: framework %q must match [A-Za-z0-9_.-]+", name, fw)
-	}
-	return fw, nil
-}
-
-// complianceParts splits a compliance file name into its framework and,
-// when Prowler named it, the uid and timestamp.
-func complianceParts(name string) (fw, uid, ts string) {
-	base := trimSuffix(name)
-	if m := prowlerCompliance.FindStringSubmatch(base); m != nil {
-		return m[3], m[1], m[2]
-	}
-	return base, "", ""
 }
 
 // findCompliance walks the compliance folder.
@@ -486,25 +407,24 @@ func findCompliance(root string, keep func(path string) bool) ([]outputFile, []s
 			skipped = append(skipped, path)
 			return nil
 		}
-		format := complianceFormatOf(d.Name())
-		if format == "" {
-			skipped = append(skipped, path)
-			return nil
-		}
-		fw, err := frameworkOf(d.Name())
-		if err != nil {
-			return err
-		}
-		_, uid, ts := complianceParts(d.Name())
-		name := format + "/" + fw
-		if prev, dup := seen[name]; dup {
-			return fmt.Errorf("compliance framework %s appears twice as %s (%s and %s)", fw, format, prev, path)
-		}
-		seen[name] = path
 		rel, err := filepath.Rel(filepath.Dir(root), path)
 		if err != nil {
 			return err
 		}
+		o, ok, err := prowlerout.Classify(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			skipped = append(skipped, path)
+			return nil
+		}
+		format, fw, uid, ts := o.Format, o.Framework, o.UID, o.TS
+		name := o.Name()
+		if prev, dup := seen[name]; dup {
+			return fmt.Errorf("compliance framework %s appears twice as %s (%s and %s)", fw, format, prev, path)
+		}
+		seen[name] = path
 		out = append(out, outputFile{Format: format, Framework: fw, Path: path, Name: filepath.ToSlash(rel), UID: uid, TS: ts})
 		return nil
 	})
