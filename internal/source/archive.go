@@ -84,6 +84,11 @@ func (o *Opener) Expand(ctx context.Context, scan *event.ScanCompleted, a event.
 		return nil, err
 	}
 	defer ar.close()
+	return expandArchive(ctx, ar, a, o.archiveMax)
+}
+
+// expandArchive is Expand on an open archive.
+func expandArchive(ctx context.Context, ar *archiveFile, a event.Artifact, maxTotal int64) (*Expansion, error) {
 	if a.Size != nil && *a.Size != ar.size {
 		return nil, errcode.Permanentf(errcode.ChecksumMismatch,
 			"source %s: the event says %d bytes but the archive holds %d", ar.src, *a.Size, ar.size)
@@ -114,7 +119,7 @@ func (o *Opener) Expand(ctx context.Context, scan *event.ScanCompleted, a event.
 		heads[i] = MemberHeader{Name: f.Name, Mode: f.Mode(), Method: f.Method,
 			CompressedSize: f.CompressedSize64, Size: f.UncompressedSize64}
 	}
-	plan, err := PlanMembers(heads, o.archiveMax)
+	plan, err := PlanMembers(heads, maxTotal)
 	if err != nil {
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: refused: %v", ar.src, err)
 	}
@@ -340,6 +345,12 @@ func (o *Opener) openMember(ctx context.Context, tg Target, a event.Artifact) (*
 	if err != nil {
 		return nil, err
 	}
+	return openMemberOf(ctx, ar, m)
+}
+
+// openMemberOf opens member m of an open archive; closing it closes the
+// archive.
+func openMemberOf(ctx context.Context, ar *archiveFile, m *event.ArchiveMember) (*Opened, error) {
 	rc, err := ar.section(ctx, m.DataOffset, m.CompressedSize)
 	if err != nil {
 		ar.close()

@@ -2,6 +2,7 @@ package s3test
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"io"
 	"log"
@@ -63,6 +64,7 @@ type FaultProxy struct {
 	intercept func(w http.ResponseWriter, r *http.Request) bool
 	log       []ProxiedRequest
 	delays    sync.Map // bucket -> *bucketDelay
+	breaks    sync.Map // path -> *bodyBreak (BreakBodies)
 	srv       *httptest.Server
 	mu        sync.Mutex
 	faults    Faults
@@ -175,6 +177,11 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 			l := p.uploadLock(uploadID)
 			l.Lock()
 			defer l.Unlock()
+		}
+		if r.Method == http.MethodGet {
+			if b, ok := p.breaks.Load(r.URL.Path); ok && b.(*bodyBreak).take() {
+				w = &breakingWriter{ResponseWriter: w, left: b.(*bodyBreak).after}
+			}
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -325,3 +332,48 @@ func (t *throttled) Read(p []byte) (int, error) {
 }
 
 func (t *throttled) Close() error { return t.r.Close() }
+
+// BreakBodies cuts the body of the next times GET answers for path
+// ("/<bucket>/<key>", path-style) after after bytes: the connection drops
+// mid-body, as a network fault would.
+func (p *FaultProxy) BreakBodies(path string, after int64, times int) {
+	b := &bodyBreak{after: after}
+	b.left.Store(int64(times))
+	p.breaks.Store(path, b)
+}
+
+type bodyBreak struct {
+	after int64
+	left  atomic.Int64
+}
+
+func (b *bodyBreak) take() bool { return b.left.Add(-1) >= 0 }
+
+// breakingWriter fails its writes past left bytes: ReverseProxy then aborts
+// the answer (http.ErrAbortHandler), and the client reads a body that stops
+// short of its Content-Length.
+type breakingWriter struct {
+	http.ResponseWriter
+	left int64
+}
+
+func (w *breakingWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) > w.left {
+		n, _ := w.ResponseWriter.Write(b[:w.left])
+		w.left = 0
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		return n, errBodyBroken
+	}
+	w.left -= int64(len(b))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *breakingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+var errBodyBroken = errors.New("fault proxy: body broken on purpose")
