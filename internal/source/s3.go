@@ -100,6 +100,9 @@ func NewS3Reader(ctx context.Context, opts S3Options) (*S3Reader, error) {
 		return s3.NewFromConfig(r.base, func(o *s3.Options) {
 			o.Region = region
 			o.UsePathStyle = r.opts.PathStyle
+			// A ranged GET has no whole-object checksum to validate: the
+			// SDK would log that on stderr for every one.
+			o.DisableLogOutputChecksumValidationSkipped = true
 			if r.opts.Endpoint != "" {
 				o.BaseEndpoint = aws.String(r.opts.Endpoint)
 			}
