@@ -2,8 +2,8 @@ package s3test
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"log"
 	"math/rand/v2"
