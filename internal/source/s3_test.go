@@ -133,6 +133,9 @@ func TestS3SourceReadsAndResumesABrokenBody(t *testing.T) {
 			gets = append(gets, r)
 		}
 	}
+	if w.proxy.Stats().Broken != 2 {
+		t.Errorf("%d bodies broken, want 2", w.proxy.Stats().Broken)
+	}
 	if len(gets) != 3 {
 		t.Fatalf("%d GETs, want 3 (one, then two resumes)", len(gets))
 	}

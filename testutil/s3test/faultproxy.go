@@ -43,6 +43,8 @@ type FaultStats struct {
 	Requests, Errors, Resets, Slowed int64
 	// Delayed counts the requests held by SetBucketDelay.
 	Delayed int64
+	// Broken counts the answers BreakBodies cut short.
+	Broken int64
 }
 
 // FaultProxy is an HTTP reverse proxy in front of an S3 server that injects
@@ -69,7 +71,7 @@ type FaultProxy struct {
 	mu        sync.Mutex
 	faults    Faults
 	rng       *rand.Rand // guarded by mu; seeded by Seed(t)
-	stats     struct{ requests, errors, resets, slowed, delayed atomic.Int64 }
+	stats     struct{ requests, errors, resets, slowed, delayed, broken atomic.Int64 }
 }
 
 // draw returns the next number in [0, 1) of the proxy's seeded source.
@@ -180,7 +182,7 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 		}
 		if r.Method == http.MethodGet {
 			if b, ok := p.breaks.Load(r.URL.Path); ok && b.(*bodyBreak).take() {
-				w = &breakingWriter{ResponseWriter: w, left: b.(*bodyBreak).after}
+				w = &breakingWriter{ResponseWriter: w, left: b.(*bodyBreak).after, broken: &p.stats.broken}
 			}
 		}
 		rp.ServeHTTP(w, r)
@@ -252,7 +254,7 @@ func (p *FaultProxy) Faults() Faults {
 // Stats returns what the proxy did so far.
 func (p *FaultProxy) Stats() FaultStats {
 	return FaultStats{Requests: p.stats.requests.Load(), Errors: p.stats.errors.Load(),
-		Resets: p.stats.resets.Load(), Slowed: p.stats.slowed.Load(), Delayed: p.stats.delayed.Load()}
+		Resets: p.stats.resets.Load(), Slowed: p.stats.slowed.Load(), Delayed: p.stats.delayed.Load(), Broken: p.stats.broken.Load()}
 }
 
 // BlackHole is a bucket delay that never ends: the proxy reads the request
@@ -354,13 +356,15 @@ func (b *bodyBreak) take() bool { return b.left.Add(-1) >= 0 }
 // short of its Content-Length.
 type breakingWriter struct {
 	http.ResponseWriter
-	left int64
+	left   int64
+	broken *atomic.Int64
 }
 
 func (w *breakingWriter) Write(b []byte) (int, error) {
 	if int64(len(b)) > w.left {
 		n, _ := w.ResponseWriter.Write(b[:w.left])
 		w.left = 0
+		w.broken.Add(1)
 		if f, ok := w.ResponseWriter.(http.Flusher); ok {
 			f.Flush()
 		}
