@@ -26,6 +26,7 @@ import (
 )
 
 const scanPublishHelp = `Usage: exporterctl scan publish --tenant T --provider-id P [flags] DIR
+       exporterctl scan publish --tenant T --provider-id P --archive URI [flags]
 
 Stores the Prowler output files of DIR in a JetStream object store under
 <tenant>/<scan>/, publishes the scan-completed event and prints the scan id.
@@ -67,6 +68,21 @@ Flags:
   --wait                wait for the export to every integration of the tenant that exports
                         the provider, print each outcome, exit 4 if any failed
   --wait-timeout D      time limit of --wait (default 15m)
+
+With --archive, no folder: the event has one artifact of format archive
+(contract v1.2), a zip of a scan's output folder as Prowler App builds it:
+  --archive URI         s3://<bucket>/<tenant>/<scan>/<name>.zip (Prowler App's output
+                        bucket; the exporter reads it with its own identity, and only
+                        from a bucket in its S3EXPORTER_S3_SOURCE_BUCKETS) or
+                        file:///<root>/<tenant>/<scan>/<name>.zip (under one of its
+                        S3EXPORTER_FILE_SOURCE_ROOTS). The scan id defaults to the
+                        folder after the tenant's in the URI.
+  --s3-endpoint URL     S3-compatible endpoint to read an s3:// archive at (default AWS)
+  --s3-path-style       path-style addressing for --s3-endpoint
+The archive's member list is read (with your AWS default credentials for
+s3://, by ranged GETs) to take the provider uid and start from the members'
+names and, with --dry-run, to list the members the exporter would export,
+with their keys, or say why it would refuse the archive.
 `
 
 type scanOptions struct {
@@ -95,9 +111,17 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 	o.register(fs)
 	fs.BoolVar(&o.wait, "wait", false, "")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "")
+	var ao archiveOptions
+	ao.register(fs)
 	pos, err := a.parse(fs, "scan publish", args)
 	if err != nil {
 		return err
+	}
+	if ao.uri != "" {
+		if len(pos) != 0 {
+			return usageErrorf("scan publish --archive takes no folder, got %d arguments", len(pos))
+		}
+		return a.publishArchive(ctx, &o, &ao)
 	}
 	if len(pos) != 1 {
 		return usageErrorf("scan publish takes one folder of Prowler outputs, got %d arguments", len(pos))
@@ -141,7 +165,14 @@ func (a *app) publishFolder(ctx context.Context, o *scanOptions, dir string, kee
 	if o.dryRun {
 		return a.printPlan(scan, files)
 	}
+	return a.publishScan(ctx, o, scan, func(ctx context.Context, cl *client.Client) ([]event.Artifact, error) {
+		return putFiles(ctx, cl, o.bucket, scan.TenantID, scan.ScanID, files)
+	})
+}
 
+// publishScan publishes scan with the artifacts put gives (after it has
+// stored them) and, with o.wait, waits for the exports.
+func (a *app) publishScan(ctx context.Context, o *scanOptions, scan event.ScanCompleted, put func(context.Context, *client.Client) ([]event.Artifact, error)) error {
 	cl, closeConn, err := a.connect()
 	if err != nil {
 		return err
@@ -156,7 +187,7 @@ func (a *app) publishFolder(ctx context.Context, o *scanOptions, dir string, kee
 		}
 	}
 
-	arts, err := putFiles(ctx, cl, o.bucket, scan.TenantID, scan.ScanID, files)
+	arts, err := put(ctx, cl)
 	if err != nil {
 		return err
 	}

@@ -106,21 +106,12 @@ func expandArchive(ctx context.Context, ar *archiveFile, a event.Artifact, maxTo
 			return nil, errcode.From(err)
 		}
 	}
-	zr, err := zip.NewReader(ar.at(maxDirectoryBytes), ar.size)
-	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // insecure names: refused below, with the name
+	zr, plan, err := readMembers(ar.at(maxDirectoryBytes), ar.size, maxTotal)
+	if err != nil {
 		var ce *errcode.Error
 		if errors.As(err, &ce) {
 			return nil, ce
 		}
-		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: refused: not a zip archive: %v", ar.src, err)
-	}
-	heads := make([]MemberHeader, len(zr.File))
-	for i, f := range zr.File {
-		heads[i] = MemberHeader{Name: f.Name, Mode: f.Mode(), Method: f.Method,
-			CompressedSize: f.CompressedSize64, Size: f.UncompressedSize64}
-	}
-	plan, err := PlanMembers(heads, maxTotal)
-	if err != nil {
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: refused: %v", ar.src, err)
 	}
 	exp := &Expansion{Skipped: plan.Skipped}
@@ -147,6 +138,44 @@ func expandArchive(ctx context.Context, ar *archiveFile, a event.Artifact, maxTo
 		})
 	}
 	return exp, nil
+}
+
+// readMembers reads the member list of the zip ra (size bytes) and plans
+// it (PlanMembers). An error of ra comes back as it is; any other is why
+// the archive is refused.
+func readMembers(ra io.ReaderAt, size, maxTotal int64) (*zip.Reader, MemberPlan, error) {
+	zr, err := zip.NewReader(ra, size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // insecure names: refused below, with the name
+		var ce *errcode.Error
+		if errors.As(err, &ce) {
+			return nil, MemberPlan{}, ce
+		}
+		return nil, MemberPlan{}, fmt.Errorf("not a zip archive: %w", err)
+	}
+	heads := make([]MemberHeader, len(zr.File))
+	for i, f := range zr.File {
+		heads[i] = MemberHeader{Name: f.Name, Mode: f.Mode(), Method: f.Method,
+			CompressedSize: f.CompressedSize64, Size: f.UncompressedSize64}
+	}
+	plan, err := PlanMembers(heads, maxTotal)
+	return zr, plan, err
+}
+
+// ArchiveMembers reads the member list of the zip ra (size bytes) and says
+// which members an export would make artifacts of, and which it would skip,
+// or why it would refuse the archive: what the exporter decides before it
+// uploads anything (exporterctl scan publish --archive --dry-run). Each
+// planned member comes with its declared size.
+func ArchiveMembers(ra io.ReaderAt, size, maxTotal int64) (MemberPlan, []MemberHeader, error) {
+	zr, plan, err := readMembers(ra, size, maxTotal)
+	if err != nil {
+		return MemberPlan{}, nil, err
+	}
+	heads := make([]MemberHeader, len(zr.File))
+	for i, f := range zr.File {
+		heads[i] = MemberHeader{Name: f.Name, Mode: f.Mode(), Method: f.Method, CompressedSize: f.CompressedSize64, Size: f.UncompressedSize64}
+	}
+	return plan, heads, nil
 }
 
 // MemberHeader is what an archive's directory says of one member.
@@ -266,18 +295,7 @@ func (o *Opener) openArchive(ctx context.Context, tg Target, etag string, size i
 		return &archiveFile{
 			src: src.String(), size: size, etag: etag,
 			at: func(budget int64) io.ReaderAt {
-				return newReadAheadAt(ctx, src.String(), size, budget, func(ctx context.Context, off, n int64) ([]byte, error) {
-					rc, _, err := o.s3.Open(ctx, bucket, key, etag, off, n)
-					if err != nil {
-						return nil, err
-					}
-					defer rc.Close()
-					b := make([]byte, n)
-					if _, err := io.ReadFull(rc, b); err != nil {
-						return nil, errcode.From(err)
-					}
-					return b, nil
-				})
+				return newReadAheadAt(ctx, src.String(), size, budget, o.s3.fetcher(bucket, key, etag))
 			},
 			section: func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 				rc, _, err := o.s3.Open(ctx, bucket, key, etag, off, n)

@@ -196,6 +196,33 @@ func (r *S3Reader) Head(ctx context.Context, bucket, key string) (size int64, et
 	return aws.ToInt64(out.ContentLength), aws.ToString(out.ETag), nil
 }
 
+// ReaderAt returns an io.ReaderAt over an object, by ranged GETs with a
+// read-ahead block, pinned to the ETag it has now, and its size; what it
+// may fetch in all is bounded as for an archive's member list.
+func (r *S3Reader) ReaderAt(ctx context.Context, bucket, key string) (io.ReaderAt, int64, error) {
+	size, etag, err := r.Head(ctx, bucket, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	return newReadAheadAt(ctx, "s3://"+bucket+"/"+key, size, maxDirectoryBytes, r.fetcher(bucket, key, etag)), size, nil
+}
+
+// fetcher reads n bytes at off of an object, pinned to etag.
+func (r *S3Reader) fetcher(bucket, key, etag string) rangeFetcher {
+	return func(ctx context.Context, off, n int64) ([]byte, error) {
+		rc, _, err := r.Open(ctx, bucket, key, etag, off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		b := make([]byte, n)
+		if _, err := io.ReadFull(rc, b); err != nil {
+			return nil, errcode.From(err)
+		}
+		return b, nil
+	}
+}
+
 // Open streams n bytes of an object from off (n < 0: to its end; off 0 and
 // n < 0: the whole object, with a plain GET). etag, when set, pins the
 // object (If-Match): a changed object fails instead of mixing versions.
