@@ -355,8 +355,9 @@ func (s *s3Stream) Resumes() int { return s.resumes }
 // s3Error classifies an error of the exporter's own reads: a missing
 // object (or bucket) is a retryable SourceNotFound (the scan engine may
 // still be writing it); an object that changed while it was read
-// (If-Match) too; a refusal of the exporter's identity a permanent
-// SourceRefused; anything else (throttling, 5xx, the network) retryable.
+// (If-Match) too, and a 403 (S3's answer for a missing key to an identity
+// that may not list the bucket); anything else (throttling, 5xx, the
+// network) is retryable as well.
 func s3Error(src string, err error) error {
 	var ae smithy.APIError
 	code := ""
@@ -374,8 +375,11 @@ func s3Error(src string, err error) error {
 	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
 		return errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: the object changed while it was read", src))
 	case code == "AccessDenied" || code == "Forbidden" || code == "" && status == http.StatusForbidden:
-		return errcode.Permanentf(errcode.SourceRefused,
-			"source %s: the exporter's own identity may not read it (grant s3:GetObject on the bucket's objects): %v", src, err)
+		// S3 answers 403 for a missing key when the identity may not list
+		// the bucket (the documented policy grants s3:GetObject only): a
+		// missing object, as far as the exporter can tell.
+		return errcode.Retryable(errcode.SourceNotFound, fmt.Errorf(
+			"source %s: refused to the exporter's own identity: missing, or no s3:GetObject on it (%s)", src, strings.TrimSpace(code+" "+statusText(status))))
 	case code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable:
 		return errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: shorter than expected (it changed?): %w", src, err))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
