@@ -36,6 +36,10 @@ const (
 	// headers): a Prowler output's directory is a few KiB; 4 MiB is some
 	// 30,000 members, whose parsed list archive/zip holds in memory.
 	maxDirectoryBytes = 4 << 20
+	// archiveTail is what the first GET of an s3 archive reads of its end:
+	// its member list, and the whole of most Prowler output zips (a few
+	// hundred KiB), local headers included.
+	archiveTail = 256 << 10
 )
 
 // Expansion is an archive artifact read into one artifact per member it
@@ -106,13 +110,18 @@ func expandArchive(ctx context.Context, ar *archiveFile, a event.Artifact, maxTo
 			return nil, errcode.From(err)
 		}
 	}
-	zr, plan, err := readMembers(ar.at(maxDirectoryBytes), ar.size, maxTotal)
+	ra := ar.at(maxDirectoryBytes)
+	zr, plan, err := readMembers(ra, ar.size, maxTotal)
 	if err != nil {
 		var ce *errcode.Error
 		if errors.As(err, &ce) {
 			return nil, ce
 		}
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: refused: %v", ar.src, err)
+	}
+	if rat, ok := ra.(*readAheadAt); ok {
+		// The exported members' local headers: at most a block each.
+		rat.setBudget(int64(len(plan.Members)+1) * rat.block)
 	}
 	exp := &Expansion{Skipped: plan.Skipped}
 	for _, pm := range plan.Members {
@@ -285,9 +294,13 @@ func (o *Opener) openArchive(ctx context.Context, tg Target, etag string, size i
 	src := tg.Source
 	switch src.Scheme {
 	case event.SchemeS3:
+		var tail []byte
 		if size < 0 {
+			// One suffix-range GET: the size, the ETag and the end of
+			// the archive, where its member list is (the whole of a
+			// small archive).
 			var err error
-			if size, etag, err = o.s3.Head(ctx, src.Bucket, src.Object); err != nil {
+			if tail, size, etag, err = o.s3.Tail(ctx, src.Bucket, src.Object, archiveTail); err != nil {
 				return nil, err
 			}
 		}
@@ -295,7 +308,11 @@ func (o *Opener) openArchive(ctx context.Context, tg Target, etag string, size i
 		return &archiveFile{
 			src: src.String(), size: size, etag: etag,
 			at: func(budget int64) io.ReaderAt {
-				return newReadAheadAt(ctx, src.String(), size, budget, o.s3.fetcher(bucket, key, etag))
+				ra := newReadAheadAt(ctx, src.String(), size, budget, o.s3.fetcher(bucket, key, etag))
+				if len(tail) > 0 {
+					ra.prime(tail, size-int64(len(tail)))
+				}
+				return ra
 			},
 			section: func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 				rc, _, err := o.s3.Open(ctx, bucket, key, etag, off, n)

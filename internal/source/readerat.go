@@ -43,6 +43,21 @@ func newReadAheadAt(ctx context.Context, src string, size, budget int64, fetch r
 	return &readAheadAt{ctx: ctx, fetch: fetch, size: size, block: readAheadBlock, src: src, budget: budget}
 }
 
+// prime makes b, the bytes at off, the current block (the tail read with
+// the object's size).
+func (r *readAheadAt) prime(b []byte, off int64) {
+	r.mu.Lock()
+	r.buf, r.bufOff = b, off
+	r.mu.Unlock()
+}
+
+// setBudget sets what may still be fetched.
+func (r *readAheadAt) setBudget(n int64) {
+	r.mu.Lock()
+	r.budget = n
+	r.mu.Unlock()
+}
+
 func (r *readAheadAt) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("reading %s: negative offset", r.src)

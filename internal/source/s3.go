@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -194,6 +195,42 @@ func (r *S3Reader) Head(ctx context.Context, bucket, key string) (size int64, et
 		return 0, "", s3Error("s3://"+bucket+"/"+key, err)
 	}
 	return aws.ToInt64(out.ContentLength), aws.ToString(out.ETag), nil
+}
+
+// Tail reads the last n bytes of an object (all of it when it is smaller)
+// with one suffix-range GET, and returns them with the object's size and
+// ETag, which the answer's Content-Range and ETag carry: a zip's member
+// list is at its end, so this one request replaces a HEAD and the first
+// ranged GET.
+func (r *S3Reader) Tail(ctx context.Context, bucket, key string, n int64) (tail []byte, size int64, etag string, err error) {
+	src := "s3://" + bucket + "/" + key
+	out, err := r.client(ctx, bucket).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		Range: aws.String(fmt.Sprintf("bytes=-%d", n))})
+	if err != nil {
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable {
+			// An empty object has no last byte to name.
+			size, etag, err := r.Head(ctx, bucket, key)
+			return nil, size, etag, err
+		}
+		return nil, 0, "", s3Error(src, err)
+	}
+	defer out.Body.Close()
+	tail, err = io.ReadAll(io.LimitReader(out.Body, n+1))
+	if err != nil {
+		return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", src, err))
+	}
+	size = int64(len(tail))
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		_, total, ok := strings.Cut(cr, "/")
+		if size, err = strconv.ParseInt(total, 10, 64); !ok || err != nil {
+			return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: unreadable Content-Range %q", src, cr))
+		}
+	}
+	if int64(len(tail)) > min(n, size) {
+		return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %d bytes for the last %d of %d", src, len(tail), n, size))
+	}
+	return tail, size, aws.ToString(out.ETag), nil
 }
 
 // ReaderAt returns an io.ReaderAt over an object, by ranged GETs with a
