@@ -2,6 +2,7 @@ package source
 
 import (
 	"archive/zip"
+	"bytes"
 	"compress/flate"
 	"context"
 	"errors"
@@ -303,6 +304,11 @@ func (o *Opener) openArchive(ctx context.Context, tg Target, etag string, size i
 			if tail, size, etag, err = o.s3.Tail(ctx, src.Bucket, src.Object, archiveTail); err != nil {
 				return nil, err
 			}
+			if int64(len(tail)) == size {
+				o.small.put(src.String(), etag, tail)
+			}
+		} else if whole := o.small.get(src.String(), etag); int64(len(whole)) == size {
+			return memArchiveFile(src.String(), etag, whole), nil
 		}
 		bucket, key := src.Bucket, src.Object
 		return &archiveFile{
@@ -341,6 +347,19 @@ func (o *Opener) openArchive(ctx context.Context, tg Target, etag string, size i
 	default:
 		return nil, errcode.Permanentf(errcode.SourceRefused,
 			"source %s: an archive must be an s3:// or file:// source (read at random); an object-store archive is refused", src)
+	}
+}
+
+// memArchiveFile is an s3 archive already read whole (smallArchives).
+func memArchiveFile(src, etag string, b []byte) *archiveFile {
+	r := bytes.NewReader(b)
+	return &archiveFile{
+		src: src, size: int64(len(b)), etag: etag,
+		at: func(int64) io.ReaderAt { return r },
+		section: func(_ context.Context, off, n int64) (io.ReadCloser, error) {
+			return io.NopCloser(io.NewSectionReader(r, off, n)), nil
+		},
+		close: func() {},
 	}
 }
 

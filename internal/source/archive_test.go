@@ -378,3 +378,57 @@ func TestArchiveFromAFileSource(t *testing.T) {
 	_, err = o.Expand(context.Background(), scanOf("t2", "s1"), event.Artifact{Format: "archive", Source: "file://" + path})
 	wantCode(t, "another tenant's file", err, errcode.SourceRefused, false)
 }
+
+// A small archive (at most 256 KiB, as most Prowler output zips) is read
+// whole by the GET of its end; its members are then read from that copy,
+// with no more requests, and a replaced archive (another ETag) is read
+// afresh.
+func TestSmallArchiveIsReadOnce(t *testing.T) {
+	t.Parallel()
+	w := newS3World(t)
+	key := "t1/s1/small.zip"
+	w.put(t, key, zipOf(t, "prowler-output-1-20250805120000.csv", "prowler-output-1-20250805120000.html",
+		"compliance/prowler-output-1-20250805120000_cis.csv"))
+	a := event.Artifact{Format: "archive", Source: "s3://" + w.bucket + "/" + key}
+	gets := func() int {
+		n := 0
+		for _, r := range w.proxy.Requests() {
+			if r.Method == "GET" && r.Path == "/"+w.bucket+"/"+key {
+				n++
+			}
+		}
+		return n
+	}
+	read := func(exp *source.Expansion) {
+		t.Helper()
+		for _, m := range exp.Artifacts {
+			op, err := w.opener.Open(context.Background(), scanOf("t1", "s1"), m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(op)
+			op.Close()
+			if err != nil || string(got) != m.Member.Name+"\n" {
+				t.Errorf("member %s: %q, %v", m.Member.Name, got, err)
+			}
+		}
+	}
+	exp, err := w.opener.Expand(context.Background(), scanOf("t1", "s1"), a)
+	if err != nil || len(exp.Artifacts) != 3 {
+		t.Fatalf("%v, %v", exp, err)
+	}
+	read(exp)
+	if n := gets(); n != 1 {
+		t.Errorf("%d GETs of a small archive and its 3 members, want 1", n)
+	}
+	// Replaced: a new expansion reads the new archive, and its members.
+	w.put(t, key, zipOf(t, "prowler-output-1-20250805120000.csv", "prowler-output-1-20250805120000.ocsf.json"))
+	exp2, err := w.opener.Expand(context.Background(), scanOf("t1", "s1"), a)
+	if err != nil || len(exp2.Artifacts) != 2 || exp2.Artifacts[1].Format != "json-ocsf" {
+		t.Fatalf("the replaced archive: %v, %v", exp2, err)
+	}
+	read(exp2)
+	if n := gets(); n != 2 {
+		t.Errorf("%d GETs after the archive was replaced, want 2", n)
+	}
+}

@@ -35,6 +35,7 @@ type Opener struct {
 	// archive's exported members may expand to in all.
 	s3         *S3Reader
 	archiveMax int64
+	small      smallArchives // small s3 archives read whole (smallzip.go)
 
 	// stores caches object-store handles by bucket: looking one up is a
 	// stream info request, which would otherwise come once per artifact.
