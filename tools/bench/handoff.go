@@ -473,7 +473,7 @@ func (r *report) handoffSection(p printer) {
 	p("%d scans handed off as Prowler App hands them off (contract v1.2): each scan's %d files (the files of workload 1, named as Prowler names them, ", h.Scans, h.Files)
 	p("compliance CSVs under `compliance/`) in one deflated zip in a source bucket, %s of zips in all, ", mib(h.ZipBytes))
 	p("and one scan-completed event per scan naming its zip (`s3://`). The exporter (`S3EXPORTER_CONCURRENCY` %d, `S3EXPORTER_S3_SOURCE_BUCKETS` the source bucket) ", h.Concurrency)
-	p("reads each zip's member list with ranged GETs, then each member with one ranged GET, inflates it and writes it to the tenant's bucket. ")
+	p("reads each zip's member list with one suffix-range GET (which holds all of a zip of at most 256 KiB: its members are then read from that copy; a larger zip's with one ranged GET each), inflates each member and writes it to the tenant's bucket. ")
 	p("The baseline is `rclone copy` (%s) of the same files already extracted, from one bucket to another, with `--transfers %d --checkers %d`: ", h.RcloneVersion, h.Concurrency, h.Concurrency)
 	p("the source and destination are two rclone remotes, as two accounts would be, so rclone streams every byte through itself (within one remote it would ask the server to copy). ")
 	p("Both read from and write to the same versitygw; both rounds' buckets are checked for every object and byte.\n\n")
