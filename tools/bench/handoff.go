@@ -484,7 +484,7 @@ func (r *report) handoffSection(p printer) {
 			fmt.Sprintf("%.1f s", e.CPU.Seconds()), fmt.Sprintf("%.1f s", b.CPU.Seconds()), mib(e.PeakRSS), mib(b.PeakRSS))
 	}
 	p("%s\n", t)
-	p("Ratio (median of the per-round ratios): **%.2f×**.%s\n\n", median(ratios(h.Exporter, h.Rclone, runStat.rate)), r.rerunNote(h.Reruns))
+	p("Ratio (median of the per-round ratios): **%.2f×**. %s\n\n", median(ratios(h.Exporter, h.Rclone, runStat.rate)), r.rerunNote(h.Reruns))
 	if l := h.Large; l != nil {
 		p("One zip with one %s member (an OCSF JSON, deflated to %s), handed off alone to a fresh exporter: exported in %.1f s (%.0f MB/s), ",
 			mib(l.Size), mib(l.ZipSize), l.Stat.Wall.Seconds(), l.Stat.mbps())
