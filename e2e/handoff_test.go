@@ -117,6 +117,10 @@ func TestProwlerAppHandOffExportsEveryMemberOfItsZip(t *testing.T) {
 	if st.State != event.StateSucceeded {
 		t.Fatalf("%s %+v\n%s", st.State, st.Errors, e.logText())
 	}
+	// The broken reads were resumed within the first delivery, not redelivered.
+	if st.Attempt != 1 {
+		t.Errorf("succeeded on attempt %d, want 1: the broken GETs were not resumed", st.Attempt)
+	}
 	got := e.objects(b)
 	manifestKey := "output/manifests/prowler-output-123456789012-20261201085125.manifest.json"
 	if len(got) != len(h.files)+1 {

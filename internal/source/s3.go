@@ -216,21 +216,68 @@ func (r *S3Reader) Tail(ctx context.Context, bucket, key string, n int64) (tail 
 		return nil, 0, "", s3Error(src, err)
 	}
 	defer out.Body.Close()
-	tail, err = io.ReadAll(io.LimitReader(out.Body, n+1))
-	if err != nil {
-		return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", src, err))
-	}
-	size = int64(len(tail))
+	etag = aws.ToString(out.ETag)
+	size, start := aws.ToInt64(out.ContentLength), int64(0)
 	if cr := aws.ToString(out.ContentRange); cr != "" {
-		_, total, ok := strings.Cut(cr, "/")
-		if size, err = strconv.ParseInt(total, 10, 64); !ok || err != nil {
+		// "bytes <first>-<last>/<size>"
+		rng, total, ok := strings.Cut(strings.TrimPrefix(cr, "bytes "), "/")
+		first, _, ok2 := strings.Cut(rng, "-")
+		var err1, err2 error
+		size, err1 = strconv.ParseInt(total, 10, 64)
+		start, err2 = strconv.ParseInt(first, 10, 64)
+		if !ok || !ok2 || err1 != nil || err2 != nil || start < 0 || start > size {
 			return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: unreadable Content-Range %q", src, cr))
 		}
 	}
-	if int64(len(tail)) > min(n, size) {
-		return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %d bytes for the last %d of %d", src, len(tail), n, size))
+	want := size - start
+	if want > n || want < 0 {
+		return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %d bytes for the last %d", src, want, n))
 	}
-	return tail, size, aws.ToString(out.ETag), nil
+	tail = make([]byte, 0, want)
+	tail, err = readInto(tail, io.LimitReader(out.Body, want))
+	if err != nil && int64(len(tail)) < want && etag != "" {
+		// The body broke: read on from there, pinned to the ETag (the
+		// stream resumes again if it breaks again).
+		var rc io.ReadCloser
+		if rc, _, err = r.Open(ctx, bucket, key, etag, start+int64(len(tail)), want-int64(len(tail))); err == nil {
+			tail, err = readInto(tail, rc)
+			rc.Close()
+		}
+	}
+	if err != nil {
+		return nil, 0, "", readError(src, err)
+	}
+	if int64(len(tail)) != want {
+		return nil, 0, "", errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("source %s: %d bytes of its last %d", src, len(tail), want))
+	}
+	return tail, size, etag, nil
+}
+
+// readError classifies an error reading a source's bytes: an already
+// classified one as it is, anything else a retryable SourceNotFound.
+func readError(src string, err error) error {
+	var ce *errcode.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", src, err))
+}
+
+// readInto appends what r yields to b until EOF.
+func readInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // ReaderAt returns an io.ReaderAt over an object, by ranged GETs with a
@@ -254,7 +301,7 @@ func (r *S3Reader) fetcher(bucket, key, etag string) rangeFetcher {
 		defer rc.Close()
 		b := make([]byte, n)
 		if _, err := io.ReadFull(rc, b); err != nil {
-			return nil, errcode.From(err)
+			return nil, readError("s3://"+bucket+"/"+key, err)
 		}
 		return b, nil
 	}
