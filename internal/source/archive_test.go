@@ -432,3 +432,37 @@ func TestSmallArchiveIsReadOnce(t *testing.T) {
 		t.Errorf("%d GETs after the archive was replaced, want 2", n)
 	}
 }
+
+// The GET of an archive's end that breaks midway is read on by a ranged GET
+// pinned to the ETag of its first answer, within the same expansion.
+func TestArchiveTailReadResumes(t *testing.T) {
+	t.Parallel()
+	w := newS3World(t)
+	zipped, err := os.ReadFile(fixtures.ZipFolder(t, fixtures.Prowler5Output(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "t1/s1/prowler-output.zip"
+	w.put(t, key, zipped)
+	w.proxy.BreakBodies("/"+w.bucket+"/"+key, 100<<10, 1)
+	exp, err := w.opener.Expand(context.Background(), scanOf("t1", "s1"), event.Artifact{Format: "archive", Source: "s3://" + w.bucket + "/" + key})
+	if err != nil || len(exp.Artifacts) != 10 {
+		t.Fatalf("%v, %v", exp, err)
+	}
+	if w.proxy.Stats().Broken != 1 {
+		t.Fatalf("%d bodies broken, want 1", w.proxy.Stats().Broken)
+	}
+	var rngs []string
+	for _, r := range w.proxy.Requests() {
+		if r.Method == "GET" && r.Path == "/"+w.bucket+"/"+key {
+			rngs = append(rngs, r.Header.Get("Range")+" "+r.Header.Get("If-Match"))
+		}
+	}
+	first := len(zipped) - archiveTailLen + 100<<10
+	if len(rngs) < 2 || !strings.HasPrefix(rngs[0], "bytes=-") || !strings.HasPrefix(rngs[1], fmt.Sprintf("bytes=%d-", first)) || strings.HasSuffix(rngs[1], " ") {
+		t.Errorf("GETs %q, want the end, then from byte %d with If-Match", rngs, first)
+	}
+}
+
+// archiveTailLen is what the first GET of an archive reads of its end.
+const archiveTailLen = 256 << 10
