@@ -76,7 +76,7 @@ var uploadCategories = []category{
 		return has(s, "runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge")
 	}},
 	{"SHA-256 of artifacts (the exporter's sha256 verification while streaming)", func(l, s string) bool {
-		return has(l, "sha256") && has(s, "s3-exporter/source.")
+		return has(l, "sha256") && has(s, "s3-exporter/internal/source.")
 	}},
 	{"SHA-256 of request payloads (SigV4 signing of PUTs over http, in the SDK)", func(l, s string) bool {
 		return has(l, "sha256") && has(s, "aws-sdk-go-v2")

@@ -138,6 +138,13 @@ func (r *report) summary(p printer) {
 		rb := median(ratios(s.Exporter, s.B, runStat.rate))
 		t.row("1. many small scans", "objects/s vs A (plain SDK program, same concurrency)", fmt.Sprintf("%.2f×", ra), "≥ 0.85×", verdict(ra >= 0.85))
 		t.row("", "objects/s vs B (one file at a time, as Prowler App)", fmt.Sprintf("%.1f×", rb), "≥ 5×", verdict(rb >= 5))
+		if len(s.Rclone) > 0 {
+			rc := median(s.cpuVsRclone())
+			rr := median(ratios(s.Exporter, s.Rclone, runStat.rate))
+			t.row("", fmt.Sprintf("(exporter + nats-server) CPU per object vs `rclone copy --transfers %d` of the same files from disk", r.opts.concurrency),
+				fmt.Sprintf("%.2f×", rc), "≤ 0.5×", verdict(rc <= 0.5))
+			t.row("", fmt.Sprintf("objects/s vs `rclone copy --transfers %d`", r.opts.concurrency), fmt.Sprintf("%.2f×", rr), "≥ 1.3×", verdict(rr >= 1.3))
+		}
 		if len(s.DelayExporter) > 0 {
 			rd := median(ratios(s.DelayExporter, s.DelayB, runStat.rate))
 			t.row("", fmt.Sprintf("the same with %v added to every S3 request (a proxy; see §1)", s.Delay), fmt.Sprintf("%.1f×", rd), "≥ 5×", verdict(rd >= 5))
@@ -226,7 +233,11 @@ func (r *report) smallSection(p printer) {
 	row("exporter", s.Exporter)
 	row("baseline A", s.A)
 	row("baseline B", s.B)
+	if len(s.Rclone) > 0 {
+		row("rclone", s.Rclone)
+	}
 	p("%s\n", t)
+	r.rcloneSection(p)
 	if len(s.DelayExporter) > 0 {
 		p("**With %v added to every S3 request.** On loopback a PUT costs almost no waiting, so one-at-a-time uploading is bound by CPU like everything else here. ", s.Delay)
 		p("Against a real S3 endpoint every request waits for the network, which is what concurrency pays off against. ")
@@ -523,4 +534,49 @@ func (r *report) howTo(p printer) {
 	p("## Running it\n\n")
 	p("```sh\nmake bench        # this file (about 10 minutes on 2 cores)\nmake bench-quick  # a small sanity run; prints the table, writes nothing\n")
 	p("make bench ARGS=-help   # rounds, sizes, counts, workloads\n```\n")
+}
+
+// cpuVsRclone returns, round by round, the exporter's and nats-server's CPU
+// per object over rclone's.
+func (s *smallResult) cpuVsRclone() []float64 {
+	var out []float64
+	for i := range min(len(s.Exporter), len(s.Rclone)) {
+		if x := cpuVsRclone(s.Exporter[i], s.Rclone[i]); x > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// rcloneSection is workload 1's CPU table against rclone.
+func (r *report) rcloneSection(p printer) {
+	s := r.small
+	if len(s.Rclone) == 0 {
+		return
+	}
+	p("**Against rclone.** In every round, after the exporter, `rclone copy --transfers %d` (%s) copies the same %d files from disk to a new bucket of the same versitygw: ",
+		r.opts.concurrency, s.RcloneVersion, s.Rclone[0].Objects)
+	p("the harness lays them out once under the keys the exporter gives them (each distinct file read from the object store and checked against its sha256, the scans' copies hard links to it), ")
+	p("so rclone uploads the same bytes under the same keys, from the page cache. rclone runs with its defaults otherwise: it lists the destination, computes each file's MD5 and sends it, ")
+	p("and reads each object's metadata back after its PUT to check the upload. Its time runs from its start to its exit (its start and the listings are a few percent of it); ")
+	p("its CPU is its own, from the kernel's accounting of the child. rclone reads local files, so no server feeds it; the exporter reads the object store, ")
+	p("so nats-server's CPU in the exporter's rounds counts on the exporter's side. CPU per exported object, ms (2 cores give 2000 ms of CPU per second):\n\n")
+	t := newTable("round", "exporter", "nats-server", "exporter + nats-server", "rclone", "(exporter + nats-server) / rclone",
+		"versitygw: exporter's run / rclone's", "objects/s: exporter / rclone")
+	for i := range min(len(s.Exporter), len(s.Rclone)) {
+		e, c := s.Exporter[i], s.Rclone[i]
+		t.row(fmt.Sprint(i+1), fmt.Sprintf("%.3f", e.perObject(e.CPU)), fmt.Sprintf("%.3f", e.perObject(e.NATSCPU)),
+			fmt.Sprintf("%.3f", e.perObject(e.CPU+e.NATSCPU)), fmt.Sprintf("%.3f", c.perObject(c.CPU)), fmt.Sprintf("%.2f", cpuVsRclone(e, c)),
+			fmt.Sprintf("%.3f / %.3f", e.perObject(e.S3CPU), c.perObject(c.S3CPU)),
+			fmt.Sprintf("%.0f / %.0f = %.2f", e.rate(), c.rate(), e.rate()/max(c.rate(), 1e-9)))
+	}
+	e, c := s.Exporter, s.Rclone
+	t.row("median", fmt.Sprintf("%.3f", medianOf(e, func(x runStat) float64 { return x.perObject(x.CPU) })),
+		fmt.Sprintf("%.3f", medianOf(e, func(x runStat) float64 { return x.perObject(x.NATSCPU) })),
+		fmt.Sprintf("%.3f", medianOf(e, func(x runStat) float64 { return x.perObject(x.CPU + x.NATSCPU) })),
+		fmt.Sprintf("%.3f", medianOf(c, func(x runStat) float64 { return x.perObject(x.CPU) })),
+		fmt.Sprintf("%.2f", median(s.cpuVsRclone())),
+		fmt.Sprintf("%.3f / %.3f", medianOf(e, func(x runStat) float64 { return x.perObject(x.S3CPU) }), medianOf(c, func(x runStat) float64 { return x.perObject(x.S3CPU) })),
+		fmt.Sprintf("%.2f", median(ratios(e, c, runStat.rate))))
+	p("%s\n", t)
 }
