@@ -13,33 +13,24 @@ import (
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
+	"github.com/prowler-cloud/s3-exporter/internal/iox"
 )
 
 // putSmall uploads an artifact of known size below the multipart threshold
 // with one PutObject, as the transfer manager would, without its per-upload
 // client and middleware (docs/BENCHMARKS.md, workload 1: most artifacts of a
-// scan are this small). The body is read into a buffer of exactly its size,
-// and to its end, so that the source's size and sha256 checks have run
-// before anything is sent.
+// scan are this small). The body is read to its end (into a buffer of
+// exactly its size, unless the source holds it already: readSmall), so that
+// the source's size and sha256 checks have run before anything is sent.
 func putSmall(ctx context.Context, cl *s3.Client, bucket string, po putOptions, a event.Artifact, key string, size int64, body io.Reader) (*event.ObjectRecord, *errcode.Error) {
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(body, buf); err != nil {
-		if err == io.ErrUnexpectedEOF || err == io.EOF {
-			return nil, errcode.Permanentf(errcode.ChecksumMismatch, "reading %s: shorter than its %d bytes", a.Source, size)
-		}
-		return nil, classify("reading "+a.Source, err)
-	}
-	var one [1]byte
-	if n, err := body.Read(one[:]); n > 0 || err != io.EOF {
-		if err == nil || err == io.EOF {
-			return nil, errcode.Permanentf(errcode.ChecksumMismatch, "reading %s: longer than its %d bytes", a.Source, size)
-		}
-		return nil, classify("reading "+a.Source, err)
+	payload, rerr := readSmall(body, size, a)
+	if rerr != nil {
+		return nil, rerr
 	}
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(bucket),
 		Key:           aws.String(key),
-		Body:          bytes.NewReader(buf),
+		Body:          payload,
 		ContentLength: aws.Int64(size),
 	}
 	po.applyPut(in)
@@ -57,6 +48,48 @@ func putSmall(ctx context.Context, cl *s3.Client, bucket string, po putOptions, 
 		Format: a.Format, Framework: a.Framework, Key: key,
 		Size: size, ETag: trimQuotes(aws.ToString(out.ETag)),
 	}, nil
+}
+
+// wholeSource is a source that may hold its bytes in memory already
+// (source.Opened: an object-store object fetched with direct gets).
+type wholeSource interface {
+	Whole() (chunks [][]byte, ok bool, err error)
+}
+
+// readSmall returns the size bytes of body, read to its end (so that the
+// source's size and sha256 checks have run), as a request body. A source
+// that holds its bytes already hands them over, checked the same way, and
+// they are sent from where they are, without a copy: every artifact of a
+// scan of workload 1 comes that way (docs/BENCHMARKS.md).
+func readSmall(body io.Reader, size int64, a event.Artifact) (io.ReadSeeker, *errcode.Error) {
+	if w, ok := body.(wholeSource); ok {
+		chunks, ok, err := w.Whole()
+		if ok && err != nil {
+			return nil, classify("reading "+a.Source, err)
+		}
+		if ok {
+			r := iox.NewChunksReader(chunks)
+			if r.Size() != size {
+				return nil, errcode.Permanentf(errcode.ChecksumMismatch, "reading %s: %d bytes, not its %d", a.Source, r.Size(), size)
+			}
+			return r, nil
+		}
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, errcode.Permanentf(errcode.ChecksumMismatch, "reading %s: shorter than its %d bytes", a.Source, size)
+		}
+		return nil, classify("reading "+a.Source, err)
+	}
+	var one [1]byte
+	if n, err := body.Read(one[:]); n > 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			return nil, errcode.Permanentf(errcode.ChecksumMismatch, "reading %s: longer than its %d bytes", a.Source, size)
+		}
+		return nil, classify("reading "+a.Source, err)
+	}
+	return bytes.NewReader(buf), nil
 }
 
 // withPayloadSHA256 hands the request signer the payload's sha256, known

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -254,5 +255,80 @@ func TestObjectStoreLinks(t *testing.T) {
 				t.Fatalf("%s: the refusal leaks content: %v", name, err)
 			}
 		}
+	}
+}
+
+// An object of one chunk comes whole from its direct get: Whole hands its
+// bytes over, checked as reading them would check them (size and sha256,
+// the same ChecksumMismatch), and the reader is then at its end; so does one
+// of several chunks, fetched with one batched direct get. Anything else (a
+// reader already read from, a file) says "read it".
+func TestObjectStoreSourceWhole(t *testing.T) {
+	small := bytes.Repeat([]byte("compliance;row\n"), 1300) // 19.5 KB: one chunk
+	large := bytes.Repeat([]byte("0123456789abcdef"), 3*8192+77)
+	js := objectStore(t, map[string][]byte{"t1/s1/small.csv": small, "t1/s1/large.json": large})
+	o, err := source.NewOpener(js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	open := func(obj, sha string, n *int64) *source.Opened {
+		t.Helper()
+		op, err := o.Open(ctx, scan, event.Artifact{Format: "csv", Source: "nats-os://" + bucket + "/" + obj, SHA256: sha, Size: n})
+		if err != nil {
+			t.Fatalf("Open(%s): %v", obj, err)
+		}
+		t.Cleanup(func() { op.Close() })
+		return op
+	}
+
+	for _, verify := range []bool{true, false} {
+		var sum string
+		var n *int64
+		if verify {
+			sum, n = strings.ToUpper(sha(small)), size(len(small))
+		}
+		op := open("t1/s1/small.csv", sum, n)
+		chunks, ok, err := op.Whole()
+		if b := bytes.Join(chunks, nil); !ok || err != nil || len(chunks) != 1 || !bytes.Equal(b, small) {
+			t.Fatalf("verify=%v: Whole = %d chunks, %d bytes, %v, %v; want the object", verify, len(chunks), len(b), ok, err)
+		}
+		if n, err := op.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+			t.Errorf("verify=%v: Read after Whole = %d, %v; want 0, EOF", verify, n, err)
+		}
+	}
+
+	op := open("t1/s1/small.csv", sha(large), nil)
+	if _, ok, err := op.Whole(); !ok {
+		t.Error("a wrong sha256: Whole did not take the object")
+	} else {
+		wantCode(t, "wrong sha256", err, errcode.ChecksumMismatch, false)
+	}
+	if _, err := op.Read(make([]byte, 10)); err == nil || err == io.EOF {
+		t.Errorf("Read after a failed Whole: %v; want the mismatch again", err)
+	}
+
+	// Several chunks (one batched direct get) come whole too, chunk by chunk.
+	op = open("t1/s1/large.json", sha(large), size(len(large)))
+	if chunks, ok, err := op.Whole(); !ok || err != nil || len(chunks) != 4 || !bytes.Equal(bytes.Join(chunks, nil), large) {
+		t.Errorf("several chunks: Whole = %d chunks, %v, %v; want the object's 4", len(chunks), ok, err)
+	}
+	op = open("t1/s1/large.json", sha(small), nil)
+	if _, ok, err := op.Whole(); !ok {
+		t.Error("several chunks, a wrong sha256: Whole did not take the object")
+	} else {
+		wantCode(t, "several chunks, wrong sha256", err, errcode.ChecksumMismatch, false)
+	}
+	op = open("t1/s1/small.csv", sha(small), nil)
+	if _, err := op.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := op.Whole(); ok {
+		t.Error("Whole after a Read took the object")
+	}
+	rest, err := io.ReadAll(op)
+	if err != nil || !bytes.Equal(rest, small[1:]) {
+		t.Errorf("reading on after Whole declined: %d bytes, %v", len(rest), err)
 	}
 }

@@ -25,6 +25,26 @@ type Opened struct {
 	Size int64
 }
 
+// Whole returns the artifact's bytes when the source holds all of them in
+// memory already (an object-store object of up to 16 MiB, fetched with
+// direct gets), in the chunks they came in, checked as reading them would
+// check them: size and sha256, a mismatch being the same permanent
+// ChecksumMismatch error. Nothing is copied. ok is false when the source
+// streams (or was read from, or its reader was wrapped): read it instead.
+// After ok, the reader is at its end.
+func (o *Opened) Whole() (chunks [][]byte, ok bool, err error) {
+	w, isWhole := o.ReadCloser.(wholeReader)
+	if !isWhole {
+		return nil, false, nil
+	}
+	return w.whole()
+}
+
+// wholeReader is a reader that may hold its whole content in memory.
+type wholeReader interface {
+	whole() (chunks [][]byte, ok bool, err error)
+}
+
 // Opener opens the artifacts of scans.
 type Opener struct {
 	js    jetstream.JetStream
@@ -138,6 +158,18 @@ func (r *objectReader) Read(p []byte) (int, error) {
 		err = errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", r.src, err))
 	}
 	return n, err
+}
+
+func (r *objectReader) whole() ([][]byte, bool, error) {
+	w, isWhole := r.rc.(wholeReader)
+	if !isWhole {
+		return nil, false, nil
+	}
+	b, ok, err := w.whole()
+	if err != nil {
+		err = errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", r.src, err))
+	}
+	return b, ok, err
 }
 
 func (r *objectReader) Close() error { return r.rc.Close() }
