@@ -75,17 +75,26 @@ const maxLinkHops = 4
 // another size, is read through a consumer after all: direct gets may be
 // answered by any replica, and one that lags has not stored it yet; the
 // consumer reads from the stream's leader.
-func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
-	info, err := objectInfo(ctx, js, store, bucket, name)
-	if err != nil {
-		return nil, 0, err
+//
+// hint, when not nil, is the object's info as prefetched with the rest of
+// its scan (prefetch.go), used instead of asking for it. The object may have
+// been replaced since: when the chunks it names are not there whole,
+// openChunks returns errStaleHint, and the caller asks again without one.
+func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name, prefix string, checkDigest bool, hint *jetstream.ObjectInfo) (io.ReadCloser, int64, error) {
+	info, hinted := hint, hint != nil
+	if !hinted {
+		var err error
+		if info, err = objectInfo(ctx, js, store, bucket, name); err != nil {
+			return nil, 0, err
+		}
 	}
+	var err error
 	for hops := 0; info.Opts != nil && info.Opts.Link != nil; hops++ {
 		link := info.Opts.Link
 		if err := checkLink(bucket, name, prefix, link, hops); err != nil {
 			return nil, 0, err
 		}
-		name = link.Name
+		name, hinted = link.Name, false
 		if info, err = objectInfo(ctx, js, store, bucket, name); err != nil {
 			return nil, 0, err
 		}
@@ -115,6 +124,8 @@ func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 			return r, size, nil
 		case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil, 0, err
+		case hinted:
+			return nil, 0, errStaleHint
 		}
 	}
 	if stream != nil && info.Chunks > 1 && size <= chunkWindow && stream.CachedInfo().Config.AllowDirect {
@@ -131,6 +142,11 @@ func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 			r.buf, r.next, r.got, r.all = got[0], got[1:], size, got
 			return r, size, nil
 		}
+	}
+	if hinted {
+		// A consumer is made only for an object whose info was just read:
+		// one that follows chunks replaced since would wait for them.
+		return nil, 0, errStaleHint
 	}
 	r.cons, err = js.OrderedConsumer(ctx, r.stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{chunks},

@@ -54,6 +54,11 @@ type Opener struct {
 	// stream info request, which would otherwise come once per artifact.
 	mu     sync.Mutex
 	stores map[string]objectStore
+
+	// metas are the object infos of scans' artifacts, fetched together
+	// (prefetch.go).
+	metaMu sync.Mutex
+	metas  map[metaKey]*scanMetas
 }
 
 // objectStore is a cached object store and its stream (nil if looking the
@@ -95,7 +100,7 @@ func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Ar
 	var op *Opened
 	switch src.Scheme {
 	case event.SchemeObjectStore:
-		op, err = o.openObject(ctx, tg, a.SHA256 == "")
+		op, err = o.openObject(ctx, scan, tg, a.SHA256 == "")
 	default:
 		op, err = openFile(tg)
 	}
@@ -121,7 +126,7 @@ func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Ar
 // openObject opens an object-store object. The store's own digest is
 // checked only when checkDigest is set: the verifier checks the event's
 // sha256, when it has one, over the same bytes.
-func (o *Opener) openObject(ctx context.Context, tg Target, checkDigest bool) (*Opened, error) {
+func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, tg Target, checkDigest bool) (*Opened, error) {
 	src, prefix := tg.Source, tg.Prefix
 	if o.js == nil {
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: no object store connection", src)
@@ -129,7 +134,7 @@ func (o *Opener) openObject(ctx context.Context, tg Target, checkDigest bool) (*
 	// A replica of the store's stream that lags (after a NATS fail-over)
 	// may answer "not found" for an object that exists: the store's leader
 	// is asked before an object is called missing (openChunks).
-	rc, size, err := o.get(ctx, src.Bucket, src.Object, prefix, checkDigest)
+	rc, size, err := o.get(ctx, scan, src.Bucket, src.Object, prefix, checkDigest)
 	if err != nil {
 		var refused *errcode.Error
 		switch {
@@ -181,12 +186,21 @@ const maxStores = 1024
 // a stream info request, which would otherwise come once per artifact); a
 // cached handle that fails is looked up afresh once, in case the store was
 // deleted or re-created since.
-func (o *Opener) get(ctx context.Context, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
+func (o *Opener) get(ctx context.Context, scan *event.ScanCompleted, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
+	open := func(st objectStore) (io.ReadCloser, int64, error) {
+		if hint := o.hint(ctx, st, scan, bucket, name); hint != nil {
+			rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, hint)
+			if !errors.Is(err, errStaleHint) {
+				return rc, size, err
+			}
+		}
+		return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, nil)
+	}
 	o.mu.Lock()
 	st, cached := o.stores[bucket]
 	o.mu.Unlock()
 	if cached {
-		rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest)
+		rc, size, err := open(st)
 		var refused *errcode.Error
 		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) || errors.As(err, &refused) {
 			return rc, size, err
@@ -211,5 +225,5 @@ func (o *Opener) get(ctx context.Context, bucket, name, prefix string, checkDige
 	}
 	o.stores[bucket] = st
 	o.mu.Unlock()
-	return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest)
+	return open(st)
 }
