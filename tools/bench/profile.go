@@ -101,6 +101,35 @@ var uploadCategories = []category{
 	{"other", func(string, string) bool { return true }},
 }
 
+// natsCategories sort the samples of nats-server while it serves the
+// exporter of workload 1.
+var natsCategories = []category{
+	{"garbage collector (background marking and sweeping)", func(_, s string) bool {
+		return has(s, "runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge")
+	}},
+	{"file store: loading message blocks from disk", func(_, s string) bool {
+		return has(s, "(*msgBlock).loadBlock", "(*msgBlock).loadMsgsWithLock", "(*msgBlock).indexCacheBuf")
+	}},
+	{"consumers: create, deliver, acknowledge, delete", func(_, s string) bool {
+		return has(s, "jsConsumerCreateRequest", "jsConsumerDeleteRequest", "addConsumer", "server.(*consumer)", "processNextMsgRequest")
+	}},
+	{"direct gets (object infos, chunks): lookup and reply", func(_, s string) bool {
+		return has(s, "processDirectGet", "getDirectRequest", "getDirectMulti")
+	}},
+	{"JetStream API and stored publishes (stream info, ledger, status, acks)", func(_, s string) bool {
+		return has(s, "processJSAPIRoutedRequests", "processInboundJetStreamMsg", "processJetStreamMsg", "internalSendLoop", "(*stream).internalLoop")
+	}},
+	{"writing to clients (socket writes)", func(_, s string) bool { return has(s, "flushOutbound", "(*client).writeLoop") }},
+	{"reading and routing client messages", func(_, s string) bool {
+		return has(s, "(*client).readLoop", "processInboundClientMsg", "(*client).parse")
+	}},
+	{"Go scheduler, timers and netpoller", func(_, s string) bool {
+		return has(s, "runtime.schedule", "runtime.findRunnable", "runtime.mcall", "runtime.park_m", "runtime.netpoll",
+			"runtime.sysmon", "runtime.goexit0")
+	}},
+	{"other", func(string, string) bool { return true }},
+}
+
 // catchUpCategories sort the samples of an exporter's start on a large
 // integrations stream (workload 3).
 var catchUpCategories = []category{

@@ -280,6 +280,16 @@ func (r *report) smallSection(p printer) {
 			t.row(fmt.Sprintf("%.1f%%", sh.Pct), "`"+sh.Name+"`")
 		}
 		p("%s\n", t)
+		if pn := s.ProfileNATS; pn != nil {
+			p("nats-server, profiled over the same window (the harness's `natsd`: the same server in a process of its own, `runtime/pprof` started and stopped by the same two signals): ")
+			p("%.2f s of CPU sampled, %.3f ms per object exported:\n\n", pn.Total.Seconds(), perObj(pn.Total, e.Objects))
+			t = newTable("where (nats-server)", "ms CPU per object", "share")
+			for _, sh := range pn.Shares {
+				t.row(sh.Name, fmt.Sprintf("%.3f", perObj(sh.Dur, e.Objects)), fmt.Sprintf("%.1f%%", sh.Pct))
+			}
+			p("%s\n", t)
+		}
+		r.beforeAfter21(p)
 	}
 	r.smallLimits(p)
 }
@@ -579,4 +589,80 @@ func (r *report) rcloneSection(p printer) {
 		fmt.Sprintf("%.3f / %.3f", medianOf(e, func(x runStat) float64 { return x.perObject(x.S3CPU) }), medianOf(c, func(x runStat) float64 { return x.perObject(x.S3CPU) })),
 		fmt.Sprintf("%.2f", median(ratios(e, c, runStat.rate))))
 	p("%s\n", t)
+}
+
+// Before the changes of issue 21: workload 1 measured with this harness
+// (rclone, keep-alive, the nats-server profile) on the exporter as it was
+// (commit 7fa72fb), 2026-12-07 on this machine, 3 rounds. Fixed text: the
+// before figures no longer exist to measure.
+var (
+	before21 = struct {
+		Exporter, NATS, Rclone, Ratio, Rate float64 // medians: ms CPU per object; ratios
+		ProfExporter, ProfNATS              float64 // ms CPU per object sampled in the profiled round
+		Allocated                           float64 // MB the exporter allocated in the profiled round
+	}{Exporter: 0.70, NATS: 0.31, Rclone: 0.98, Ratio: 1.03, Rate: 1.40, ProfExporter: 0.577, ProfNATS: 0.195, Allocated: 1473}
+	// ms of CPU per object, by category, in the profiled round.
+	before21Exporter = map[string]float64{
+		"S3 requests: SDK middleware, XML, HTTP client and socket writes":           0.217,
+		"NATS client: object-store reads, fetch, acks, ledger and status publishes": 0.105,
+		"garbage collector (background marking and sweeping)":                       0.097,
+		"other": 0.067,
+		"SHA-256 of artifacts (the exporter's sha256 verification while streaming)": 0.034,
+		"Go scheduler, timers and netpoller":                                        0.028,
+		"JSON encoding and decoding":                                                0.020,
+		"goroutine stack growth (runtime.newstack, copystack)":                      0.007,
+		"CRC32 request checksums (the SDK's default flexible checksums)":            0.001,
+		"zap logging": 0.001,
+	}
+	before21NATS = map[string]float64{
+		"JetStream API and stored publishes (stream info, ledger, status, acks)": 0.031,
+		"writing to clients (socket writes)":                                     0.031,
+		"direct gets (object infos, chunks): lookup and reply":                   0.030,
+		"reading and routing client messages":                                    0.027,
+		"consumers: create, deliver, acknowledge, delete":                        0.024,
+		"file store: loading message blocks from disk":                           0.022,
+		"Go scheduler, timers and netpoller":                                     0.010,
+		"other":                                                                  0.010,
+		"garbage collector (background marking and sweeping)":                    0.008,
+	}
+)
+
+// beforeAfter21 sets the profiles of this run beside those from before the
+// changes of issue 21.
+func (r *report) beforeAfter21(p printer) {
+	s := r.small
+	if s == nil || s.Profile == nil {
+		return
+	}
+	b := before21
+	p("### Before and after: where the CPU of an exported object went\n\n")
+	p("Before the changes below (the exporter of commit 7fa72fb, measured with this harness on 2026-12-07, 3 rounds): per object the exporter spent %.2f ms of CPU and nats-server %.2f ms, ", b.Exporter, b.NATS)
+	p("rclone %.2f ms; (exporter + nats-server) / rclone %.2f, objects/s %.2f× rclone's; the exporter allocated %.0f MB in the profiled round. ", b.Rclone, b.Ratio, b.Rate, b.Allocated)
+	if len(s.Rclone) > 0 {
+		med := func(f func(runStat) float64) float64 { return medianOf(s.Exporter, f) }
+		p("In this run: %.2f ms and %.2f ms, rclone %.2f ms; %.2f, and %.2f×. ",
+			med(func(x runStat) float64 { return x.perObject(x.CPU) }), med(func(x runStat) float64 { return x.perObject(x.NATSCPU) }),
+			medianOf(s.Rclone, func(x runStat) float64 { return x.perObject(x.CPU) }), median(s.cpuVsRclone()), median(ratios(s.Exporter, s.Rclone, runStat.rate)))
+	}
+	p("The profiled rounds, ms of CPU per object by what the stack was doing:\n\n")
+	table := func(who string, before map[string]float64, beforeTotal float64, now *profileSummary, objects int) {
+		t := newTable("where ("+who+")", "before", "now")
+		seen := map[string]bool{}
+		for _, sh := range now.Shares {
+			seen[sh.Name] = true
+			t.row(sh.Name, fmt.Sprintf("%.3f", before[sh.Name]), fmt.Sprintf("%.3f", perObj(sh.Dur, objects)))
+		}
+		for _, c := range append(append([]category(nil), uploadCategories...), natsCategories...) {
+			if v, ok := before[c.Name]; ok && !seen[c.Name] {
+				seen[c.Name] = true
+				t.row(c.Name, fmt.Sprintf("%.3f", v), "0")
+			}
+		}
+		t.row("**all**", fmt.Sprintf("**%.3f**", beforeTotal), fmt.Sprintf("**%.3f**", perObj(now.Total, objects)))
+		p("%s\n", t)
+	}
+	table("the exporter", before21Exporter, b.ProfExporter, s.Profile, s.ProfileRun.Objects)
+	if s.ProfileNATS != nil {
+		table("nats-server", before21NATS, b.ProfNATS, s.ProfileNATS, s.ProfileRun.Objects)
+	}
 }

@@ -29,8 +29,10 @@ type smallResult struct {
 	Delay                   time.Duration
 	DelayScans, DelayBScans int
 	DelayExporter, DelayB   []runStat
-	// Profiles of an extra round of the exporter and of baseline A.
+	// Profiles of an extra round of the exporter and of baseline A, and of
+	// nats-server during the exporter's.
 	Profile, ProfileA       *profileSummary
+	ProfileNATS             *profileSummary
 	ProfileRun, ProfileRunA runStat
 }
 
@@ -123,6 +125,11 @@ func runSmall(ctx context.Context, s *stack, o options, logf func(string, ...any
 			return nil, err
 		}
 		b.res.Profile, b.res.ProfileRun, b.res.ProfileA, b.res.ProfileRunA = &p, e, &pa, a
+		if pn, err := analyzeProfile(filepath.Join(s.work, "nats-server.cpu.pprof"), e.Wall, natsCategories); err == nil {
+			b.res.ProfileNATS = &pn
+		} else {
+			logf("workload 1: no nats-server profile: %v", err)
+		}
 		logf("workload 1: profiled runs: exporter %.0f objects/s (%v CPU sampled, %.2f ms per object from /proc), A %.0f objects/s (%v, %.2f ms per object)",
 			e.rate(), p.Total.Round(time.Millisecond), e.perObject(e.CPU), a.rate(), pa.Total.Round(time.Millisecond), a.perObject(a.CPU))
 	}
