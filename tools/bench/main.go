@@ -120,7 +120,7 @@ func parseOptions(args []string) (options, error) {
 	fs.DurationVar(&o.delay, "delay", 20*time.Millisecond, "workload 1: also run the exporter and baseline B with this much added to every S3 request (0: skip)")
 	fs.IntVar(&o.delayScans, "delay-scans", 50, "workload 1 with delay: scans the exporter exports")
 	fs.IntVar(&o.delayBScans, "delay-b-scans", 5, "workload 1 with delay: scans baseline B uploads")
-	fs.BoolVar(&o.s3KeepAlive, "s3-keep-alive", true, "run versitygw with --keep-alive, as S3 endpoints serve (false: a connection per request, its default)")
+	fs.BoolVar(&o.s3KeepAlive, "s3-keep-alive", false, "run versitygw with --keep-alive, as S3 endpoints serve (by default it closes every connection after one request, as in every earlier run of this harness)")
 	fs.BoolVar(&o.profile, "profile", true, "profile the exporter's CPU in an extra workload-1 round")
 	fs.StringVar(&o.workDir, "workdir", "", "directory for servers' data and logs (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")

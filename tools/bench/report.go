@@ -99,6 +99,11 @@ func (r *report) markdown() string {
 	p("the exporter is the `s3-exporter` binary built by the harness, one fresh process per round, configured with its defaults ")
 	p("(8 scans in flight, 8 MiB parts; `S3EXPORTER_CONCURRENCY` %d in workload 1, as baseline A's workers, its default 128 in workloads 5 and 6) and credentials sent Fernet-encrypted, as Prowler App sends them; ", r.opts.concurrency)
 	p("each baseline is the harness run again as a child process. CPU time and memory come from `/proc` (exporter) or `getrusage` (baselines), so each is the process's own. ")
+	if r.opts.s3KeepAlive {
+		p("versitygw keeps connections alive (`-s3-keep-alive`). ")
+	} else {
+		p("versitygw closes every connection after one request, its default (`-s3-keep-alive` runs it with keep-alive, as S3 endpoints serve; see the list of changes at the end). ")
+	}
 	p("Rounds: %d; exporter and baselines interleave within a round and the table gives the median of the per-round ratios.\n\n", r.opts.rounds)
 
 	r.summary(p)
@@ -311,8 +316,8 @@ func (r *report) smallLimits(p printer) {
 	s3E, s3A, s3B := per(s.Exporter, func(x runStat) time.Duration { return x.S3CPU }), per(s.A, func(x runStat) time.Duration { return x.S3CPU }), per(s.B, func(x runStat) time.Duration { return x.S3CPU })
 	p("So the exporter / A ratio is mostly the ratio of these costs. Per object: the exporter's own process spends %.2f ms where A spends %.2f; ", per(s.Exporter, own), per(s.A, own))
 	p("nats-server %.2f ms for the exporter and %.2f for A (%s): ", natsE, natsA, cmpWord(natsE, natsA))
-	p("the exporter fetches an object of one chunk — 40 of a scan's 43 files — with a single direct get, where A's `Get` creates, feeds and deletes a consumer for every object; ")
-	p("the exporter's other requests come once per scan, not per object (fetch and ack, the read-your-writes stream info, a ledger get and put, status publishes); ")
+	p("the exporter fetches each object with one direct get (batched for the CSV, HTML and OCSF files of several chunks), where A's `Get` creates, feeds and deletes a consumer for every object; ")
+	p("the exporter's other requests come once per scan, not per object (the infos of the scan's objects, fetch and ack, the read-your-writes stream info, a ledger get and put, status publishes); ")
 	p("versitygw %.2f ms per exporter object and %.2f per A object (%s) for the same PUTs of the same bytes: ", s3E, s3A, cmpWord(s3E, s3A))
 	p("its CPU per object moves with the rate and the load beside it (B's slower, one-at-a-time PUTs cost it %.2f ms each). ", s3B)
 	p("On a machine whose two cores the three processes share, each of these shows one for one in the ratio. ")
@@ -539,20 +544,20 @@ func (r *report) changes(p printer) {
 	p("- **Small PUTs are signed with the artifact's verified sha256** (`exporter/putsmall.go`): over plain HTTP the SDK hashed every payload a second time to sign it ")
 	p("(0.05 ms per object, 4%% of the exporter's CPU). Over HTTPS the SDK's trailing checksum and unsigned payload are unchanged.\n")
 	p("\nIssue 21 (CPU per exported object against rclone; the before and after profiles are in §1) added, measured on workload 1 (figures of single runs on the shared machine: CPU per object moves by a tenth from run to run, allocations much less):\n\n")
-	p("- **The bench's S3 server keeps connections alive** (`tools/bench/stack.go`, not the exporter): versitygw closes every connection after one request unless run with `--keep-alive`, ")
-	p("and net/http's dialing and closing took 12%% of the exporter's CPU (0.08 ms per object) and as much of baseline A's. S3 endpoints keep connections alive; `-s3-keep-alive=false` measures the old way.\n")
+	p("- **Found, in the bench rather than the exporter: its S3 server closes every connection after one request** (versitygw without `--keep-alive`), and net/http's dialing and closing took 12%% of the exporter's CPU (0.08 ms per object) ")
+	p("and as much of baseline A's and rclone's (which makes two requests per object). S3 endpoints keep connections alive; `make bench ARGS=-s3-keep-alive` runs versitygw so. ")
+	p("It stays off by default because every target here was set without it: with it the exporter's no-delay rate in workload 5, the reference of that workload's ratios, nearly doubles (650 to about 1200 objects/s, the old exporter as well as this one) while its rate at 100 ms, bound by the concurrency the limit reaches, does not.\n")
 	p("- **Request bodies go to the connection through a pooled buffer** (`exporter/stall.go`): net/http hands the connection a body behind an `io.LimitedReader`, and `io.Copy` made a buffer of up to 32 KiB for each: ")
-	p("172 MB of the 1.47 GB the exporter allocated in a round.\n")
+	p("172 MB of the 1.47 to 1.74 GB the exporter allocated in a round.\n")
 	p("- **Objects up to 16 MiB come with direct gets** (`internal/source/chunks.go`): one batched direct get for an object of several chunks, where an ordered consumer cost three requests and nats-server's work to create, feed and delete it ")
 	p("(12%% of nats-server's CPU before, none now: no consumer is made in this workload).\n")
 	p("- **They go to S3 from where they landed** (`source.Opened.Whole`, `exporter/putsmall.go`, `iox.ChunksReader`): checked as before (size, sha256), then sent as the chunks they came in, instead of copied into a buffer of their size: ")
-	p("440 MB less allocated per round. With the pooled buffer: 1.47 GB became 1.0 GB, and the collector's share of the exporter's CPU fell from 0.10 to about 0.07 ms per object.\n")
+	p("440 MB less allocated per round. With the pooled buffer, the exporter allocates about 1.0 GB in a round where it allocated 1.47 to 1.74 GB.\n")
 	p("- **A scan's object infos come in one request** (`internal/source/prefetch.go`: one `multi_last` direct get on the first open): each open then asks for its chunks only, one request per object where there were two. ")
 	p("Hints only: an object replaced since is opened again from a fresh info.\n")
 	p("- **The per-upload logger's fields are encoded only if it logs** (`zap.WithLazy`).\n\n")
-	p("Together, on the machine as loaded as it was (medians of 3 rounds each, same harness): the exporter from 0.70 to about 0.57 ms of CPU per object and nats-server from 0.31 to about 0.24 ms; ")
-	p("(exporter + nats-server) / rclone from 1.03 to about 0.85. What is left is the AWS SDK's work per request (about 40 KB allocated and a few dozen middlewares per PutObject), the bytes themselves ")
-	p("(NATS delivers each payload into a new buffer, the socket writes), the SHA-256 the contract requires, and the garbage collector's share of all of it.\n\n")
+	p("Together: §1, \"Before and after\", sets this run's figures beside those of the exporter before them. What is left is the AWS SDK's work per request (about 40 KB allocated and a few dozen middlewares per PutObject), the bytes themselves ")
+	p("(NATS delivers each payload into a new buffer; the socket writes), the SHA-256 the contract requires, and the garbage collector's share of all of it; in nats-server, a direct get per object and reading the store's blocks from disk.\n\n")
 }
 
 func (r *report) howTo(p printer) {
@@ -607,38 +612,40 @@ func (r *report) rcloneSection(p printer) {
 }
 
 // Before the changes of issue 21: workload 1 measured with this harness
-// (rclone, keep-alive, the nats-server profile) on the exporter as it was
-// (commit 7fa72fb), 2026-12-07 on this machine, 3 rounds. Fixed text: the
-// before figures no longer exist to measure.
+// (rclone, the nats-server profile; versitygw without keep-alive, as by
+// default) on the exporter as it was (commit 7fa72fb), 2026-12-07 on this
+// machine, 3 rounds. Fixed text: the before figures no longer exist to
+// measure.
 var (
 	before21 = struct {
 		Exporter, NATS, Rclone, Ratio, Rate float64 // medians: ms CPU per object; ratios
 		ProfExporter, ProfNATS              float64 // ms CPU per object sampled in the profiled round
 		Allocated                           float64 // MB the exporter allocated in the profiled round
-	}{Exporter: 0.70, NATS: 0.31, Rclone: 0.98, Ratio: 1.03, Rate: 1.40, ProfExporter: 0.577, ProfNATS: 0.195, Allocated: 1473}
+	}{Exporter: 0.84, NATS: 0.31, Rclone: 1.18, Ratio: 0.98, Rate: 1.00, ProfExporter: 0.752, ProfNATS: 0.241, Allocated: 1737}
 	// ms of CPU per object, by category, in the profiled round.
 	before21Exporter = map[string]float64{
-		"S3 requests: SDK middleware, XML, HTTP client and socket writes":           0.217,
-		"NATS client: object-store reads, fetch, acks, ledger and status publishes": 0.105,
-		"garbage collector (background marking and sweeping)":                       0.097,
-		"other": 0.067,
-		"SHA-256 of artifacts (the exporter's sha256 verification while streaming)": 0.034,
-		"Go scheduler, timers and netpoller":                                        0.028,
-		"JSON encoding and decoding":                                                0.020,
-		"goroutine stack growth (runtime.newstack, copystack)":                      0.007,
+		"S3 requests: SDK middleware, XML, HTTP client and socket writes":           0.341,
+		"NATS client: object-store reads, fetch, acks, ledger and status publishes": 0.114,
+		"garbage collector (background marking and sweeping)":                       0.105,
+		"other": 0.066,
+		"SHA-256 of artifacts (the exporter's sha256 verification while streaming)": 0.041,
+		"Go scheduler, timers and netpoller":                                        0.030,
+		"goroutine stack growth (runtime.newstack, copystack)":                      0.029,
+		"JSON encoding and decoding":                                                0.022,
+		"zap logging":                                                               0.002,
+		"SHA-256 of request payloads (SigV4 signing of PUTs over http, in the SDK)": 0.001,
 		"CRC32 request checksums (the SDK's default flexible checksums)":            0.001,
-		"zap logging": 0.001,
 	}
 	before21NATS = map[string]float64{
-		"JetStream API and stored publishes (stream info, ledger, status, acks)": 0.031,
-		"writing to clients (socket writes)":                                     0.031,
-		"direct gets (object infos, chunks): lookup and reply":                   0.030,
-		"reading and routing client messages":                                    0.027,
-		"consumers: create, deliver, acknowledge, delete":                        0.024,
-		"file store: loading message blocks from disk":                           0.022,
-		"Go scheduler, timers and netpoller":                                     0.010,
-		"other":                                                                  0.010,
-		"garbage collector (background marking and sweeping)":                    0.008,
+		"direct gets (object infos, chunks): lookup and reply":                   0.051,
+		"reading and routing client messages":                                    0.049,
+		"JetStream API and stored publishes (stream info, ledger, status, acks)": 0.035,
+		"consumers: create, deliver, acknowledge, delete":                        0.029,
+		"writing to clients (socket writes)":                                     0.026,
+		"Go scheduler, timers and netpoller":                                     0.022,
+		"file store: loading message blocks from disk":                           0.020,
+		"garbage collector (background marking and sweeping)":                    0.005,
+		"other": 0.005,
 	}
 )
 
