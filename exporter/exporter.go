@@ -35,7 +35,7 @@ type Opener interface {
 // Options tunes uploads.
 type Options struct {
 	// Concurrency caps the artifact uploads running at once, across scans
-	// and tenants (default 64). Within it each destination has its own
+	// and tenants (default S3EXPORTER_CONCURRENCY's, 128). Within it each destination has its own
 	// adaptive limit and each tenant its fair share (package sched).
 	Concurrency int
 	// UploadMemory is the byte budget of the uploads running at once
