@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,52 @@ func TestMarkdownCellEscapes(t *testing.T) {
 	want := `a\|b &lt;prefix&gt;.control.\* arn:aws:iam::\*:role/P\*`
 	if got != want {
 		t.Errorf("markdownCell = %q, want %q", got, want)
+	}
+}
+
+// TestDocsNameOnlyRealSettings reads the repository's Markdown: every
+// S3EXPORTER_ variable it names must be a setting (or one of the tests'
+// own S3EXPORTER_TEST_ variables), so a renamed or removed setting cannot
+// linger in the docs; and a default the README's table gives must be the
+// setting's.
+func TestDocsNameOnlyRealSettings(t *testing.T) {
+	defaults := map[string]string{}
+	for _, s := range Settings() {
+		defaults[s.Var] = s.Default
+	}
+	docs, err := filepath.Glob(filepath.Join("..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, filepath.Join("..", "README.md"), filepath.Join("..", "CONTRIBUTING.md"), filepath.Join("..", "SECURITY.md"))
+	name := regexp.MustCompile(Prefix + `_[A-Z0-9_]*[A-Z0-9]\b(_\*|_)?`)
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range name.FindAllString(string(b), -1) {
+			if strings.HasSuffix(v, "_") || strings.HasSuffix(v, "_*") || strings.HasPrefix(v, Prefix+"_TEST_") {
+				continue // a family (S3EXPORTER_NATS_TLS_*) or a test's variable
+			}
+			if _, ok := defaults[v]; !ok {
+				t.Errorf("%s names %s, which is not a setting", doc, v)
+			}
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(" + Prefix + "_[A-Z0-9_]+)` \\| `([^`]*)` \\|")
+	n := 0
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		n++
+		if defaults[m[1]] != m[2] {
+			t.Errorf("README.md gives %s the default %q, the setting's is %q", m[1], m[2], defaults[m[1]])
+		}
+	}
+	if n == 0 {
+		t.Error("README.md's settings table has no row with a single default to check")
 	}
 }
