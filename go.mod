@@ -18,6 +18,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+	github.com/secure-io/sio-go v0.3.1
 	github.com/versity/versitygw v1.8.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/sys v0.49.0

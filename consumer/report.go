@@ -127,7 +127,8 @@ func (r *Reporter) Export(ctx context.Context, o Outcome) (published bool) {
 func reachability(c errcode.Code) bool {
 	switch c {
 	case errcode.S3BucketNotFound, errcode.S3BucketAccessDenied, errcode.AWSInvalidCredentials,
-		errcode.AWSNoCredentials, errcode.AWSAssumeRoleError, errcode.S3InvalidBucketRegion:
+		errcode.AWSNoCredentials, errcode.AWSAssumeRoleError, errcode.S3InvalidBucketRegion,
+		errcode.S3EncryptionKeyError:
 		return true
 	}
 	return false

@@ -289,8 +289,12 @@ func TestTerraformResources(t *testing.T) {
 		}
 	}
 	slices.Sort(resources)
+	resources = slices.Compact(resources)
 	if want := []string{"aws_iam_role", "aws_iam_role_policy"}; !slices.Equal(resources, want) {
-		t.Errorf("resource types %v, want %v: a role and its S3 policy, nothing more", resources, want)
+		t.Errorf("resource types %v, want %v: a role and its policies (S3, and the KMS key's), nothing more", resources, want)
+	}
+	for _, name := range []string{"s3_integration", "kms_key"} {
+		m.one(t, "resource", "aws_iam_role_policy", name)
 	}
 	for _, d := range slices.Compact(slices.Sorted(slices.Values(data))) {
 		if d != "aws_iam_policy_document" && d != "aws_partition" && d != "aws_iam_role" {
@@ -546,4 +550,31 @@ func traversalString(tr hcl.Traversal) string {
 		}
 	}
 	return strings.Join(parts, ".")
+}
+
+// TestTerraformKmsKey: with s3_integration_kms_key_arn the role may use that
+// one key through S3 (kms:GenerateDataKey, kms:Decrypt for multipart
+// uploads), in a policy of its own; without it, nothing KMS.
+func TestTerraformKmsKey(t *testing.T) {
+	m := loadTerraform(t)
+	doc := m.one(t, "data", "aws_iam_policy_document", "kms_key")
+	pol := m.one(t, "resource", "aws_iam_role_policy", "kms_key")
+	for _, b := range []*hclsyntax.Block{doc, pol} {
+		if n := evalCount(t, m.evalContext(t, tfVars(true)), b); n != 0 {
+			t.Errorf("%v count %d without a key, want 0", b.Labels, n)
+		}
+	}
+	vars := tfVars(true)
+	vars["s3_integration_kms_key_arn"] = cty.StringVal(testKmsKey)
+	ctx := m.evalContext(t, vars)
+	for _, b := range []*hclsyntax.Block{doc, pol} {
+		if n := evalCount(t, ctx, b); n != 1 {
+			t.Errorf("%v count %d with a key, want 1", b.Labels, n)
+		}
+	}
+	assertPolicy(t, "KMS key policy", m.policyDocument(t, ctx, "kms_key"), kmsKeyPolicy(testKmsKey))
+	vars["enable_s3_integration"] = cty.BoolVal(false)
+	if n := evalCount(t, m.evalContext(t, vars), pol); n != 0 {
+		t.Errorf("KMS key policy count %d with the integration disabled, want 0", n)
+	}
 }

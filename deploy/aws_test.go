@@ -46,6 +46,14 @@ func integrationPolicy(bucket, account string) []statement {
 	}
 }
 
+const testKmsKey = "arn:aws:kms:eu-west-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+// kmsKeyPolicy is the use of the bucket's KMS key through S3 (docs/tenant-buckets.md).
+func kmsKeyPolicy(key string) []statement {
+	return []statement{{Effect: "Allow", Actions: []string{"kms:Decrypt", "kms:GenerateDataKey"}, Resources: []string{key},
+		Conditions: map[string]map[string][]string{"StringLike": {"kms:ViaService": {"s3.*.amazonaws.com"}}}}}
+}
+
 // bucketPolicy is the cross-account bucket policy granting the same actions
 // to the given roles.
 func bucketPolicy(bucket string, roles []string) []statement {
@@ -495,6 +503,37 @@ func TestCloudFormationExistingRole(t *testing.T) {
 	}
 	if ruleCondition(loadCFN(t, cfnParams("true"))) != true {
 		t.Error("TrustRequiredForANewRole does not apply when a role is created")
+	}
+}
+
+// TestCloudFormationKmsKey: with S3IntegrationKmsKeyArn the role gets a
+// second policy, the use of that one key through S3; none without it, nor
+// with the integration disabled.
+func TestCloudFormationKmsKey(t *testing.T) {
+	policies := func(params map[string]string) map[string][]statement {
+		out := map[string][]statement{}
+		for _, r := range loadCFN(t, params).resources {
+			if p, ok := r.Typed.(*iam.RolePolicy); ok {
+				out[p.PolicyName] = parsePolicy(t, p.PolicyDocument)
+			}
+		}
+		return out
+	}
+	if got := policies(cfnParams("true")); len(got) != 1 {
+		t.Errorf("without a key: policies %v, want S3Integration only", slices.Collect(maps.Keys(got)))
+	}
+	params := cfnParams("true")
+	params["S3IntegrationKmsKeyArn"] = testKmsKey
+	got := policies(params)
+	if len(got) != 2 {
+		t.Fatalf("with a key: policies %v, want S3Integration and S3IntegrationKmsKey", slices.Collect(maps.Keys(got)))
+	}
+	assertPolicy(t, "S3 integration policy", got["S3Integration"], integrationPolicy(testBucket, testBucketAccount))
+	assertPolicy(t, "KMS key policy", got["S3IntegrationKmsKey"], kmsKeyPolicy(testKmsKey))
+	params = cfnParams("false")
+	params["S3IntegrationKmsKeyArn"] = testKmsKey
+	if got := policies(params); len(got) != 0 {
+		t.Errorf("integration disabled: policies %v, want none", slices.Collect(maps.Keys(got)))
 	}
 }
 

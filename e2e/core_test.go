@@ -201,7 +201,10 @@ func TestRefusedSourcesUploadNothing(t *testing.T) {
 	outside := t.TempDir()
 	e := newEnv(t, func(c *config.Config) { c.FileSourceRoots = []string{root} })
 	b := e.bucket("refused")
-	e.put(e.integration("tenant-a", "guarded", b, "prov-1"))
+	// Its connection test's beacon over before the bucket is listed below.
+	if st := e.putAndWaitConn(e.integration("tenant-a", "guarded", b, "prov-1")); !st.Connected {
+		t.Fatalf("connection test: %+v", st.Error)
+	}
 
 	if err := os.WriteFile(filepath.Join(outside, "secret.csv"), []byte("not yours"), 0o644); err != nil {
 		t.Fatal(err)

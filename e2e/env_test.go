@@ -319,8 +319,13 @@ type object struct {
 // objects lists and reads every object of a bucket.
 func (e *env) objects(bucket string) map[string]object {
 	e.t.Helper()
+	return e.objectsOn(e.s3.RootClient(), bucket)
+}
+
+// objectsOn is objects through client c (another S3 server's).
+func (e *env) objectsOn(c *s3.Client, bucket string) map[string]object {
+	e.t.Helper()
 	ctx := context.Background()
-	c := e.s3.RootClient()
 	out := map[string]object{}
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
 	for p.HasMorePages() {

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if sharedS3 != nil {
 		_ = sharedS3.Close()
 	}
+	if sharedMinIO != nil {
+		_ = sharedMinIO.Close()
+	}
 	for _, bin := range []string{exporterBin, ctlBin} {
 		if bin != "" {
 			_ = os.RemoveAll(filepath.Dir(bin))

@@ -21,15 +21,19 @@ const (
 	S3InvalidBucketRegion       Code = "S3InvalidBucketRegion"
 	S3IllegalLocationConstraint Code = "S3IllegalLocationConstraint"
 	S3ClientError               Code = "S3ClientError"
-	AWSInvalidCredentials       Code = "AWSInvalidCredentials"
-	AWSNoCredentials            Code = "AWSNoCredentials"
-	AWSAssumeRoleError          Code = "AWSAssumeRoleError"
-	InvalidConfiguration        Code = "InvalidConfiguration"
-	S3TestConnectionError       Code = "S3TestConnectionError"
-	SourceNotFound              Code = "SourceNotFound"
-	SourceRefused               Code = "SourceRefused"
-	ChecksumMismatch            Code = "ChecksumMismatch"
-	Timeout                     Code = "Timeout"
+	// S3EncryptionKeyError: the bucket's or the integration's KMS key
+	// cannot be used (missing, disabled, pending deletion, or a kms:
+	// action denied to these credentials). Contract v1.2 §5.
+	S3EncryptionKeyError  Code = "S3EncryptionKeyError"
+	AWSInvalidCredentials Code = "AWSInvalidCredentials"
+	AWSNoCredentials      Code = "AWSNoCredentials"
+	AWSAssumeRoleError    Code = "AWSAssumeRoleError"
+	InvalidConfiguration  Code = "InvalidConfiguration"
+	S3TestConnectionError Code = "S3TestConnectionError"
+	SourceNotFound        Code = "SourceNotFound"
+	SourceRefused         Code = "SourceRefused"
+	ChecksumMismatch      Code = "ChecksumMismatch"
+	Timeout               Code = "Timeout"
 	// InvalidRequest answers a malformed control request (contract §7).
 	InvalidRequest Code = "InvalidRequest"
 	// InternalError answers a control request the exporter could not serve
@@ -44,7 +48,7 @@ const (
 // two lists covering every constant above.
 var All = []Code{
 	S3InvalidBucketName, S3BucketNotFound, S3BucketAccessDenied, S3InvalidBucketRegion,
-	S3IllegalLocationConstraint, S3ClientError, AWSInvalidCredentials, AWSNoCredentials,
+	S3IllegalLocationConstraint, S3ClientError, S3EncryptionKeyError, AWSInvalidCredentials, AWSNoCredentials,
 	AWSAssumeRoleError, InvalidConfiguration, S3TestConnectionError, SourceNotFound,
 	SourceRefused, ChecksumMismatch, Timeout,
 }

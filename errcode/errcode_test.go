@@ -93,7 +93,7 @@ func TestAllIsCompleteAndUnique(t *testing.T) {
 	// Contract §5: every code an export or connection test can report.
 	want := []errcode.Code{
 		"S3InvalidBucketName", "S3BucketNotFound", "S3BucketAccessDenied",
-		"S3InvalidBucketRegion", "S3IllegalLocationConstraint", "S3ClientError",
+		"S3InvalidBucketRegion", "S3IllegalLocationConstraint", "S3ClientError", "S3EncryptionKeyError",
 		"AWSInvalidCredentials", "AWSNoCredentials", "AWSAssumeRoleError",
 		"InvalidConfiguration", "S3TestConnectionError",
 		"SourceNotFound", "SourceRefused", "ChecksumMismatch", "Timeout",

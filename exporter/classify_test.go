@@ -24,9 +24,12 @@ import (
 // apiErr is an error as the SDK returns it for an S3 call that got an HTTP
 // answer: operation error -> AWS response error -> smithy response error ->
 // the modelled or generic API error.
-func apiErr(status int, inner error) error {
+func apiErr(status int, inner error) error { return apiErrOp("PutObject", status, inner) }
+
+// apiErrOp is apiErr for operation op.
+func apiErrOp(op string, status int, inner error) error {
 	return &smithy.OperationError{
-		ServiceID: "S3", OperationName: "PutObject",
+		ServiceID: "S3", OperationName: op,
 		Err: &awshttp.ResponseError{
 			RequestID: "req-1",
 			ResponseError: &smithyhttp.ResponseError{
@@ -50,7 +53,8 @@ func TestClassifyAPIErrors(t *testing.T) {
 	}{
 		{"NoSuchBucket", generic(404, "NoSuchBucket"), errcode.S3BucketNotFound, false},
 		{"typed NoSuchBucket", apiErr(404, &s3types.NoSuchBucket{}), errcode.S3BucketNotFound, false},
-		{"HeadBucket 404", generic(404, "NotFound"), errcode.S3BucketNotFound, false},
+		{"HeadBucket 404", apiErrOp("HeadBucket", 404, &smithy.GenericAPIError{Code: "NotFound"}), errcode.S3BucketNotFound, false},
+		{"PutObject 404 without a code", generic(404, "NotFound"), errcode.S3ClientError, false},
 		{"AccessDenied", generic(403, "AccessDenied"), errcode.S3BucketAccessDenied, false},
 		{"HeadBucket 403", generic(403, "Forbidden"), errcode.S3BucketAccessDenied, false},
 		{"AllAccessDisabled", generic(403, "AllAccessDisabled"), errcode.S3BucketAccessDenied, false},
@@ -71,7 +75,7 @@ func TestClassifyAPIErrors(t *testing.T) {
 		{"unknown 5xx", generic(502, "BadGateway"), errcode.S3ClientError, true},
 		{"429", generic(429, "TooManyRequests"), errcode.S3ClientError, true},
 		{"unknown 4xx", generic(400, "InvalidRequest"), errcode.S3ClientError, false},
-		{"KMS 400", generic(400, "KMS.NotFoundException"), errcode.S3ClientError, false},
+		{"KMS 400", generic(400, "KMS.NotFoundException"), errcode.S3EncryptionKeyError, false},
 		{"aborted multipart upload", generic(404, "NoSuchUpload"), errcode.S3ClientError, true},
 		{"status only", apiErr(403, errors.New("no body")), errcode.S3BucketAccessDenied, false},
 		{"status only 500", apiErr(500, errors.New("no body")), errcode.S3ClientError, true},

@@ -3,7 +3,6 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,13 +51,17 @@ func (c *Clients) TestConnection(ctx context.Context, ig *integration.Integratio
 	}
 	cl := c.client(ig, region)
 	body := fmt.Sprintf("Prowler S3 integration connection test, %s\n", res.CheckedAt.Format(time.RFC3339))
-	_, err = cl.PutObject(ctx, &s3.PutObjectInput{
+	// Written as an export writes (beaconOptions): with the integration's
+	// encryption, KMS key, storage class, ACL, and a checksum when the
+	// bucket asks for one, so that the test fails exactly when an export
+	// would.
+	_, err = putBuffered(ctx, cl, &s3.PutObjectInput{
 		Bucket: aws.String(ig.Bucket), Key: aws.String(BeaconKey),
-		Body: strings.NewReader(body), ContentType: aws.String("text/plain"),
-	})
+		ContentLength: aws.Int64(int64(len(body))),
+	}, beaconOptions(ig), []byte(body))
 	if err != nil {
 		res.Err = explain(classify("PutObject "+BeaconKey, err), ig.Bucket,
-			fmt.Sprintf("writing the beacon failed: allow s3:PutObject on %s/* (in the IAM policy of these credentials, and in the bucket policy when the bucket is in another account)", bucketARN))
+			fmt.Sprintf("writing the beacon failed: allow s3:PutObject on %s/* (in the IAM policy of these credentials, and in the bucket policy when the bucket is in another account; a policy that requires encryption needs the integration's sse to match)", bucketARN))
 		if res.Err.Retryable {
 			// The put may have been stored before its answer was lost (a
 			// reset connection): leave nothing behind, as far as we can.
@@ -102,6 +105,10 @@ func explain(e *errcode.Error, bucket, denied string) *errcode.Error {
 		}
 	case errcode.S3BucketNotFound:
 		hint = fmt.Sprintf("bucket %q does not exist (or is not visible to these credentials)", bucket)
+	case errcode.S3EncryptionKeyError:
+		hint = "the KMS key cannot be used: check that kms_key_id (or the bucket's default key) names a key that exists and is enabled, and that its key policy allows kms:GenerateDataKey (and kms:Decrypt, for multipart uploads) to these credentials"
+	case errcode.InvalidConfiguration:
+		hint = "the bucket refuses a setting of the integration (storage_class, or bucket_owner_full_control on a bucket whose ACLs are disabled)"
 	case errcode.AWSInvalidCredentials:
 		hint = "the credentials were refused: check the access key ID and secret (or that the session token has not expired)"
 	case errcode.AWSNoCredentials:

@@ -101,3 +101,65 @@ func TestAFailedBeaconPutIsCleanedUp(t *testing.T) {
 		t.Errorf("beacon left: %v, after %d DELETEs", b.stored, b.dels)
 	}
 }
+
+// putHeaders records the S3 headers of the PUTs an endpoint receives.
+type putHeaders struct {
+	mu   sync.Mutex
+	puts []http.Header
+}
+
+func (p *putHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		_, _ = w.Write([]byte(`<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">eu-west-1</LocationConstraint>`))
+	case http.MethodPut:
+		p.mu.Lock()
+		p.puts = append(p.puts, r.Header.Clone())
+		p.mu.Unlock()
+		w.Header().Set("ETag", `"etag"`)
+	case http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// Contract v1.2 §5: the beacon is written as exports write, with the
+// integration's encryption, KMS key, storage class and ACL; only its
+// content type and metadata differ.
+func TestBeaconIsWrittenAsExportsWrite(t *testing.T) {
+	rec := &putHeaders{}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := NewClients(ctx, ClientOptions{Endpoint: srv.URL, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ig := &integration.Integration{TenantID: "t", ID: "i", Bucket: "findings",
+		SSE: "aws:kms", KMSKeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", StorageClass: "STANDARD_IA", BucketOwnerFullControl: true,
+		Credentials: event.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET"}}
+	if res := c.TestConnection(ctx, ig); !res.Connected {
+		t.Fatalf("not connected: %v", res.Err)
+	}
+	cl, _, err := c.Client(ctx, ig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := &event.ScanCompleted{ScanID: "s1", Provider: event.Provider{UID: "1"}}
+	a := event.Artifact{Format: "csv"}
+	if _, e := putSmall(ctx, cl, ig.Bucket, objectOptions(scan, ig, a), a, "out/x.csv", 3, strings.NewReader("a,b")); e != nil {
+		t.Fatal(e)
+	}
+	if len(rec.puts) != 2 {
+		t.Fatalf("%d PUTs, want the beacon's and the export's", len(rec.puts))
+	}
+	for _, h := range []string{"X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "X-Amz-Storage-Class", "X-Amz-Acl"} {
+		beacon, export := rec.puts[0].Get(h), rec.puts[1].Get(h)
+		if beacon == "" || beacon != export {
+			t.Errorf("%s: beacon %q, export %q; want the same, set", h, beacon, export)
+		}
+	}
+	if got := rec.puts[0].Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); got != ig.KMSKeyID {
+		t.Errorf("beacon KMS key %q, want %q", got, ig.KMSKeyID)
+	}
+}

@@ -127,9 +127,11 @@ type Exporter struct {
 	opener  Opener
 	opts    Options
 	sched   *sched.Scheduler
-	causes  sync.Map    // destination -> errcode.Code that opened its breaker
-	idle    chan func() // hands an upload to an idle worker
-	log     *zap.Logger
+	causes  sync.Map // destination -> errcode.Code that opened its breaker
+	// checksums remembers the destinations that asked for a checksum.
+	checksums checksumNeeds
+	idle      chan func() // hands an upload to an idle worker
+	log       *zap.Logger
 }
 
 // New returns an Exporter.
@@ -428,6 +430,7 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 	defer src.Close()
 	sum := manifestDigest(ig, a, src) // manifest.go
 	po := objectOptions(scan, ig, a)
+	e.checksums.apply(&po, destKey(scan.TenantID, ig))
 	if src.Size >= 0 && src.Size < e.opts.MultipartThreshold {
 		rec, err := putSmall(ctx, cl, ig.Bucket, po, a, key, src.Size, src)
 		return sum.record(rec), err, true
@@ -466,6 +469,13 @@ func (e *Exporter) upload(ctx context.Context, scan *event.ScanCompleted, ig *in
 		o.RequestChecksumCalculation = cl.Options().RequestChecksumCalculation
 	})
 	out, err := up.UploadObject(ctx, in)
+	if err != nil && !po.Checksum && needsChecksum(err) {
+		// The body has streamed away: the next attempt, from a source
+		// opened again, sends a CRC32 with every part.
+		po.ChecksumNeeded()
+		return nil, errcode.Retryable(errcode.S3ClientError, fmt.Errorf(
+			"PutObject %s: the bucket requires a checksum on every request; the next attempt sends one: %w", key, err)), true
+	}
 	if err != nil {
 		return nil, classify("PutObject "+key, err), true
 	}

@@ -278,6 +278,7 @@ func (e *Exporter) putManifest(ctx context.Context, scan *event.ScanCompleted, i
 	} else {
 		po := objectOptions(scan, ig, ar.Artifact)
 		po.ContentType = "application/json"
+		e.checksums.apply(&po, destKey(scan.TenantID, ig))
 		rec, perr = putSmall(uctx, cl, ig.Bucket, po, ar.Artifact, ar.Key, int64(len(body)), bytes.NewReader(body))
 	}
 	e.breakerChanged(ig, g.Done(outcome(ctx, perr, true), true), perr)

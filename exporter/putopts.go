@@ -3,6 +3,7 @@ package exporter
 import (
 	"mime"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -26,9 +27,11 @@ const (
 )
 
 // putOptions is everything about an object besides its key and bytes: the
-// same for the one-request PutObject (putSmall) and the transfer manager's
+// same for the one-request PutObject (putSmall), the transfer manager's
 // upload, which take it in two different input types (applyPut,
-// applyUpload), so that the two paths cannot drift apart.
+// applyUpload), and the connection test's beacon (beaconOptions), so that
+// the paths cannot drift apart: a connection test fails exactly when an
+// export would (contract v1.2 §5).
 type putOptions struct {
 	ContentType  string
 	Metadata     map[string]string
@@ -37,6 +40,35 @@ type putOptions struct {
 	StorageClass string
 	// OwnerFullControl sets the canned ACL bucket-owner-full-control.
 	OwnerFullControl bool
+	// Checksum sends a checksum with every request from the first one on:
+	// Content-MD5 on a PutObject, CRC32 on each part of a multipart upload.
+	// It is set once the destination has answered that it requires one (a
+	// bucket with Object Lock, when AWS_REQUEST_CHECKSUM_CALCULATION is
+	// when_required); without it a PutObject that gets that answer is sent
+	// again with Content-MD5 (putBuffered).
+	Checksum bool
+	// ChecksumNeeded, when set, is told that the destination answered
+	// that it requires a checksum.
+	ChecksumNeeded func()
+}
+
+// integrationOptions are the put options every object written to ig's
+// bucket shares, exports and beacon alike.
+func integrationOptions(ig *integration.Integration) putOptions {
+	return putOptions{
+		SSE:              ig.SSE,
+		KMSKeyID:         ig.KMSKeyID,
+		StorageClass:     ig.StorageClass,
+		OwnerFullControl: ig.BucketOwnerFullControl,
+	}
+}
+
+// beaconOptions builds the put options of the connection test's beacon:
+// those of an export, but for its metadata and content type.
+func beaconOptions(ig *integration.Integration) putOptions {
+	po := integrationOptions(ig)
+	po.ContentType = "text/plain"
+	return po
 }
 
 // objectOptions builds the put options of artifact a of scan for
@@ -54,14 +86,10 @@ func objectOptions(scan *event.ScanCompleted, ig *integration.Integration, a eve
 		// Lower case, as sha256sum prints it; the event may use either case.
 		meta[MetaSHA256] = strings.ToLower(a.SHA256)
 	}
-	return putOptions{
-		ContentType:      ContentType(a.Format),
-		Metadata:         meta,
-		SSE:              ig.SSE,
-		KMSKeyID:         ig.KMSKeyID,
-		StorageClass:     ig.StorageClass,
-		OwnerFullControl: ig.BucketOwnerFullControl,
-	}
+	po := integrationOptions(ig)
+	po.ContentType = ContentType(a.Format)
+	po.Metadata = meta
+	return po
 }
 
 // headerSafe returns v as is when it is printable ASCII, which an HTTP
@@ -109,4 +137,22 @@ func (o putOptions) applyUpload(in *tm.UploadObjectInput) {
 	if o.OwnerFullControl {
 		in.ACL = tmtypes.ObjectCannedACLBucketOwnerFullControl
 	}
+	if o.Checksum {
+		// Computed part by part as the parts stream (no whole-object
+		// checksum, no extra buffering).
+		in.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmCrc32
+	}
+}
+
+// checksumNeeds remembers the destinations (destKey) that answered that
+// they require a checksum, so that later uploads send one from their first
+// request. A process remembers it until it stops: a bucket's Object Lock
+// cannot be turned off.
+type checksumNeeds struct{ m sync.Map }
+
+// apply sets po.Checksum when dest is known to require a checksum, and
+// po.ChecksumNeeded to remember that it does.
+func (c *checksumNeeds) apply(po *putOptions, dest string) {
+	_, po.Checksum = c.m.Load(dest)
+	po.ChecksumNeeded = func() { c.m.Store(dest, struct{}{}) }
 }

@@ -88,3 +88,29 @@ func TestPutOptionsAreTheSameOnBothPaths(t *testing.T) {
 		}
 	}
 }
+
+// Once a destination asked for a checksum, a multipart upload sends a
+// CRC32 with every part (computed per part), and a PutObject Content-MD5
+// (putBuffered); the options of different destinations are apart.
+func TestChecksumNeedsAreRemembered(t *testing.T) {
+	var c checksumNeeds
+	var po putOptions
+	c.apply(&po, "t/a")
+	var up tm.UploadObjectInput
+	po.applyUpload(&up)
+	if po.Checksum || up.ChecksumAlgorithm != "" {
+		t.Fatalf("a checksum before any was asked for: %v %q", po.Checksum, up.ChecksumAlgorithm)
+	}
+	po.ChecksumNeeded()
+	var again, other putOptions
+	c.apply(&again, "t/a")
+	c.apply(&other, "t/b")
+	up = tm.UploadObjectInput{}
+	again.applyUpload(&up)
+	if !again.Checksum || up.ChecksumAlgorithm != "CRC32" {
+		t.Errorf("after the bucket asked: checksum %v, algorithm %q", again.Checksum, up.ChecksumAlgorithm)
+	}
+	if other.Checksum {
+		t.Error("another destination sends checksums too")
+	}
+}

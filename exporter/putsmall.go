@@ -3,12 +3,16 @@ package exporter
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
 	"io"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -39,17 +43,15 @@ func putSmall(ctx context.Context, cl *s3.Client, bucket string, po putOptions, 
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(bucket),
 		Key:           aws.String(key),
-		Body:          bytes.NewReader(buf),
 		ContentLength: aws.Int64(size),
 	}
-	po.applyPut(in)
 	var opts []func(*s3.Options)
 	if a.SHA256 != "" {
 		// The body has just been read to its end, so the source has
 		// verified that this is its sha256.
 		opts = append(opts, withPayloadSHA256(a.SHA256))
 	}
-	out, err := cl.PutObject(ctx, in, opts...)
+	out, err := putBuffered(ctx, cl, in, po, buf, opts...)
 	if err != nil {
 		return nil, classify("PutObject "+key, err)
 	}
@@ -75,4 +77,55 @@ func withPayloadSHA256(hexSum string) func(*s3.Options) {
 				}), middleware.Before)
 		})
 	}
+}
+
+// putBuffered sends one PutObject of buf with options po. A destination
+// that answers that it requires Content-MD5 or a checksum (AWS S3 on a
+// bucket with Object Lock when the SDK computes checksums only where
+// required) gets the same request again with Content-MD5: buf is in memory,
+// so this costs a hash of a small body, no copy. po.Checksum sends it
+// from the first request on.
+func putBuffered(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, po putOptions, buf []byte, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	po.applyPut(in)
+	if po.Checksum {
+		in.ContentMD5 = aws.String(contentMD5(buf))
+	}
+	in.Body = bytes.NewReader(buf)
+	out, err := cl.PutObject(ctx, in, optFns...)
+	if err == nil || in.ContentMD5 != nil || !needsChecksum(err) {
+		return out, err
+	}
+	if po.ChecksumNeeded != nil {
+		po.ChecksumNeeded()
+	}
+	in.ContentMD5 = aws.String(contentMD5(buf))
+	in.Body = bytes.NewReader(buf)
+	return cl.PutObject(ctx, in, optFns...)
+}
+
+// contentMD5 is the Content-MD5 header of b: its MD5, base64-encoded.
+func contentMD5(b []byte) string {
+	sum := md5.Sum(b)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// needsChecksum reports an answer saying the request needs Content-MD5 or
+// a checksum header: AWS S3's InvalidRequest ("Content-MD5 OR
+// x-amz-checksum- HTTP header is required for Put Object requests with
+// Object Lock parameters"), versitygw's InvalidRequest ("Missing required
+// header for this request: Content-MD5 OR x-amz-checksum-*") and MinIO's
+// MissingContentMD5.
+func needsChecksum(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "MissingContentMD5":
+		return true
+	case "InvalidRequest":
+		msg := strings.ToLower(api.ErrorMessage())
+		return strings.Contains(msg, "content-md5") && strings.Contains(msg, "required")
+	}
+	return false
 }

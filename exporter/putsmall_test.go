@@ -119,3 +119,34 @@ func TestPutSmallSignsWithTheArtifactSHA256(t *testing.T) {
 		t.Errorf("sent %q signed %q; want %q signed %q", got.body, got.contentSHA256, body, hexSHA256(body))
 	}
 }
+
+// A PutObject refused for want of a checksum (AWS S3 on an Object Lock
+// bucket, checksums when_required) goes again with the body's Content-MD5,
+// and the destination is remembered as wanting one.
+func TestPutBufferedSendsContentMD5WhenRequired(t *testing.T) {
+	var md5s []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		md5s = append(md5s, r.Header.Get("Content-Md5"))
+		if r.Header.Get("Content-Md5") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `<Error><Code>InvalidRequest</Code><Message>Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters</Message></Error>`)
+			return
+		}
+		w.Header().Set("ETag", `"etag"`)
+	}))
+	t.Cleanup(srv.Close)
+	cl := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), UsePathStyle: true,
+		Credentials:                credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired})
+	told := 0
+	po := putOptions{ContentType: "text/csv", ChecksumNeeded: func() { told++ }}
+	body := []byte("a,b\n1,2\n")
+	in := &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), ContentLength: aws.Int64(int64(len(body)))}
+	if _, err := putBuffered(context.Background(), cl, in, po, body); err != nil {
+		t.Fatal(err)
+	}
+	if want := contentMD5(body); len(md5s) != 2 || md5s[0] != "" || md5s[1] != want || told != 1 {
+		t.Errorf("Content-MD5 of the PUTs %q, told %d; want none then %q, told once", md5s, told, want)
+	}
+}

@@ -4,6 +4,8 @@
 //   - natstest: embedded nats-server (single, cluster, hub and leaf);
 //   - s3test: the versitygw S3 server as a child process, read-back helpers
 //     and a fault proxy;
+//   - miniotest: the MinIO S3 server as a child process (installed with go
+//     install, never linked: AGPL), with SSE-KMS and IAM users and policies;
 //   - ststest: a small STS endpoint that checks AssumeRole parameters;
 //   - fixtures: Prowler outputs, generated and genuine.
 //
@@ -11,7 +13,7 @@
 // request, the metric names the deployment artifacts use, and the random
 // source of a test.
 //
-// No package here links versitygw: the dev stack serves the gateway
+// No package here links versitygw or MinIO: the dev stack serves the gateway
 // in-process (embedgw) from cmd/devstack, so test binaries stay small.
 //
 // # Random tests (seed.go)

@@ -310,6 +310,8 @@ func TestEnumsMatchCode(t *testing.T) {
 			sorted([]string{event.ActionUpsert, event.ActionDelete})},
 		{"control error code", enumOf(t, set, "control-error-reply.json", "properties", "error", "properties", "code"),
 			[]string{string(errcode.InternalError), string(errcode.InvalidRequest)}},
+		{"storage classes (v1.2)", enumOf(t, set, "integration-changed.json", "$defs", "configuration", "properties", "storage_class"),
+			sorted(integration.StorageClasses)},
 		{"breaker states (v1.1)", enumOf(t, set, "connection-status.json", "properties", "breaker"),
 			sorted([]string{event.BreakerOpen, event.BreakerClosed})},
 	} {

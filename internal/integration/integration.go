@@ -226,6 +226,9 @@ func (p *Parser) build(in event.IntegrationPayload) (*Integration, error) {
 	default:
 		return nil, invalid("sse %s: want AES256 or aws:kms", quote(ig.SSE))
 	}
+	if err := ValidateStorageClass(ig.StorageClass); err != nil {
+		return nil, err
+	}
 	creds, err := p.credentials(in)
 	if err != nil {
 		return nil, err

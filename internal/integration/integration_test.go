@@ -159,6 +159,9 @@ func TestParseChangeOptionalConfiguration(t *testing.T) {
 		{map[string]any{"bucket_name": "b-1", "sse": "aws:kms:dsse"}, "sse"},
 		{map[string]any{"bucket_name": "b-1", "sse": "AES256", "kms_key_id": "k"}, "kms_key_id"},
 		{map[string]any{"bucket_name": "b-1", "kms_key_id": "k"}, "kms_key_id"},
+		{map[string]any{"bucket_name": "b-1", "storage_class": "GLACIER_FLEXIBLE"}, "storage_class"},
+		{map[string]any{"bucket_name": "b-1", "storage_class": "standard_ia"}, "storage_class"},
+		{map[string]any{"bucket_name": "b-1", "storage_class": "STANDARD "}, "storage_class"},
 	} {
 		payload(m)["configuration"] = tc.conf
 		_, err := p.ParseChange(changeSubject, mustJSON(t, m))

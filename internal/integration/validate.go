@@ -3,10 +3,13 @@ package integration
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
 )
@@ -106,6 +109,28 @@ func NormalizeOutputDirectory(dir string) (string, error) {
 		return bad(fmt.Sprintf("is longer than %d characters", MaxOutputDirectoryLen))
 	}
 	return clean, nil
+}
+
+// StorageClasses are the storage classes S3 accepts on PutObject, as the
+// AWS SDK the exporter is built with knows them (its types.StorageClass).
+var StorageClasses = func() []string {
+	var out []string
+	for _, c := range s3types.StorageClass("").Values() {
+		out = append(out, string(c))
+	}
+	return out
+}()
+
+// ValidateStorageClass checks storage_class when an integration is saved:
+// empty (the bucket's default) or one of StorageClasses, exactly as S3
+// spells it. Anything else would fail every upload with
+// InvalidStorageClass; it is refused here as InvalidConfiguration.
+func ValidateStorageClass(class string) error {
+	if class == "" || slices.Contains(StorageClasses, class) {
+		return nil
+	}
+	return errcode.Permanentf(errcode.InvalidConfiguration,
+		"storage_class %s is not an S3 storage class (want one of %s)", quote(class), strings.Join(StorageClasses, ", "))
 }
 
 var roleARNPattern = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc):iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)

@@ -318,3 +318,22 @@ func TestMatchARN(t *testing.T) {
 		}
 	}
 }
+
+// Contract v1.2 §5: storage_class is checked when the integration is saved,
+// against the storage classes S3 accepts on PutObject.
+func TestValidateStorageClass(t *testing.T) {
+	t.Parallel()
+	for _, c := range []string{"", "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+		"INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE"} {
+		if err := integration.ValidateStorageClass(c); err != nil {
+			t.Errorf("%q refused: %v", c, err)
+		}
+	}
+	for _, c := range []string{"standard", "Standard", "STANDARD ", " GLACIER", "GLACIER_FLEXIBLE", "COLD", "STANDARD\x00"} {
+		err := integration.ValidateStorageClass(c)
+		wantCode(t, c, err, errcode.InvalidConfiguration)
+		if err != nil && !strings.Contains(err.Error(), "storage_class") {
+			t.Errorf("%q: error %v does not name the field", c, err)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 # IAM role that the Prowler S3 exporter assumes (with an external ID) to write
 # scan outputs to an S3 bucket, and the S3 integration policy: exactly
 # s3:PutObject on the bucket's objects, s3:DeleteObject on the connection-test
-# beacon and s3:GetBucketLocation on the bucket, only in the bucket's account.
+# beacon and s3:GetBucketLocation on the bucket, only in the bucket's account;
+# with s3_integration_kms_key_arn, also the use of that KMS key through S3.
 #
 # Set existing_role_name to attach the policy to a role you already have
 # instead of creating one (as Prowler's own Terraform for the S3 integration
@@ -136,6 +137,34 @@ resource "aws_iam_role_policy" "s3_integration" {
       error_message = "s3_integration_bucket_name and s3_integration_bucket_account are required when enable_s3_integration is true."
     }
   }
+}
+
+# Writing an SSE-KMS object takes a data key (kms:GenerateDataKey); a
+# multipart upload also decrypts it for each part (kms:Decrypt). Only through
+# S3 (kms:ViaService), on the one key given.
+data "aws_iam_policy_document" "kms_key" {
+  count = var.enable_s3_integration && var.s3_integration_kms_key_arn != "" ? 1 : 0
+
+  statement {
+    sid       = "UseBucketKmsKeyThroughS3"
+    effect    = "Allow"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [var.s3_integration_kms_key_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "kms:ViaService"
+      values   = ["s3.*.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "kms_key" {
+  count = var.enable_s3_integration && var.s3_integration_kms_key_arn != "" ? 1 : 0
+
+  name   = "S3IntegrationKmsKey"
+  role   = local.create_role ? one(aws_iam_role.exporter[*].id) : var.existing_role_name
+  policy = data.aws_iam_policy_document.kms_key[0].json
 }
 
 # The cross-account bucket policy, for the bucket's owner to apply. It grants

@@ -78,6 +78,17 @@ variable "s3_integration_bucket_account" {
   }
 }
 
+variable "s3_integration_kms_key_arn" {
+  description = "ARN of the customer managed KMS key that encrypts the bucket's objects (its default encryption, or the integration's kms_key_id). Empty: no KMS permission (SSE-S3, or the AWS managed key aws/s3). When the key is in another account, its key policy must allow the role too."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.s3_integration_kms_key_arn == "" || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.s3_integration_kms_key_arn))
+    error_message = "s3_integration_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
+}
+
 variable "bucket_policy_source_account_ids" {
   description = "For a bucket in another account: the accounts whose exporter role writes to it. The bucket_policy_json output then holds the bucket policy to apply in the bucket's account."
   type        = list(string)

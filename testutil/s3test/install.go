@@ -1,0 +1,60 @@
+package s3test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// InstallCached returns <cache>/<name>, installing it with
+// `go install <pkgAtVersion>` (a main package outside this module's graph,
+// built as a program of its own) unless it is there already. <cache> is the
+// directory VersityGWBinary uses. Installers serialise on <name>.lock and the
+// binary is renamed into place only when complete.
+func InstallCached(name, pkgAtVersion string) (string, error) {
+	cache, err := testCacheDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(cache, name)
+	if isExecutable(bin) {
+		return bin, nil
+	}
+	unlock, err := lockFile(filepath.Join(cache, name+".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if isExecutable(bin) { // installed by another process while we waited
+		return bin, nil
+	}
+	gobin, err := os.MkdirTemp(cache, name+"-build-*")
+	if err != nil {
+		return "", fmt.Errorf("%s install: %w", name, err)
+	}
+	defer os.RemoveAll(gobin)
+	cmd := exec.Command(goTool(), "install", pkgAtVersion)
+	// Outside any module, so that this repository's go.mod has no say.
+	cmd.Dir = gobin
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=", "GOWORK=off")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go install %s: %w\n%s", pkgAtVersion, err, out.String())
+	}
+	entries, err := os.ReadDir(gobin)
+	if err != nil || len(entries) != 1 {
+		return "", fmt.Errorf("go install %s: want one binary in %s, found %d (%v)", pkgAtVersion, gobin, len(entries), err)
+	}
+	if err := os.Rename(filepath.Join(gobin, entries[0].Name()), bin); err != nil {
+		return "", fmt.Errorf("%s install: %w", name, err)
+	}
+	return bin, nil
+}
+
+// ConfigureChild makes the kernel kill cmd's process when the test binary
+// dies, where the platform allows it (Linux), as RunS3 does for versitygw.
+func ConfigureChild(cmd *exec.Cmd) { configureChild(cmd) }
