@@ -56,6 +56,8 @@ type Config struct {
 	AllowPlaintextCredentials bool     `envconfig:"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS" default:"false" desc:"accept plaintext credentials in integration events"`
 	AllowAmbientCredentials   bool     `envconfig:"S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS" default:"false" desc:"accept integrations with neither keys nor role_arn, written with the exporter's own AWS identity (single-tenant deployments only; the dev stack sets it)"`
 	FileSourceRoots           []string `envconfig:"S3EXPORTER_FILE_SOURCE_ROOTS" desc:"absolute directories allowed for file:// sources, comma-separated, read at <root>/<tenant_id>/<scan_id>/ (empty: file sources off)"`
+	S3SourceBuckets           []string `envconfig:"S3EXPORTER_S3_SOURCE_BUCKETS" desc:"buckets of the platform's own (Prowler App's output bucket) that s3:// sources may name, comma-separated; read with the exporter's own AWS identity, only under <tenant_id>/<scan_id>/ (empty: s3 sources off)"`
+	ArchiveMaxBytes           int64    `envconfig:"S3EXPORTER_ARCHIVE_MAX_BYTES" default:"10737418240" desc:"most bytes the exported members of one archive artifact may expand to in all (by their headers, and counted as they stream); an archive over it is refused as a whole"`
 	RoleARNPattern            string   `envconfig:"S3EXPORTER_ROLE_ARN_PATTERN" desc:"glob every role_arn must match, e.g. arn:aws:iam::*:role/Prowler*"`
 
 	// Control (contract §7).
@@ -179,6 +181,16 @@ func (c *Config) normalize() {
 		roots = nil
 	}
 	c.FileSourceRoots = roots
+	buckets := c.S3SourceBuckets[:0]
+	for _, b := range c.S3SourceBuckets {
+		if b = strings.TrimSpace(b); b != "" {
+			buckets = append(buckets, b)
+		}
+	}
+	if len(buckets) == 0 {
+		buckets = nil
+	}
+	c.S3SourceBuckets = buckets
 }
 
 // parseError turns envconfig's error (which quotes the raw value and the Go

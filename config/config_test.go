@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,8 @@ func TestLoadFromEnvironment(t *testing.T) {
 		"S3EXPORTER_PART_SIZE":                   "16777216",
 		"S3EXPORTER_BACKOFF":                     "1s,2s",
 		"S3EXPORTER_ACK_WAIT":                    "2m30s",
+		"S3EXPORTER_S3_SOURCE_BUCKETS":           " prowler-app-outputs ,,second.bucket",
+		"S3EXPORTER_ARCHIVE_MAX_BYTES":           "1073741824",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -155,6 +158,9 @@ func TestLoadFromEnvironment(t *testing.T) {
 	}
 	if !c.AllowAmbientCredentials {
 		t.Errorf("AllowAmbientCredentials not read")
+	}
+	if !slices.Equal(c.S3SourceBuckets, []string{"prowler-app-outputs", "second.bucket"}) || c.ArchiveMaxBytes != 1<<30 {
+		t.Errorf("S3SourceBuckets = %q, ArchiveMaxBytes = %d", c.S3SourceBuckets, c.ArchiveMaxBytes)
 	}
 	if c.NATSJSDomain != "hub_eu-1" {
 		t.Errorf("NATSJSDomain = %q", c.NATSJSDomain)
@@ -254,6 +260,9 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW": "15m"}, "S3EXPORTER_CREDENTIAL_REFRESH_WINDOW", "less than 15m"},
 		{map[string]string{"S3EXPORTER_BREAKER_FAILURES": "0"}, "S3EXPORTER_BREAKER_FAILURES", "between 1 and 1000"},
 		{map[string]string{"S3EXPORTER_BREAKER_COOLDOWN": "-1s"}, "S3EXPORTER_BREAKER_COOLDOWN", "positive"},
+		{map[string]string{"S3EXPORTER_S3_SOURCE_BUCKETS": "prowler-out, Bad_Bucket"}, "S3EXPORTER_S3_SOURCE_BUCKETS", `S3 bucket name (3 to 63 lower-case letters, digits, '.' or '-'), got "Bad_Bucket"`},
+		{map[string]string{"S3EXPORTER_ARCHIVE_MAX_BYTES": "0"}, "S3EXPORTER_ARCHIVE_MAX_BYTES", "positive"},
+		{map[string]string{"S3EXPORTER_ARCHIVE_MAX_BYTES": "10GiB"}, "S3EXPORTER_ARCHIVE_MAX_BYTES", "an integer"},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {

@@ -34,6 +34,8 @@ var (
 	// (nats.go requires [a-zA-Z0-9_-]+ for buckets) and a durable consumer.
 	tokenRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	regionRe = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	// bucketRe: an S3 bucket name (the general purpose rules).
+	bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 )
 
 // Validate checks every setting and returns nil, or one error listing each
@@ -86,6 +88,14 @@ func (c *Config) Validate() error {
 		if !filepath.IsAbs(r) {
 			v.add("S3EXPORTER_FILE_SOURCE_ROOTS", fmt.Sprintf("every root must be an absolute directory, got %q", r))
 		}
+	}
+	for _, b := range c.S3SourceBuckets {
+		if !bucketRe.MatchString(b) {
+			v.add("S3EXPORTER_S3_SOURCE_BUCKETS", fmt.Sprintf("every entry must be an S3 bucket name (3 to 63 lower-case letters, digits, '.' or '-'), got %q", b))
+		}
+	}
+	if c.ArchiveMaxBytes < 1 {
+		v.add("S3EXPORTER_ARCHIVE_MAX_BYTES", fmt.Sprintf("must be a positive number of bytes, got %d", c.ArchiveMaxBytes))
 	}
 	if c.RoleARNPattern != "" {
 		if !strings.HasPrefix(c.RoleARNPattern, "arn:") {

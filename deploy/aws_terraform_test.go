@@ -291,9 +291,9 @@ func TestTerraformResources(t *testing.T) {
 	slices.Sort(resources)
 	resources = slices.Compact(resources)
 	if want := []string{"aws_iam_role", "aws_iam_role_policy"}; !slices.Equal(resources, want) {
-		t.Errorf("resource types %v, want %v: a role and its policies (S3, and the KMS key's), nothing more", resources, want)
+		t.Errorf("resource types %v, want %v: a role and its policies (S3, the KMS key's, and the read policy of Prowler App's output bucket), nothing more", resources, want)
 	}
-	for _, name := range []string{"s3_integration", "kms_key"} {
+	for _, name := range []string{"s3_integration", "kms_key", "prowler_app_outputs"} {
 		m.one(t, "resource", "aws_iam_role_policy", name)
 	}
 	for _, d := range slices.Compact(slices.Sorted(slices.Values(data))) {
@@ -550,6 +550,50 @@ func traversalString(tr hcl.Traversal) string {
 		}
 	}
 	return strings.Join(parts, ".")
+}
+
+// TestTerraformProwlerAppOutputsPolicy: the optional part (contract v1.2)
+// attaches to the exporter's own role exactly s3:GetObject on the output
+// bucket's objects and s3:GetBucketLocation on it, and is absent unless
+// prowler_app_output_bucket_name is set; the role's name is then required.
+func TestTerraformProwlerAppOutputsPolicy(t *testing.T) {
+	m := loadTerraform(t)
+	doc := m.one(t, "data", "aws_iam_policy_document", "prowler_app_outputs")
+	pol := m.one(t, "resource", "aws_iam_role_policy", "prowler_app_outputs")
+	off := m.evalContext(t, tfVars(true))
+	for _, b := range []*hclsyntax.Block{doc, pol} {
+		if n := evalCount(t, off, b); n != 0 {
+			t.Errorf("%v count %d without an output bucket, want 0", b.Labels, n)
+		}
+	}
+	vars := tfVars(false)
+	vars["prowler_app_output_bucket_name"] = cty.StringVal("prowler-app-outputs")
+	vars["exporter_role_name"] = cty.StringVal("s3-exporter")
+	on := m.evalContext(t, vars)
+	for _, b := range []*hclsyntax.Block{doc, pol} {
+		if n := evalCount(t, on, b); n != 1 {
+			t.Errorf("%v count %d with an output bucket, want 1", b.Labels, n)
+		}
+	}
+	assertPolicy(t, "output bucket read policy", m.policyDocument(t, on, "prowler_app_outputs"), outputsReadPolicy("prowler-app-outputs"))
+	if v, diags := pol.Body.Attributes["role"].Expr.Value(on); diags.HasErrors() || v.AsString() != "s3-exporter" {
+		t.Errorf("read policy attached to %#v (%v), want s3-exporter", v, diags)
+	}
+	var cond *hclsyntax.Attribute
+	for _, lb := range pol.Body.Blocks {
+		for _, pb := range lb.Body.Blocks {
+			if pb.Type == "precondition" {
+				cond = pb.Body.Attributes["condition"]
+			}
+		}
+	}
+	if cond == nil {
+		t.Fatal("the read policy has no precondition on exporter_role_name")
+	}
+	vars["exporter_role_name"] = cty.StringVal("")
+	if v, _ := cond.Expr.Value(m.evalContext(t, vars)); !v.False() {
+		t.Error("the read policy's precondition accepts an empty exporter_role_name")
+	}
 }
 
 // TestTerraformKmsKey: with s3_integration_kms_key_arn the role may use that

@@ -46,6 +46,15 @@ func integrationPolicy(bucket, account string) []statement {
 	}
 }
 
+// outputsReadPolicy is the exporter's own role's read policy on Prowler App's
+// output bucket (contract v1.2 §9).
+func outputsReadPolicy(bucket string) []statement {
+	return []statement{
+		{Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: []string{"arn:aws:s3:::" + bucket + "/*"}},
+		{Effect: "Allow", Actions: []string{"s3:GetBucketLocation"}, Resources: []string{"arn:aws:s3:::" + bucket}},
+	}
+}
+
 const testKmsKey = "arn:aws:kms:eu-west-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 // kmsKeyPolicy is the use of the bucket's KMS key through S3 (docs/tenant-buckets.md).
@@ -595,4 +604,32 @@ func TestPolicyDiffNoticesWidening(t *testing.T) {
 			t.Errorf("%s went unnoticed", name)
 		}
 	}
+}
+
+// TestCloudFormationProwlerAppOutputsPolicy: the optional part (contract
+// v1.2) attaches to the exporter's own role exactly s3:GetObject on the
+// output bucket's objects and s3:GetBucketLocation on it, and nothing is
+// created for it unless ProwlerAppOutputBucketName is set.
+func TestCloudFormationProwlerAppOutputsPolicy(t *testing.T) {
+	for name := range loadCFN(t, cfnParams("true")).resources {
+		if name == "ProwlerAppOutputsReadPolicy" {
+			t.Error("the read policy exists without an output bucket")
+		}
+	}
+	params := cfnParams("false")
+	params["ExistingRoleName"] = "s3-exporter"
+	params["TrustedPrincipalArn"], params["ExternalId"] = "", ""
+	params["ProwlerAppOutputBucketName"] = "prowler-app-outputs"
+	st := loadCFN(t, params)
+	if len(st.resources) != 1 {
+		t.Fatalf("resources %v, want the read policy only", slices.Collect(maps.Keys(st.resources)))
+	}
+	p, ok := st.resources["ProwlerAppOutputsReadPolicy"].Typed.(*iam.RolePolicy)
+	if !ok {
+		t.Fatalf("no AWS::IAM::RolePolicy ProwlerAppOutputsReadPolicy: %v", st.resources)
+	}
+	if p.RoleName != "s3-exporter" {
+		t.Errorf("read policy attached to %v, want the default exporter role s3-exporter", p.RoleName)
+	}
+	assertPolicy(t, "output bucket read policy", parsePolicy(t, p.PolicyDocument), outputsReadPolicy("prowler-app-outputs"))
 }

@@ -138,7 +138,7 @@ func FuzzParseSource(f *testing.F) {
 			t.Fatalf("accepted control characters in %q", raw)
 		}
 		switch src.Scheme {
-		case event.SchemeObjectStore:
+		case event.SchemeObjectStore, event.SchemeS3:
 			if src.Bucket == "" || strings.Contains(src.Bucket, "/") || src.Object == "" || src.Path != "" {
 				t.Fatalf("ParseSource(%q) = %+v", raw, src)
 			}

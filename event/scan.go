@@ -24,7 +24,13 @@ const (
 	FormatComplianceOCSF = "compliance-ocsf"
 )
 
-// Formats lists every artifact format.
+// FormatArchive (v1.2) is a zip of a scan's output folder (Prowler App's
+// prowler-output-<uid>-<ts>.zip): the exporter expands it into one artifact
+// per member it recognises, as exporterctl scan publish reads a folder. It
+// never lands as such, so it is not in Formats.
+const FormatArchive = "archive"
+
+// Formats lists every format of an object that lands in a bucket.
 var Formats = []string{FormatCSV, FormatHTML, FormatOCSF, FormatASFF, FormatCompliance, FormatComplianceOCSF}
 
 // IsCompliance reports whether format is one of the compliance formats,
@@ -59,6 +65,32 @@ type Artifact struct {
 	Source    string `json:"source"`
 	SHA256    string `json:"sha256,omitempty"`
 	Size      *int64 `json:"size,omitempty"`
+	// Member is set on an artifact the exporter expanded from an archive
+	// (its Source is the archive's): never on the wire.
+	Member *ArchiveMember `json:"-"`
+}
+
+// ArchiveMember locates one member of an archive artifact (v1.2), as read
+// from the archive's central directory and its local header when the
+// exporter expanded it. Opening the member reads exactly its compressed
+// bytes, from the very archive that was read (ETag, size).
+type ArchiveMember struct {
+	// Name is the member's name in the archive.
+	Name string
+	// Method is the zip compression method (0 store, 8 deflate).
+	Method uint16
+	// DataOffset is where the member's compressed bytes start.
+	DataOffset     int64
+	CompressedSize int64
+	// Size and CRC32 are what the central directory says of the inflated
+	// bytes; neither is trusted: the bytes that come out are counted and
+	// checked against them.
+	Size  int64
+	CRC32 uint32
+	// ArchiveSize and ArchiveETag identify the archive read (the ETag for
+	// an s3 source; empty for a file).
+	ArchiveSize int64
+	ArchiveETag string
 }
 
 // Name identifies the artifact within its scan: the format, and the framework
@@ -179,6 +211,10 @@ func (a Artifact) validate() error {
 	switch a.Format {
 	case "":
 		return malformed("missing format")
+	case FormatArchive:
+		if a.Framework != "" {
+			return malformed("framework is not allowed for an archive (its members' names give theirs)")
+		}
 	case FormatCSV, FormatHTML, FormatOCSF, FormatASFF:
 		if a.Framework != "" {
 			return malformed("framework is only allowed for the compliance formats")
@@ -191,7 +227,7 @@ func (a Artifact) validate() error {
 			return malformed("framework %q must match [A-Za-z0-9_.-]+", a.Framework)
 		}
 	default:
-		return malformed("unknown format %q (want one of %s)", a.Format, strings.Join(Formats, ", "))
+		return malformed("unknown format %q (want one of %s, %s)", a.Format, strings.Join(Formats, ", "), FormatArchive)
 	}
 	if a.Source == "" {
 		return malformed("missing source")

@@ -179,7 +179,12 @@ func TestDecodeScanMalformed(t *testing.T) {
 		{"negative size", func(m map[string]any) { artifact(m, 0)["size"] = -1 }, "size must not be negative"},
 		{"size not a number", func(m map[string]any) { artifact(m, 0)["size"] = "12" }, "invalid JSON"},
 		{"source without scheme", func(m map[string]any) { artifact(m, 0)["source"] = "/var/lib/x.csv" }, "artifacts[0]"},
-		{"source s3 scheme", func(m map[string]any) { artifact(m, 0)["source"] = "s3://bucket/x.csv" }, "unknown scheme"},
+		{"source s3 without key", func(m map[string]any) { artifact(m, 0)["source"] = "s3://bucket" }, "want s3://<bucket>/<key>"},
+		{"source unknown scheme", func(m map[string]any) { artifact(m, 0)["source"] = "gs://bucket/x.csv" }, "unknown scheme"},
+		{"archive with framework", func(m map[string]any) {
+			artifact(m, 0)["format"] = "archive"
+			artifact(m, 0)["framework"] = "cis"
+		}, "framework is not allowed for an archive"},
 		{"source http scheme", func(m map[string]any) { artifact(m, 0)["source"] = "https://example.com/x.csv" }, "unknown scheme"},
 		{"relative file source", func(m map[string]any) { artifact(m, 2)["source"] = "file://var/x.csv" }, "absolute path"},
 		{"nats-os without object", func(m map[string]any) { artifact(m, 1)["source"] = "nats-os://BUCKET" }, "nats-os://"},

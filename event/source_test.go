@@ -20,6 +20,8 @@ func TestParseSource(t *testing.T) {
 		{"file:///var/lib/prowler/out.csv", event.Source{Scheme: "file", Path: "/var/lib/prowler/out.csv"}},
 		{"file:///var/lib/prowler/../x//y/./z", event.Source{Scheme: "file", Path: "/var/lib/x/y/z"}},
 		{"file:///", event.Source{Scheme: "file", Path: "/"}},
+		{"s3://prowler-outputs/t1/s1/x.zip", event.Source{Scheme: "s3", Bucket: "prowler-outputs", Object: "t1/s1/x.zip"}},
+		{"s3://b/t1/s1/../t2/x", event.Source{Scheme: "s3", Bucket: "b", Object: "t1/s1/../t2/x"}},
 	} {
 		got, err := event.ParseSource(tc.raw)
 		if err != nil {
@@ -45,7 +47,10 @@ func TestParseSourceRefused(t *testing.T) {
 		{"nats-os:///x", "want nats-os://<bucket>/<object name>"},
 		{"file://relative/x", "absolute path"},
 		{"file://", "absolute path"},
-		{"s3://b/k", `unknown scheme "s3"`},
+		{"s3://b", "want s3://<bucket>/<key>"},
+		{"s3:///k", "want s3://<bucket>/<key>"},
+		{"s3://b/", "want s3://<bucket>/<key>"},
+		{"S3://b/k", "unknown scheme"},
 		{"NATS-OS://B/x", "unknown scheme"},
 		{"http://h/x", "unknown scheme"},
 		{"nats-os://B/t1/s1/a\x00b", "control characters"},

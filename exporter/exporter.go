@@ -209,7 +209,10 @@ func Plan(scan *event.ScanCompleted, job Job) []ArtifactResult {
 	ig := job.Integration
 	out := make([]ArtifactResult, len(scan.Artifacts))
 	for j, a := range scan.Artifacts {
-		key := ObjectKey(ig.OutputDirectory, a, scan.Provider.UID, scan.StartedAt)
+		key := ""
+		if a.Format != event.FormatArchive { // an archive's members have keys, it has none
+			key = ObjectKey(ig.OutputDirectory, a, scan.Provider.UID, scan.StartedAt)
+		}
 		out[j] = ArtifactResult{Artifact: a, Key: key}
 		if rec, ok := job.Done[a.Name()]; ok && rec.Key == key {
 			out[j].Object, out[j].Skipped = &rec, true
@@ -228,11 +231,18 @@ func Plan(scan *event.ScanCompleted, job Job) []ArtifactResult {
 // with write_manifest gets its manifest written after all of that, when
 // every artifact is in its bucket, as one more artifact result (manifest.go).
 func (e *Exporter) Export(ctx context.Context, scan *event.ScanCompleted, jobs []Job) []Result {
+	// Archives become their members' artifacts (archive.go).
+	scan, refused := e.expand(ctx, scan)
 	results := make([]Result, len(jobs))
 	var wg sync.WaitGroup
 	for i, job := range jobs {
 		ig := job.Integration
 		results[i] = Result{Integration: ig, Artifacts: Plan(scan, job)}
+		for j, err := range refused {
+			if ar := &results[i].Artifacts[j]; !ar.Skipped {
+				ar.Key, ar.Err, ar.Skipped = "", err, true
+			}
+		}
 		if allSkipped(results[i].Artifacts) && !wantsManifest(job, results[i]) {
 			continue
 		}

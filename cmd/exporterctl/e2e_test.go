@@ -43,6 +43,13 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldWith(t, nil)
+}
+
+// newWorldWith is newWorld with the exporter's configuration changed by
+// mutate (after the world's own settings).
+func newWorldWith(t *testing.T, mutate func(*config.Config, *s3test.S3Server)) *world {
+	t.Helper()
 	ns := natstest.StartNATS(t)
 	s3srv := s3test.StartS3(t)
 	key, err := fernet.GenerateKey()
@@ -59,6 +66,9 @@ func newWorld(t *testing.T) *world {
 	cfg.Backoff = []time.Duration{200 * time.Millisecond}
 	cfg.RetryBaseDelay = 20 * time.Millisecond
 	cfg.ShutdownGrace = 5 * time.Second
+	if mutate != nil {
+		mutate(cfg, s3srv)
+	}
 	d := daemon.New(cfg, zaptest.NewLogger(t, zaptest.Level(zapcore.WarnLevel)), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

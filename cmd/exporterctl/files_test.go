@@ -122,33 +122,6 @@ func TestFindOutputsRejected(t *testing.T) {
 	}
 }
 
-func TestFrameworkOf(t *testing.T) {
-	for name, want := range map[string]string{
-		"prowler-output-111122223333-20250805120000_cis_5.0_aws.csv":            "cis_5.0_aws",
-		"prowler-output-my-acct_id-20250805120000_iso27001_2013_aws.csv":        "iso27001_2013_aws",
-		"prowler-output-a-20250805120000_prowler-output-b-20250805120000_x.csv": "x",
-		"cis_5.0_aws.csv":                      "cis_5.0_aws",
-		"prowler-output-nodate_cis.csv":        "prowler-output-nodate_cis",
-		"prowler-output-1-2025080512000_a.csv": "prowler-output-1-2025080512000_a",
-	} {
-		got, err := frameworkOf(name)
-		if err != nil || got != want {
-			t.Errorf("frameworkOf(%q) = %q, %v; want %q", name, got, err, want)
-		}
-	}
-}
-
-func TestFormatOf(t *testing.T) {
-	for name, want := range map[string]string{
-		"x.ocsf.json": "json-ocsf", "x.asff.json": "json-asff", "x.json": "", "x.html": "html",
-		"X.CSV": "csv", "x.csv.gz": "", "x.htm": "",
-	} {
-		if got := formatOf(name); got != want {
-			t.Errorf("formatOf(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
 // Every file of a real Prowler 5 folder is recognised, compliance OCSF and
 // the empty compliance CSV included, with the uid and timestamp of its name.
 func TestFindOutputsRealProwler5Folder(t *testing.T) {

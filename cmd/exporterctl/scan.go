@@ -12,7 +12,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,9 +22,11 @@ import (
 	"github.com/prowler-cloud/s3-exporter/client"
 	"github.com/prowler-cloud/s3-exporter/event"
 	"github.com/prowler-cloud/s3-exporter/exporter"
+	"github.com/prowler-cloud/s3-exporter/internal/prowlerout"
 )
 
 const scanPublishHelp = `Usage: exporterctl scan publish --tenant T --provider-id P [flags] DIR
+       exporterctl scan publish --tenant T --provider-id P --archive URI [flags]
 
 Stores the Prowler output files of DIR in a JetStream object store under
 <tenant>/<scan>/, publishes the scan-completed event and prints the scan id.
@@ -67,6 +68,21 @@ Flags:
   --wait                wait for the export to every integration of the tenant that exports
                         the provider, print each outcome, exit 4 if any failed
   --wait-timeout D      time limit of --wait (default 15m)
+
+With --archive, no folder: the event has one artifact of format archive
+(contract v1.2), a zip of a scan's output folder as Prowler App builds it:
+  --archive URI         s3://<bucket>/<tenant>/<scan>/<name>.zip (Prowler App's output
+                        bucket; the exporter reads it with its own identity, and only
+                        from a bucket in its S3EXPORTER_S3_SOURCE_BUCKETS) or
+                        file:///<root>/<tenant>/<scan>/<name>.zip (under one of its
+                        S3EXPORTER_FILE_SOURCE_ROOTS). The scan id defaults to the
+                        folder after the tenant's in the URI.
+  --s3-endpoint URL     S3-compatible endpoint to read an s3:// archive at (default AWS)
+  --s3-path-style       path-style addressing for --s3-endpoint
+The archive's member list is read (with your AWS default credentials for
+s3://, by ranged GETs) to take the provider uid and start from the members'
+names and, with --dry-run, to list the members the exporter would export,
+with their keys, or say why it would refuse the archive.
 `
 
 type scanOptions struct {
@@ -95,9 +111,17 @@ func runScanPublish(ctx context.Context, a *app, args []string) error {
 	o.register(fs)
 	fs.BoolVar(&o.wait, "wait", false, "")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "")
+	var ao archiveOptions
+	ao.register(fs)
 	pos, err := a.parse(fs, "scan publish", args)
 	if err != nil {
 		return err
+	}
+	if ao.uri != "" {
+		if len(pos) != 0 {
+			return usageErrorf("scan publish --archive takes no folder, got %d arguments", len(pos))
+		}
+		return a.publishArchive(ctx, &o, &ao)
 	}
 	if len(pos) != 1 {
 		return usageErrorf("scan publish takes one folder of Prowler outputs, got %d arguments", len(pos))
@@ -141,7 +165,14 @@ func (a *app) publishFolder(ctx context.Context, o *scanOptions, dir string, kee
 	if o.dryRun {
 		return a.printPlan(scan, files)
 	}
+	return a.publishScan(ctx, o, scan, func(ctx context.Context, cl *client.Client) ([]event.Artifact, error) {
+		return putFiles(ctx, cl, o.bucket, scan.TenantID, scan.ScanID, files)
+	})
+}
 
+// publishScan publishes scan with the artifacts put gives (after it has
+// stored them) and, with o.wait, waits for the exports.
+func (a *app) publishScan(ctx context.Context, o *scanOptions, scan event.ScanCompleted, put func(context.Context, *client.Client) ([]event.Artifact, error)) error {
 	cl, closeConn, err := a.connect()
 	if err != nil {
 		return err
@@ -156,7 +187,7 @@ func (a *app) publishFolder(ctx context.Context, o *scanOptions, dir string, kee
 		}
 	}
 
-	arts, err := putFiles(ctx, cl, o.bucket, scan.TenantID, scan.ScanID, files)
+	arts, err := put(ctx, cl)
 	if err != nil {
 		return err
 	}
@@ -329,20 +360,6 @@ type outputFile struct {
 	UID, TS string
 }
 
-// Prowler's names, without the suffix: prowler-output-<uid>-<YYYYmmddHHMMSS>
-// for the findings files, and ..._<framework> for compliance files. The uid
-// is matched greedily: it may hold '-' (a sanitised ARN), a framework never
-// holds a 14-digit run after a '-'.
-var (
-	prowlerName       = regexp.MustCompile(`^prowler-output-(.+)-([0-9]{14})$`)
-	prowlerCompliance = regexp.MustCompile(`^prowler-output-(.+)-([0-9]{14})_(.+)$`)
-)
-
-var frameworkPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-
-// complianceDir is the folder of compliance files.
-const complianceDir = "compliance"
-
 // findOutputsWhere recognises the Prowler outputs of dir by their names,
 // among the files for which keep is true (all when keep is nil; the others
 // are neither returned nor listed as skipped). It returns them in a stable
@@ -362,7 +379,7 @@ func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []
 			return nil, nil, err
 		}
 		if isDir {
-			if e.Name() == complianceDir {
+			if e.Name() == prowlerout.ComplianceDir {
 				comp, skip, err := findCompliance(path, keep)
 				if err != nil {
 					return nil, nil, err
@@ -377,19 +394,17 @@ func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []
 		if keep != nil && !keep(path) {
 			continue
 		}
-		format := formatOf(e.Name())
-		if format == "" {
+		o, ok, _ := prowlerout.Classify(e.Name()) // a top-level name is never a compliance file's
+		if !ok {
 			skipped = append(skipped, path)
 			continue
 		}
+		format := o.Format
 		if prev, dup := byFormat[format]; dup {
 			return nil, nil, fmt.Errorf("%s: several %s files (%s and %s); want at most one", dir, format, prev, e.Name())
 		}
 		byFormat[format] = e.Name()
-		f := outputFile{Format: format, Path: path, Name: e.Name()}
-		if m := prowlerName.FindStringSubmatch(trimSuffix(e.Name())); m != nil {
-			f.UID, f.TS = m[1], m[2]
-		}
+		f := outputFile{Format: format, Path: path, Name: e.Name(), UID: o.UID, TS: o.TS}
 		out = append(out, f)
 	}
 	if len(out) == 0 {
@@ -405,69 +420,6 @@ func findOutputsWhere(dir string, keep func(path string) bool) ([]outputFile, []
 func sortKey(f outputFile) string {
 	i := slices.Index(event.Formats, f.Format)
 	return fmt.Sprintf("%d/%s", i, f.Framework)
-}
-
-// formatOf returns the format of a top-level file by its name, or "".
-func formatOf(name string) string {
-	n := strings.ToLower(name)
-	switch {
-	case strings.HasSuffix(n, ".ocsf.json"):
-		return event.FormatOCSF
-	case strings.HasSuffix(n, ".asff.json"):
-		return event.FormatASFF
-	case strings.HasSuffix(n, ".html"):
-		return event.FormatHTML
-	case strings.HasSuffix(n, ".csv"):
-		return event.FormatCSV
-	}
-	return ""
-}
-
-// complianceFormatOf returns the format of a file of the compliance folder
-// by its name, or "": Prowler 5 writes a CSV per framework, and for
-// provider-agnostic frameworks an OCSF JSON file too.
-func complianceFormatOf(name string) string {
-	n := strings.ToLower(name)
-	switch {
-	case strings.HasSuffix(n, ".ocsf.json"):
-		return event.FormatComplianceOCSF
-	case strings.HasSuffix(n, ".csv"):
-		return event.FormatCompliance
-	}
-	return ""
-}
-
-// trimSuffix removes the output suffix (.ocsf.json, .asff.json, .html or
-// .csv, of any case) from name.
-func trimSuffix(name string) string {
-	n := strings.ToLower(name)
-	for _, suf := range []string{".ocsf.json", ".asff.json", ".html", ".csv"} {
-		if strings.HasSuffix(n, suf) {
-			return name[:len(name)-len(suf)]
-		}
-	}
-	return name
-}
-
-// frameworkOf returns the framework of a compliance file name: what follows
-// "prowler-output-<uid>-<YYYYmmddHHMMSS>_", or the whole name without its
-// suffix (.csv or .ocsf.json).
-func frameworkOf(name string) (string, error) {
-	fw, _, _ := complianceParts(name)
-	if !frameworkPattern.MatchString(fw) || strings.Trim(fw, ".") == "" {
-		return "", fmt.Errorf("compliance file %s: framework %q must match [A-Za-z0-9_.-]+", name, fw)
-	}
-	return fw, nil
-}
-
-// complianceParts splits a compliance file name into its framework and,
-// when Prowler named it, the uid and timestamp.
-func complianceParts(name string) (fw, uid, ts string) {
-	base := trimSuffix(name)
-	if m := prowlerCompliance.FindStringSubmatch(base); m != nil {
-		return m[3], m[1], m[2]
-	}
-	return base, "", ""
 }
 
 // findCompliance walks the compliance folder.
@@ -486,25 +438,24 @@ func findCompliance(root string, keep func(path string) bool) ([]outputFile, []s
 			skipped = append(skipped, path)
 			return nil
 		}
-		format := complianceFormatOf(d.Name())
-		if format == "" {
-			skipped = append(skipped, path)
-			return nil
-		}
-		fw, err := frameworkOf(d.Name())
-		if err != nil {
-			return err
-		}
-		_, uid, ts := complianceParts(d.Name())
-		name := format + "/" + fw
-		if prev, dup := seen[name]; dup {
-			return fmt.Errorf("compliance framework %s appears twice as %s (%s and %s)", fw, format, prev, path)
-		}
-		seen[name] = path
 		rel, err := filepath.Rel(filepath.Dir(root), path)
 		if err != nil {
 			return err
 		}
+		o, ok, err := prowlerout.Classify(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			skipped = append(skipped, path)
+			return nil
+		}
+		format, fw, uid, ts := o.Format, o.Framework, o.UID, o.TS
+		name := o.Name()
+		if prev, dup := seen[name]; dup {
+			return fmt.Errorf("compliance framework %s appears twice as %s (%s and %s)", fw, format, prev, path)
+		}
+		seen[name] = path
 		out = append(out, outputFile{Format: format, Framework: fw, Path: path, Name: filepath.ToSlash(rel), UID: uid, TS: ts})
 		return nil
 	})

@@ -247,7 +247,18 @@ func (d *Daemon) start(ctx context.Context, g *group) error {
 	led := ledger.New(kv)
 	reporter := consumer.NewReporter(js, d.topo, led, d.metrics, cache, d.log)
 
-	opener, err := source.NewOpener(js, cfg.FileSourceRoots)
+	opts := []source.Option{source.WithArchiveMaxBytes(cfg.ArchiveMaxBytes)}
+	if len(cfg.S3SourceBuckets) > 0 {
+		// The exporter's own identity, in a reader of its own that can
+		// only read (contract v1.2 §9): never one of the tenants' clients.
+		s3r, err := source.NewS3Reader(ctx, source.S3Options{Buckets: cfg.S3SourceBuckets,
+			Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3ForcePathStyle, DefaultRegion: cfg.DefaultRegion})
+		if err != nil {
+			return fmt.Errorf("S3EXPORTER_S3_SOURCE_BUCKETS: %w", err)
+		}
+		opts = append(opts, source.WithS3(s3r))
+	}
+	opener, err := source.NewOpener(js, cfg.FileSourceRoots, opts...)
 	if err != nil {
 		return fmt.Errorf("S3EXPORTER_FILE_SOURCE_ROOTS: %w", err)
 	}

@@ -24,8 +24,9 @@ type FileRoot struct {
 // opened.
 type Target struct {
 	Source event.Source
-	// Prefix is, for an object-store source, "<tenant>/<scan>/": the object's
-	// name, and the name of any link's target, must start with it.
+	// Prefix is, for an object-store or s3 source, "<tenant>/<scan>/": the
+	// object's name (key), and the name of any link's target, must start
+	// with it.
 	Prefix string
 	// For a file source: the root (symlinks resolved), the event's tenant and
 	// scan (the folders below it) and the path below <root>/<tenant>/<scan>,
@@ -39,8 +40,9 @@ type Target struct {
 // may be opened: a pure decision, so that it can be fuzzed and tested alone.
 // Every refusal is a permanent SourceRefused:
 //
-//   - nats-os://<bucket>/<object>: the object's name must be clean and start
-//     with "<tenant>/<scan>/";
+//   - nats-os://<bucket>/<object> and (v1.2) s3://<bucket>/<key>: the
+//     object's name or key must be clean and start with "<tenant>/<scan>/"
+//     (which buckets s3 sources may name is the Opener's check);
 //   - file://<path>: the path (cleaned) must lie under
 //     <root>/<tenant>/<scan>/ for an allowed root, named as configured or
 //     with its symlinks resolved. Nothing else is decided from the path:
@@ -59,7 +61,7 @@ func Resolve(raw, tenant, scan string, roots []FileRoot) (Target, error) {
 	}
 	tg := Target{Source: src, Tenant: tenant, Scan: scan}
 	switch src.Scheme {
-	case event.SchemeObjectStore:
+	case event.SchemeObjectStore, event.SchemeS3:
 		tg.Prefix = tenant + "/" + scan + "/"
 		if !event.CleanObjectName(src.Object) || !strings.HasPrefix(src.Object, tg.Prefix) {
 			return Target{}, errcode.Permanentf(errcode.SourceRefused,

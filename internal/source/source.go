@@ -1,5 +1,7 @@
 // Package source opens a scan's artifacts: objects in a JetStream object store
-// (nats-os://) and files under allowed roots (file://). Every refusal and
+// (nats-os://), files under allowed roots (file://), objects of the
+// platform's own buckets read with the exporter's own identity (s3://, v1.2)
+// and the members of zip archives (v1.2, archive.go). Every refusal and
 // failure is classified here, where it is first seen, as an *errcode.Error.
 package source
 
@@ -29,6 +31,11 @@ type Opened struct {
 type Opener struct {
 	js    jetstream.JetStream
 	roots []FileRoot
+	// s3 reads s3:// sources (nil: off); archiveMax bounds what an
+	// archive's exported members may expand to in all.
+	s3         *S3Reader
+	archiveMax int64
+	small      smallArchives // small s3 archives read whole (smallzip.go)
 
 	// stores caches object-store handles by bucket: looking one up is a
 	// stream info request, which would otherwise come once per artifact.
@@ -43,10 +50,29 @@ type objectStore struct {
 	stream jetstream.Stream
 }
 
+// Option configures an Opener.
+type Option func(*Opener)
+
+// WithS3 turns s3:// sources on, read by r (S3EXPORTER_S3_SOURCE_BUCKETS).
+func WithS3(r *S3Reader) Option { return func(o *Opener) { o.s3 = r } }
+
+// WithArchiveMaxBytes sets S3EXPORTER_ARCHIVE_MAX_BYTES (default
+// DefaultArchiveMaxBytes).
+func WithArchiveMaxBytes(n int64) Option {
+	return func(o *Opener) {
+		if n > 0 {
+			o.archiveMax = n
+		}
+	}
+}
+
 // NewOpener returns an Opener reading object stores through js and files under
 // roots (none: file sources are off). Roots that do not exist are an error.
-func NewOpener(js jetstream.JetStream, roots []string) (*Opener, error) {
-	o := &Opener{js: js}
+func NewOpener(js jetstream.JetStream, roots []string, opts ...Option) (*Opener, error) {
+	o := &Opener{js: js, archiveMax: DefaultArchiveMaxBytes}
+	for _, opt := range opts {
+		opt(o)
+	}
 	for _, r := range roots {
 		if !filepath.IsAbs(r) {
 			return nil, fmt.Errorf("file source root %q is not absolute", r)
@@ -67,15 +93,26 @@ func NewOpener(js jetstream.JetStream, roots []string) (*Opener, error) {
 // sha256 and size, when the event gives them, while it is read: a mismatch
 // is a permanent ChecksumMismatch error from Read, before the final EOF.
 func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Artifact) (*Opened, error) {
-	tg, err := Resolve(a.Source, scan.TenantID, scan.ScanID, o.roots)
+	tg, err := o.resolve(a.Source, scan)
 	if err != nil {
 		return nil, err
 	}
 	src := tg.Source
 	var op *Opened
-	switch src.Scheme {
-	case event.SchemeObjectStore:
+	switch {
+	case a.Member != nil:
+		op, err = o.openMember(ctx, tg, a)
+	case a.Format == event.FormatArchive:
+		return nil, errcode.Permanentf(errcode.InternalError, "source %s: an archive is expanded into its members, not opened", src)
+	case src.Scheme == event.SchemeObjectStore:
 		op, err = o.openObject(ctx, tg, a.SHA256 == "")
+	case src.Scheme == event.SchemeS3:
+		var rc io.ReadCloser
+		var size int64
+		rc, size, err = o.s3.Open(ctx, src.Bucket, src.Object, "", 0, -1)
+		if err == nil {
+			op = &Opened{ReadCloser: rc, Size: size}
+		}
 	default:
 		op, err = openFile(tg)
 	}
@@ -96,6 +133,24 @@ func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Ar
 	}
 	op.ReadCloser = newVerifier(op.ReadCloser, src.String(), a.SHA256, want)
 	return op, nil
+}
+
+// resolve is Resolve, and for an s3 source the bucket's check: only the
+// buckets of S3EXPORTER_S3_SOURCE_BUCKETS.
+func (o *Opener) resolve(raw string, scan *event.ScanCompleted) (Target, error) {
+	tg, err := Resolve(raw, scan.TenantID, scan.ScanID, o.roots)
+	if err != nil {
+		return Target{}, err
+	}
+	if src := tg.Source; src.Scheme == event.SchemeS3 {
+		switch {
+		case o.s3 == nil || len(o.s3.buckets) == 0:
+			return Target{}, errcode.Permanentf(errcode.SourceRefused, "source %s: s3 sources are off (S3EXPORTER_S3_SOURCE_BUCKETS is empty)", src)
+		case !o.s3.Allowed(src.Bucket):
+			return Target{}, errcode.Permanentf(errcode.SourceRefused, "source %s: bucket %q is not in S3EXPORTER_S3_SOURCE_BUCKETS", src, src.Bucket)
+		}
+	}
+	return tg, nil
 }
 
 // openObject opens an object-store object. The store's own digest is

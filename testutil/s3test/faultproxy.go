@@ -3,6 +3,7 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -42,6 +43,8 @@ type FaultStats struct {
 	Requests, Errors, Resets, Slowed int64
 	// Delayed counts the requests held by SetBucketDelay.
 	Delayed int64
+	// Broken counts the answers BreakBodies cut short.
+	Broken int64
 }
 
 // FaultProxy is an HTTP reverse proxy in front of an S3 server that injects
@@ -63,11 +66,12 @@ type FaultProxy struct {
 	intercept func(w http.ResponseWriter, r *http.Request) bool
 	log       []ProxiedRequest
 	delays    sync.Map // bucket -> *bucketDelay
+	breaks    sync.Map // path -> *bodyBreak (BreakBodies)
 	srv       *httptest.Server
 	mu        sync.Mutex
 	faults    Faults
 	rng       *rand.Rand // guarded by mu; seeded by Seed(t)
-	stats     struct{ requests, errors, resets, slowed, delayed atomic.Int64 }
+	stats     struct{ requests, errors, resets, slowed, delayed, broken atomic.Int64 }
 }
 
 // draw returns the next number in [0, 1) of the proxy's seeded source.
@@ -176,6 +180,11 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 			l.Lock()
 			defer l.Unlock()
 		}
+		if r.Method == http.MethodGet {
+			if b, ok := p.breaks.Load(r.URL.Path); ok && b.(*bodyBreak).take() {
+				w = &breakingWriter{ResponseWriter: w, left: b.(*bodyBreak).after, broken: &p.stats.broken}
+			}
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(p.srv.Close)
@@ -245,7 +254,7 @@ func (p *FaultProxy) Faults() Faults {
 // Stats returns what the proxy did so far.
 func (p *FaultProxy) Stats() FaultStats {
 	return FaultStats{Requests: p.stats.requests.Load(), Errors: p.stats.errors.Load(),
-		Resets: p.stats.resets.Load(), Slowed: p.stats.slowed.Load(), Delayed: p.stats.delayed.Load()}
+		Resets: p.stats.resets.Load(), Slowed: p.stats.slowed.Load(), Delayed: p.stats.delayed.Load(), Broken: p.stats.broken.Load()}
 }
 
 // BlackHole is a bucket delay that never ends: the proxy reads the request
@@ -325,3 +334,50 @@ func (t *throttled) Read(p []byte) (int, error) {
 }
 
 func (t *throttled) Close() error { return t.r.Close() }
+
+// BreakBodies cuts the body of the next times GET answers for path
+// ("/<bucket>/<key>", path-style) after after bytes: the connection drops
+// mid-body, as a network fault would.
+func (p *FaultProxy) BreakBodies(path string, after int64, times int) {
+	b := &bodyBreak{after: after}
+	b.left.Store(int64(times))
+	p.breaks.Store(path, b)
+}
+
+type bodyBreak struct {
+	after int64
+	left  atomic.Int64
+}
+
+func (b *bodyBreak) take() bool { return b.left.Add(-1) >= 0 }
+
+// breakingWriter fails its writes past left bytes: ReverseProxy then aborts
+// the answer (http.ErrAbortHandler), and the client reads a body that stops
+// short of its Content-Length.
+type breakingWriter struct {
+	http.ResponseWriter
+	left   int64
+	broken *atomic.Int64
+}
+
+func (w *breakingWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) > w.left {
+		n, _ := w.ResponseWriter.Write(b[:w.left])
+		w.left = 0
+		w.broken.Add(1)
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		return n, errBodyBroken
+	}
+	w.left -= int64(len(b))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *breakingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+var errBodyBroken = errors.New("fault proxy: body broken on purpose")

@@ -93,6 +93,7 @@ type options struct {
 	noisyAScans  int
 	noisyBScans  int
 	noisyEnv     map[string]string
+	handoffScans int
 }
 
 func parseOptions(args []string) (options, error) {
@@ -111,7 +112,8 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.latencyScans, "latency-scans", 200, "workload 4: sequential scans")
 	fs.IntVar(&o.benchCount, "bench-count", 5, "go test -count of the micro-benchmarks (medians are reported)")
 	fs.StringVar(&o.benchTime, "bench-time", "300ms", "go test -benchtime of the micro-benchmarks")
-	wl := fs.String("workloads", "small,large,cache,latency,micro,network,noisy", "workloads to run, comma-separated")
+	wl := fs.String("workloads", "small,large,cache,latency,micro,network,noisy,handoff", "workloads to run, comma-separated (handoff: workload 7)")
+	fs.IntVar(&o.handoffScans, "handoff-scans", 200, "workload 7: scans (43 files each) handed off as zips")
 	fs.IntVar(&o.networkScans, "network-scans", 30, "workload 5: scans (43 files each) exported through each delay")
 	fs.IntVar(&o.noisyAScans, "noisy-a-scans", 30, "workload 6: scans (43 files each) of the tenant with the bad bucket")
 	fs.IntVar(&o.noisyBScans, "noisy-b-scans", 20, "workload 6: scans (5 small files each) of the other tenant")
@@ -148,6 +150,7 @@ func parseOptions(args []string) (options, error) {
 		def("network-scans", func() { o.networkScans = 8 })
 		def("noisy-a-scans", func() { o.noisyAScans = 10 })
 		def("noisy-b-scans", func() { o.noisyBScans = 8 })
+		def("handoff-scans", func() { o.handoffScans = 20 })
 	}
 	var err error
 	if o.largeSize, err = parseSize(*size); err != nil {
@@ -166,7 +169,7 @@ func parseOptions(args []string) (options, error) {
 		}
 	}
 	if o.reruns < 0 || o.rounds < 1 || o.scans < 1 || o.bScans < 1 || o.concurrency < 1 || o.integrations < 1 || o.tenants < 1 ||
-		o.tenants > o.integrations || o.latencyScans < 1 || o.benchCount < 1 || o.networkScans < 1 || o.noisyAScans < 1 || o.noisyBScans < 1 {
+		o.tenants > o.integrations || o.latencyScans < 1 || o.benchCount < 1 || o.networkScans < 1 || o.noisyAScans < 1 || o.noisyBScans < 1 || o.handoffScans < 1 {
 		return o, fmt.Errorf("bench: counts must be positive (and tenants <= integrations)")
 	}
 	return o, nil
@@ -239,7 +242,7 @@ func bench(o options) error {
 		}
 	}
 	needStack := o.workloads["small"] || o.workloads["large"] || o.workloads["cache"] || o.workloads["latency"] ||
-		o.workloads["network"] || o.workloads["noisy"]
+		o.workloads["network"] || o.workloads["noisy"] || o.workloads["handoff"]
 	if needStack {
 		s, err := newStack(work, logf)
 		if err != nil {
@@ -277,6 +280,11 @@ func bench(o options) error {
 		if o.workloads["noisy"] {
 			if rep.noisy, err = runNoisy(ctx, s, o, logf); err != nil {
 				return fmt.Errorf("workload 6: %w", err)
+			}
+		}
+		if o.workloads["handoff"] {
+			if rep.handoff, err = runHandoff(ctx, s, o, logf); err != nil {
+				return fmt.Errorf("workload 7: %w", err)
 			}
 		}
 	}

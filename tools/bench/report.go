@@ -24,6 +24,7 @@ type report struct {
 	micro   []microResult
 	network *networkResult
 	noisy   *noisyResult
+	handoff *handoffResult
 }
 
 // describeMachine says what the run ran on.
@@ -120,6 +121,9 @@ func (r *report) markdown() string {
 	if r.noisy != nil {
 		r.noisySection(p)
 	}
+	if r.handoff != nil {
+		r.handoffSection(p)
+	}
 	if r.micro != nil {
 		r.microSection(p)
 	}
@@ -174,6 +178,7 @@ func (r *report) summary(p printer) {
 	}
 	r.networkSummary(t)
 	r.noisySummary(t)
+	r.handoffSummary(t)
 	p("%s\n", t)
 }
 

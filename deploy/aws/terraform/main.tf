@@ -11,6 +11,11 @@
 # For a bucket in another account, list the writing accounts in
 # bucket_policy_source_account_ids and apply the bucket_policy_json output
 # to the bucket (in its own account). See docs/operations.md.
+#
+# Optionally (contract v1.2), set prowler_app_output_bucket_name and
+# exporter_role_name to let the exporter's own role read Prowler App's output
+# bucket: s3:GetObject on its objects and s3:GetBucketLocation, nothing else
+# (docs/prowler-app.md).
 
 terraform {
   required_version = ">= 1.3"
@@ -29,6 +34,9 @@ locals {
   create_role = var.existing_role_name == ""
 
   bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${var.s3_integration_bucket_name}"
+
+  read_outputs       = var.prowler_app_output_bucket_name != ""
+  outputs_bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${var.prowler_app_output_bucket_name}"
 
   source_role_arns = [
     for id in var.bucket_policy_source_account_ids :
@@ -205,6 +213,41 @@ data "aws_iam_policy_document" "bucket_policy" {
     principals {
       type        = "AWS"
       identifiers = local.source_role_arns
+    }
+  }
+}
+
+# The exporter's own role reads Prowler App's output bucket (s3:// sources and
+# archives, contract v1.2), and nothing else there.
+data "aws_iam_policy_document" "prowler_app_outputs" {
+  count = local.read_outputs ? 1 : 0
+
+  statement {
+    sid       = "ReadProwlerAppOutputs"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.outputs_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "FindTheOutputBucket"
+    effect    = "Allow"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [local.outputs_bucket_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "prowler_app_outputs" {
+  count = local.read_outputs ? 1 : 0
+
+  name   = "ProwlerAppOutputsRead"
+  role   = var.exporter_role_name
+  policy = data.aws_iam_policy_document.prowler_app_outputs[0].json
+
+  lifecycle {
+    precondition {
+      condition     = var.exporter_role_name != ""
+      error_message = "exporter_role_name is required when prowler_app_output_bucket_name is set."
     }
   }
 }

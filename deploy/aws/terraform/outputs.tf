@@ -22,3 +22,8 @@ output "bucket_policy_json" {
   description = "Cross-account bucket policy to apply to the destination bucket in its own account (null when bucket_policy_source_account_ids is empty)."
   value       = one(data.aws_iam_policy_document.bucket_policy[*].json)
 }
+
+output "prowler_app_outputs_policy_json" {
+  description = "The read policy on Prowler App's output bucket attached to exporter_role_name (null when prowler_app_output_bucket_name is empty)."
+  value       = one(data.aws_iam_policy_document.prowler_app_outputs[*].json)
+}

@@ -111,3 +111,25 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "prowler_app_output_bucket_name" {
+  description = "Prowler App's output bucket (DJANGO_OUTPUT_S3_AWS_OUTPUT_BUCKET), which the exporter reads s3:// sources and archives from with its own identity (S3EXPORTER_S3_SOURCE_BUCKETS). Empty: no read policy."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.prowler_app_output_bucket_name == "" || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.prowler_app_output_bucket_name))
+    error_message = "prowler_app_output_bucket_name must be a valid S3 bucket name."
+  }
+}
+
+variable "exporter_role_name" {
+  description = "Name (not ARN) of the exporter's own role (the one it runs as), which gets the read policy on prowler_app_output_bucket_name. Required with it."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.exporter_role_name == "" || can(regex("^[\\w+=,.@-]{1,64}$", var.exporter_role_name))
+    error_message = "exporter_role_name must be an IAM role name (not an ARN)."
+  }
+}
