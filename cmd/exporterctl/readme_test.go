@@ -57,6 +57,16 @@ func TestReadmeCommandsParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// "scan publish --archive s3://…" reads the archive with the AWS default
+	// chain before it connects to NATS: give it an endpoint nothing listens
+	// on, and nothing of the machine's own AWS settings.
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "readme", "AWS_SECRET_ACCESS_KEY": "readme",
+		"AWS_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1", "AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_PROFILE": "",
+	} {
+		t.Setenv(k, v)
+	}
 	t.Chdir(dir)
 
 	for _, args := range cmds {
