@@ -20,8 +20,12 @@ type gate struct {
 	running int
 	waiting int
 	tenants map[string]*tenantSlots
-	ring    []string // tenants with waiters, in turn order
-	next    int      // ring position served first
+	// gone keeps when a scan of a tenant forgotten (nothing running or
+	// waiting) last left its slot, so that the tenant still counts as
+	// progressing when its next scans come (progressing).
+	gone map[string]time.Time
+	ring []string // tenants with waiters, in turn order
+	next int      // ring position served first
 	// onChange, when set, is told the counts after every change (under the
 	// lock: it must not call the gate).
 	onChange func(running, waiting int)
@@ -37,7 +41,7 @@ type tenantSlots struct {
 func newGate(total, perTenant, hold int) *gate {
 	total = max(total, 1)
 	perTenant = min(max(perTenant, 1), total)
-	return &gate{total: total, perTenant: perTenant, hold: max(hold, perTenant), tenants: map[string]*tenantSlots{}}
+	return &gate{total: total, perTenant: perTenant, hold: max(hold, perTenant), tenants: map[string]*tenantSlots{}, gone: map[string]time.Time{}}
 }
 
 // enter waits for an export slot for tenant. It returns ok false at once
@@ -47,7 +51,8 @@ func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok boo
 	g.mu.Lock()
 	t := g.tenants[tenant]
 	if t == nil {
-		t = &tenantSlots{}
+		t = &tenantSlots{finished: g.gone[tenant]}
+		delete(g.gone, tenant)
 		g.tenants[tenant] = t
 	}
 	if t.running+len(t.waiters) >= g.hold {
@@ -172,6 +177,26 @@ func (g *gate) dropFromRing(tenant string) {
 func (g *gate) forget(tenant string, t *tenantSlots) {
 	if t.running == 0 && len(t.waiters) == 0 {
 		delete(g.tenants, tenant)
+		if !t.finished.IsZero() {
+			g.gone[tenant] = t.finished
+			g.pruneGone(t.finished)
+		}
+	}
+}
+
+// goneKept bounds how long a forgotten tenant's last finish is kept: far
+// longer than any progress window (progressWindow).
+const goneKept = time.Minute
+
+// pruneGone drops the finishes older than goneKept, when there are many.
+func (g *gate) pruneGone(now time.Time) {
+	if len(g.gone) < 1024 {
+		return
+	}
+	for name, at := range g.gone {
+		if now.Sub(at) > goneKept {
+			delete(g.gone, name)
+		}
 	}
 }
 
@@ -179,9 +204,19 @@ func (g *gate) forget(tenant string, t *tenantSlots) {
 // last window: its held scans are moving, so one refused now will find room
 // soon and should come back soon. A tenant whose scans are stuck (a dead
 // bucket) makes no progress, and its refused scans can wait longer.
+//
+// The tenant's entry is forgotten whenever nothing of it runs or waits,
+// which happens between two of its scans as soon as exports are fast: its
+// last finish is kept (gate.gone) so that a tenant whose every scan just
+// finished is progressing, not stuck. (Forgetting it made every scan of a
+// backlog that was refused right after such a moment wait 30 s, and a
+// 9-second export of 200 scans take 37: docs/BENCHMARKS.md, workload 1.)
 func (g *gate) progressing(tenant string, window time.Duration) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t := g.tenants[tenant]
-	return t != nil && !t.finished.IsZero() && time.Since(t.finished) < window
+	finished := g.gone[tenant]
+	if t := g.tenants[tenant]; t != nil {
+		finished = t.finished
+	}
+	return !finished.IsZero() && time.Since(finished) < window
 }

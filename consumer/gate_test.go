@@ -180,6 +180,39 @@ func TestGateProgressing(t *testing.T) {
 	}
 }
 
+// A tenant whose every scan just finished (its entry forgotten: nothing of
+// it runs or waits) is still progressing, and so is it once its next scans
+// hold every place it has: a scan refused then comes back in a second, not
+// in 30 s.
+func TestGateProgressingAcrossAGap(t *testing.T) {
+	g := newGate(4, 2, 2)
+	release, ok, err := g.enter(t.Context(), "t1")
+	if !ok || err != nil {
+		t.Fatalf("enter: %v %v", ok, err)
+	}
+	release() // nothing of t1 runs now
+	if running, waiting := g.counts(); running != 0 || waiting != 0 {
+		t.Fatalf("running %d waiting %d", running, waiting)
+	}
+	if !g.progressing("t1", time.Minute) {
+		t.Error("not progressing right after its last scan finished")
+	}
+	for range 2 {
+		if _, ok, _ := g.enter(t.Context(), "t1"); !ok {
+			t.Fatal("enter refused")
+		}
+	}
+	if _, ok, _ := g.enter(t.Context(), "t1"); ok {
+		t.Fatal("a third scan admitted past hold")
+	}
+	if !g.progressing("t1", time.Minute) {
+		t.Error("not progressing when its next scans came, a moment after the last finished")
+	}
+	if g.progressing("t1", 0) {
+		t.Error("progressing outside the window")
+	}
+}
+
 // counts returns the scans exporting and waiting.
 func (g *gate) counts() (running, waiting int) {
 	g.mu.Lock()

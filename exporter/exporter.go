@@ -326,7 +326,7 @@ func allSkipped(ars []ArtifactResult) bool {
 func (e *Exporter) uploadWithRetry(ctx context.Context, scan *event.ScanCompleted, ig *integration.Integration, ar *ArtifactResult, retry bool) {
 	start := time.Now()
 	defer func() { ar.Duration = time.Since(start) }()
-	log := e.log.With(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
+	log := e.log.WithLazy(zap.String("tenant_id", scan.TenantID), zap.String("scan_id", scan.ScanID),
 		zap.String("integration_id", ig.ID), zap.String("format", ar.Artifact.Format), zap.String("key", ar.Key))
 	size := int64(-1)
 	if ar.Artifact.Size != nil {

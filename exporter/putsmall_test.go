@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/prowler-cloud/s3-exporter/errcode"
 	"github.com/prowler-cloud/s3-exporter/event"
 )
 
@@ -117,6 +118,66 @@ func TestPutSmallSignsWithTheArtifactSHA256(t *testing.T) {
 	got := <-seen
 	if got.contentSHA256 != hexSHA256(body) || !bytes.Equal(got.body, body) {
 		t.Errorf("sent %q signed %q; want %q signed %q", got.body, got.contentSHA256, body, hexSHA256(body))
+	}
+}
+
+// wholeBody is a source that holds its bytes (as source.Opened does for an
+// object of one chunk), or declines and is read.
+type wholeBody struct {
+	*bytes.Reader
+	b     []byte
+	ok    bool
+	err   error
+	asked int
+}
+
+func (w *wholeBody) Whole() ([][]byte, bool, error) {
+	w.asked++
+	if w.b == nil {
+		return nil, w.ok, w.err
+	}
+	// In two chunks, as an object of several comes.
+	return [][]byte{w.b[:len(w.b)/2], w.b[len(w.b)/2:]}, w.ok, w.err
+}
+
+// A source that holds its bytes hands them to the PUT as they are; one
+// whose checks fail fails the upload with its own error, and one that holds
+// a wrong length is a mismatch; one that declines is read.
+func TestPutSmallTakesAWholeSource(t *testing.T) {
+	cl, seen := recordingS3(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := []byte("name,status\nfinding,FAIL\n")
+	a := event.Artifact{Format: "csv", Source: "nats-os://b/t/s/out.csv", SHA256: hexSHA256(body)}
+	put := func(w *wholeBody) *errcode.Error {
+		_, e := putSmall(ctx, cl, "b", putOptions{ContentType: "text/csv"}, a, "out/csv/x.csv", int64(len(body)), w)
+		return e
+	}
+
+	w := &wholeBody{Reader: bytes.NewReader(nil), b: body, ok: true}
+	if e := put(w); e != nil || w.asked != 1 {
+		t.Fatalf("whole: %v (asked %d)", e, w.asked)
+	}
+	if got := <-seen; !bytes.Equal(got.body, body) {
+		t.Errorf("sent %q, want %q", got.body, body)
+	}
+
+	mismatch := errcode.Permanentf(errcode.ChecksumMismatch, "source x: sha256 differs")
+	if e := put(&wholeBody{Reader: bytes.NewReader(nil), ok: true, err: mismatch}); e == nil || e.Code != errcode.ChecksumMismatch || e.Retryable {
+		t.Errorf("a failed check: %v; want the source's permanent ChecksumMismatch", e)
+	}
+	if e := put(&wholeBody{Reader: bytes.NewReader(nil), b: body[1:], ok: true}); e == nil || e.Code != errcode.ChecksumMismatch {
+		t.Errorf("a short whole body: %v; want ChecksumMismatch", e)
+	}
+	if len(seen) != 0 {
+		t.Errorf("%d PUTs sent for sources that failed", len(seen))
+	}
+
+	if e := put(&wholeBody{Reader: bytes.NewReader(body)}); e != nil {
+		t.Fatalf("declined, read: %v", e)
+	}
+	if got := <-seen; !bytes.Equal(got.body, body) {
+		t.Errorf("sent %q, want %q", got.body, body)
 	}
 }
 

@@ -3,10 +3,12 @@ package exporter
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -56,6 +58,22 @@ func (c *stallConn) Write(p []byte) (int, error) {
 		err = &noResponseError{err: err}
 	}
 	return n, err
+}
+
+// copyBufs are the buffers request bodies are copied to connections
+// through (stallConn.ReadFrom).
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// ReadFrom copies a request body to the connection through a pooled buffer,
+// each Write under the stall deadline. net/http hands the connection the
+// body behind an io.LimitedReader, which io.Copy would copy through a new
+// buffer of up to 32 KiB per request (docs/BENCHMARKS.md, workload 1: a
+// tenth of the exporter's allocations); a larger one also takes fewer
+// writes for a larger body.
+func (c *stallConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{c}, r, *bp) // Writer only: no ReadFrom again
 }
 
 // noResponseError is a stalled write: a net.Error that times out, and

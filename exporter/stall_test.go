@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,5 +93,47 @@ func TestStalledBodyIsARetryableTimeout(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("it waited for the context, not the response timeout")
+	}
+}
+
+// Request bodies reach the connection through stallConn.ReadFrom (net/http
+// copies a body behind an io.LimitedReader): every byte, in order, through
+// the pooled buffer, with no buffer of its own per body.
+func TestStallConnReadFromCopiesTheBody(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	c := &stallConn{Conn: client, timeout: 10 * time.Second}
+	body := make([]byte, 200<<10+7)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(server)
+		got <- b
+	}()
+	n, err := io.Copy(c, io.LimitReader(bytes.NewReader(body), int64(len(body))))
+	client.Close()
+	if err != nil || n != int64(len(body)) {
+		t.Fatalf("copied %d, %v", n, err)
+	}
+	if b := <-got; !bytes.Equal(b, body) {
+		t.Fatalf("the connection got %d bytes, not the body's %d", len(b), len(body))
+	}
+	// What io.Copy would allocate without ReadFrom: 32 KiB per body.
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const runs = 20
+	for range runs {
+		p1, p2 := net.Pipe()
+		done := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, p2); p2.Close(); close(done) }()
+		_, _ = io.Copy(&stallConn{Conn: p1, timeout: 10 * time.Second}, io.LimitReader(bytes.NewReader(body), int64(len(body))))
+		p1.Close()
+		<-done
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 16<<10 {
+		t.Errorf("%d bytes allocated per body copied; want no copy buffer of its own", per)
 	}
 }

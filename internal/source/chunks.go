@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prowler-cloud/s3-exporter/errcode"
@@ -41,6 +43,9 @@ type chunkReader struct {
 	size   int64
 	got    int64
 	buf    []byte
+	next   [][]byte  // chunks fetched ahead (a batched direct get), in order
+	all    [][]byte  // every chunk, when fetched with direct gets
+	out    int64     // bytes handed out by Read
 	digest hash.Hash // nil: not checked
 	want   []byte
 	err    error
@@ -70,17 +75,26 @@ const maxLinkHops = 4
 // another size, is read through a consumer after all: direct gets may be
 // answered by any replica, and one that lags has not stored it yet; the
 // consumer reads from the stream's leader.
-func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
-	info, err := objectInfo(ctx, js, store, bucket, name)
-	if err != nil {
-		return nil, 0, err
+//
+// hint, when not nil, is the object's info as prefetched with the rest of
+// its scan (prefetch.go), used instead of asking for it. The object may have
+// been replaced since: when the chunks it names are not there whole,
+// openChunks returns errStaleHint, and the caller asks again without one.
+func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name, prefix string, checkDigest bool, hint *jetstream.ObjectInfo) (io.ReadCloser, int64, error) {
+	info, hinted := hint, hint != nil
+	if !hinted {
+		var err error
+		if info, err = objectInfo(ctx, js, store, bucket, name); err != nil {
+			return nil, 0, err
+		}
 	}
+	var err error
 	for hops := 0; info.Opts != nil && info.Opts.Link != nil; hops++ {
 		link := info.Opts.Link
 		if err := checkLink(bucket, name, prefix, link, hops); err != nil {
 			return nil, 0, err
 		}
-		name = link.Name
+		name, hinted = link.Name, false
 		if info, err = objectInfo(ctx, js, store, bucket, name); err != nil {
 			return nil, 0, err
 		}
@@ -103,14 +117,36 @@ func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 		case err == nil && int64(len(m.Data)) == size:
 			// The whole object is in hand: the reader only hands it out
 			// (and checks the digest at its end).
-			r.buf, r.got = m.Data, size
+			r.buf, r.got, r.all = m.Data, size, [][]byte{m.Data}
 			if r.digest != nil {
 				r.digest.Write(m.Data)
 			}
 			return r, size, nil
 		case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil, 0, err
+		case hinted:
+			return nil, 0, errStaleHint
 		}
+	}
+	if stream != nil && info.Chunks > 1 && size <= chunkWindow && stream.CachedInfo().Config.AllowDirect {
+		got, err := batchChunks(ctx, js, stream.CachedInfo().Config.Name, chunks, int(info.Chunks), size)
+		if err != nil {
+			return nil, 0, err
+		}
+		if got != nil {
+			for _, c := range got {
+				if r.digest != nil {
+					r.digest.Write(c)
+				}
+			}
+			r.buf, r.next, r.got, r.all = got[0], got[1:], size, got
+			return r, size, nil
+		}
+	}
+	if hinted {
+		// A consumer is made only for an object whose info was just read:
+		// one that follows chunks replaced since would wait for them.
+		return nil, 0, errStaleHint
 	}
 	r.cons, err = js.OrderedConsumer(ctx, r.stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{chunks},
@@ -131,6 +167,69 @@ func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 		return nil, 0, err
 	}
 	return r, size, nil
+}
+
+// batchRequest is a batched direct get: the first batch messages of
+// subject, without headers.
+type batchRequest struct {
+	NextFor   string `json:"next_by_subj"`
+	Batch     int    `json:"batch"`
+	MaxBytes  int    `json:"max_bytes"`
+	NoHeaders bool   `json:"no_hdr"`
+}
+
+// batchChunks fetches the n chunks of an object of size bytes (at most
+// chunkWindow) with one batched direct get: one request, answered with the
+// chunks and an end-of-batch status, where a consumer costs three requests
+// and nats-server's work to set it up, feed it and tear it down
+// (docs/BENCHMARKS.md, workload 1: the CSV, HTML and OCSF files of a scan
+// are a few chunks each). It returns nil and no error when the answer is not
+// the whole object (a replica that lags may answer a direct get): the
+// caller reads through a consumer, from the stream's leader, instead. stream
+// is the stream whose direct get is asked (it must allow direct gets).
+func batchChunks(ctx context.Context, js jetstream.JetStream, stream, subject string, n int, size int64) ([][]byte, error) {
+	nc := js.Conn()
+	inbox := nc.NewInbox()
+	// Room for the answer (the chunks and the end-of-batch status), no
+	// more: SubscribeSync would make a channel of 64k messages (512 KiB)
+	// for every object read. A server that sent more would find it full
+	// and the extra messages dropped, which the counts below catch.
+	answers := make(chan *nats.Msg, n+1)
+	sub, err := nc.ChanSubscribe(inbox, answers)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, err := json.Marshal(batchRequest{NextFor: subject, Batch: n, MaxBytes: 2 * chunkWindow, NoHeaders: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.PublishRequest(apiPrefix(js)+"DIRECT.GET."+stream, inbox, req); err != nil {
+		return nil, err
+	}
+	chunks := make([][]byte, 0, n)
+	var got int64
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-answers:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if status := m.Header.Get("Status"); status != "" {
+			// The end of the batch, with every chunk; or fewer, none
+			// (404), nobody serving direct gets (503): the consumer then.
+			if status == "204" && len(chunks) == n && got == size {
+				return chunks, nil
+			}
+			return nil, nil
+		}
+		got += int64(len(m.Data))
+		if len(chunks) == n || got > size {
+			return nil, nil // more than the object: not this object's chunks
+		}
+		chunks = append(chunks, m.Data)
+	}
 }
 
 // objectInfo reads an object's info; a "not found" is confirmed with the
@@ -168,6 +267,10 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
+		if len(r.next) > 0 {
+			r.buf, r.next = r.next[0], r.next[1:]
+			continue
+		}
 		if r.got == r.size {
 			r.err = io.EOF
 			if r.digest != nil && !bytes.Equal(r.digest.Sum(nil), r.want) {
@@ -193,7 +296,26 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
+	r.out += int64(n)
+	r.all = nil // read, not handed over whole: each chunk goes once read
 	return n, nil
+}
+
+// whole hands over the object's chunks when they came with direct gets and
+// nothing was read yet (ok false otherwise: read it), with the store's
+// digest checked as Read checks it at the end. The reader is then at its
+// end.
+func (r *chunkReader) whole() (_ [][]byte, ok bool, _ error) {
+	if r.all == nil || r.err != nil || r.out != 0 {
+		return nil, false, nil
+	}
+	all := r.all
+	r.buf, r.next, r.all, r.err = nil, nil, nil, io.EOF
+	if r.digest != nil && !bytes.Equal(r.digest.Sum(nil), r.want) {
+		r.err = jetstream.ErrDigestMismatch
+		return nil, true, r.err
+	}
+	return all, true, nil
 }
 
 // Close stops fetching and deletes the consumer.

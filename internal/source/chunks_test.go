@@ -45,7 +45,7 @@ func TestChunkReaderWindow(t *testing.T) {
 	if _, err := store.PutBytes(ctx, "big", data); err != nil {
 		t.Fatal(err)
 	}
-	rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", "big", "", true)
+	rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", "big", "", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func testChunkReaderDigest(t *testing.T, size int) {
 		t.Fatal(err)
 	}
 	for _, check := range []bool{true, false} {
-		rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", check)
+		rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", check, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func testChunkReaderDigest(t *testing.T, size int) {
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", true)
+	rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +137,17 @@ func testChunkReaderDigest(t *testing.T, size int) {
 	if !errors.Is(err, jetstream.ErrDigestMismatch) {
 		t.Fatalf("read %d bytes, err %v; want ErrDigestMismatch", len(got), err)
 	}
+	// The same when an object of one chunk is handed over whole.
+	if rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, ok, err := rc.(*chunkReader).whole()
+	rc.Close()
+	if !ok || !errors.Is(err, jetstream.ErrDigestMismatch) {
+		t.Fatalf("whole: %d chunks, %v, %v; want ErrDigestMismatch", len(b), ok, err)
+	}
 	// The caller that verifies the event's sha256 instead skips the store's.
-	rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", false)
+	rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,15 +180,18 @@ func consumersCreated(t *testing.T, js jetstream.JetStream) func() int {
 	}
 }
 
-// An object of one chunk is read with a direct get, without a consumer;
-// an object of several chunks through one.
+// An object of one chunk is read with a direct get, and one of several
+// chunks up to chunkWindow with one batched direct get, both without a
+// consumer; a larger object through one.
 func TestChunkReaderOneChunkDirect(t *testing.T) {
 	js, store, stream := chunkStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	small := bytes.Repeat([]byte("s"), 20<<10)
 	big := bytes.Repeat([]byte("b"), 300<<10)
-	for name, data := range map[string][]byte{"small": small, "big": big} {
+	window := bytes.Repeat([]byte("w"), chunkWindow)
+	large := bytes.Repeat([]byte("l"), chunkWindow+1)
+	for name, data := range map[string][]byte{"small": small, "big": big, "window": window, "large": large} {
 		if _, err := store.PutBytes(ctx, name, data); err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +199,7 @@ func TestChunkReaderOneChunkDirect(t *testing.T) {
 	created := consumersCreated(t, js)
 	read := func(name string, want []byte) {
 		t.Helper()
-		rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", name, "", true)
+		rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", name, "", true, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,8 +214,115 @@ func TestChunkReaderOneChunkDirect(t *testing.T) {
 		t.Errorf("reading an object of one chunk created %d consumers, want 0 (a direct get)", n)
 	}
 	read("big", big)
+	read("window", window)
+	if n := created(); n != 0 {
+		t.Errorf("reading objects of 3 and 128 chunks created %d consumers, want 0 (a batched direct get each)", n)
+	}
+	read("large", large)
 	if n := created(); n != 1 {
-		t.Errorf("reading an object of three chunks created %d consumers, want 1", n)
+		t.Errorf("reading an object over chunkWindow created %d consumers, want 1", n)
+	}
+}
+
+// A batched direct get answered with fewer chunks than the object has, or
+// other bytes than its size (a replica that lags), or "not found", is not
+// taken for the object: batchChunks says so, and openChunks reads through a
+// consumer instead. Here a plain subscriber answers for a fake stream.
+func TestBatchChunksIncompleteAnswers(t *testing.T) {
+	js := natstest.StartJetStream(t)
+	nc := js.Conn()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	chunk := bytes.Repeat([]byte("c"), 100)
+	status := func(code, desc string) *nats.Msg {
+		m := nats.NewMsg("")
+		m.Header.Set("Status", code)
+		m.Header.Set("Description", desc)
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		answers []*nats.Msg
+		whole   bool
+	}{
+		{"all", []*nats.Msg{{Data: chunk}, {Data: chunk}, {Data: chunk}, status("204", "EOB")}, true},
+		{"fewer chunks", []*nats.Msg{{Data: chunk}, {Data: chunk}, status("204", "EOB")}, false},
+		{"other sizes", []*nats.Msg{{Data: chunk}, {Data: chunk}, {Data: chunk[:99]}, status("204", "EOB")}, false},
+		{"more chunks", []*nats.Msg{{Data: chunk}, {Data: chunk}, {Data: chunk}, {Data: chunk}, status("204", "EOB")}, false},
+		{"not found", []*nats.Msg{status("404", "Message Not Found")}, false},
+		{"no direct get", []*nats.Msg{status("503", "No Responders")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub, err := nc.Subscribe("$JS.API.DIRECT.GET.FAKE", func(req *nats.Msg) {
+				var r batchRequest
+				if err := json.Unmarshal(req.Data, &r); err != nil || r.NextFor != "$O.FAKE.C.x" || r.Batch != 3 || !r.NoHeaders {
+					t.Errorf("request %s (%v)", req.Data, err)
+				}
+				for _, a := range tc.answers {
+					a.Subject = req.Reply
+					_ = nc.PublishMsg(a)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Unsubscribe()
+			got, err := batchChunks(ctx, js, "FAKE", "$O.FAKE.C.x", 3, 300)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got != nil) != tc.whole || (tc.whole && !bytes.Equal(bytes.Join(got, nil), bytes.Repeat(chunk, 3))) {
+				t.Errorf("got %d chunks, want the object: %v", len(got), tc.whole)
+			}
+		})
+	}
+	// Nobody serving direct gets: the consumer then.
+	if got, err := batchChunks(ctx, js, "NOBODY", "$O.FAKE.C.x", 3, 300); got != nil || err != nil {
+		t.Errorf("no responders: %d chunks, %v; want a fallback", len(got), err)
+	}
+	// No answer at all is an error (the open fails, and is retried).
+	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.SILENT", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if got, err := batchChunks(short, js, "SILENT", "$O.FAKE.C.x", 3, 300); err == nil {
+		t.Errorf("no answer: %d chunks, no error", len(got))
+	}
+}
+
+// A batched direct get that does not find the chunks falls back to a
+// consumer, as for an object of one chunk.
+func TestChunkReaderBatchFallback(t *testing.T) {
+	js, store, _ := chunkStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "OTHER"}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := js.Stream(ctx, "OBJ_OTHER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("three chunks "), 300<<10/13)
+	if _, err := store.PutBytes(ctx, "obj", data); err != nil {
+		t.Fatal(err)
+	}
+	created := consumersCreated(t, js)
+	// The batch goes to OBJ_OTHER's direct get, which never holds the chunks.
+	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", "", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	if n := created(); n != 1 {
+		t.Errorf("%d consumers created, want 1 (the fallback)", n)
 	}
 }
 
@@ -226,7 +345,7 @@ func TestChunkReaderOneChunkFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := consumersCreated(t, js)
-	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", "", true)
+	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", "", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +379,7 @@ func TestChunkReaderAsksTheLeaderBeforeCallingAnObjectMissing(t *testing.T) {
 		if _, err := store.PutBytes(ctx, name, data); err != nil {
 			t.Fatal(err)
 		}
-		rc, n, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true)
+		rc, n, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -274,7 +393,7 @@ func TestChunkReaderAsksTheLeaderBeforeCallingAnObjectMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"small", "never-stored"} {
-		if _, _, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, _, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true, nil); !errors.Is(err, jetstream.ErrObjectNotFound) {
 			t.Errorf("%s: err %v, want ErrObjectNotFound", name, err)
 		}
 	}

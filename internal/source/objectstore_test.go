@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,4 +258,196 @@ func TestObjectStoreLinks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An object of one chunk comes whole from its direct get: Whole hands its
+// bytes over, checked as reading them would check them (size and sha256,
+// the same ChecksumMismatch), and the reader is then at its end; so does one
+// of several chunks, fetched with one batched direct get. Anything else (a
+// reader already read from, a file) says "read it".
+func TestObjectStoreSourceWhole(t *testing.T) {
+	small := bytes.Repeat([]byte("compliance;row\n"), 1300) // 19.5 KB: one chunk
+	large := bytes.Repeat([]byte("0123456789abcdef"), 3*8192+77)
+	js := objectStore(t, map[string][]byte{"t1/s1/small.csv": small, "t1/s1/large.json": large})
+	o, err := source.NewOpener(js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	open := func(obj, sha string, n *int64) *source.Opened {
+		t.Helper()
+		op, err := o.Open(ctx, scan, event.Artifact{Format: "csv", Source: "nats-os://" + bucket + "/" + obj, SHA256: sha, Size: n})
+		if err != nil {
+			t.Fatalf("Open(%s): %v", obj, err)
+		}
+		t.Cleanup(func() { op.Close() })
+		return op
+	}
+
+	for _, verify := range []bool{true, false} {
+		var sum string
+		var n *int64
+		if verify {
+			sum, n = strings.ToUpper(sha(small)), size(len(small))
+		}
+		op := open("t1/s1/small.csv", sum, n)
+		chunks, ok, err := op.Whole()
+		if b := bytes.Join(chunks, nil); !ok || err != nil || len(chunks) != 1 || !bytes.Equal(b, small) {
+			t.Fatalf("verify=%v: Whole = %d chunks, %d bytes, %v, %v; want the object", verify, len(chunks), len(b), ok, err)
+		}
+		if n, err := op.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+			t.Errorf("verify=%v: Read after Whole = %d, %v; want 0, EOF", verify, n, err)
+		}
+	}
+
+	op := open("t1/s1/small.csv", sha(large), nil)
+	if _, ok, err := op.Whole(); !ok {
+		t.Error("a wrong sha256: Whole did not take the object")
+	} else {
+		wantCode(t, "wrong sha256", err, errcode.ChecksumMismatch, false)
+	}
+	if _, err := op.Read(make([]byte, 10)); err == nil || err == io.EOF {
+		t.Errorf("Read after a failed Whole: %v; want the mismatch again", err)
+	}
+
+	// Several chunks (one batched direct get) come whole too, chunk by chunk.
+	op = open("t1/s1/large.json", sha(large), size(len(large)))
+	if chunks, ok, err := op.Whole(); !ok || err != nil || len(chunks) != 4 || !bytes.Equal(bytes.Join(chunks, nil), large) {
+		t.Errorf("several chunks: Whole = %d chunks, %v, %v; want the object's 4", len(chunks), ok, err)
+	}
+	op = open("t1/s1/large.json", sha(small), nil)
+	if _, ok, err := op.Whole(); !ok {
+		t.Error("several chunks, a wrong sha256: Whole did not take the object")
+	} else {
+		wantCode(t, "several chunks, wrong sha256", err, errcode.ChecksumMismatch, false)
+	}
+	op = open("t1/s1/small.csv", sha(small), nil)
+	if _, err := op.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := op.Whole(); ok {
+		t.Error("Whole after a Read took the object")
+	}
+	rest, err := io.ReadAll(op)
+	if err != nil || !bytes.Equal(rest, small[1:]) {
+		t.Errorf("reading on after Whole declined: %d bytes, %v", len(rest), err)
+	}
+}
+
+// The infos of a scan's artifacts are fetched together, with one direct get
+// on the first open: each open then asks for its chunks only. They are
+// hints: an object replaced or deleted since is read, or reported missing,
+// as it is now.
+func TestObjectStorePrefetchedInfos(t *testing.T) {
+	files := map[string][]byte{}
+	var arts []event.Artifact
+	for i := range 5 {
+		name := fmt.Sprintf("t1/s1/compliance/f%d.csv", i)
+		files[name] = bytes.Repeat([]byte{byte('a' + i)}, 1000+i)
+		arts = append(arts, event.Artifact{Format: "compliance", Source: "nats-os://" + bucket + "/" + name})
+	}
+	files["t1/s1/big.json"] = bytes.Repeat([]byte("several chunks "), 30000)
+	files["t2/s2/x"] = []byte("another tenant's")
+	arts = append(arts, event.Artifact{Format: "ocsf", Source: "nats-os://" + bucket + "/t1/s1/big.json"},
+		event.Artifact{Format: "csv", Source: "nats-os://" + bucket + "/t2/s2/x"}) // refused, never asked for
+	js := objectStore(t, files)
+	sc := &event.ScanCompleted{ScanID: "s1", TenantID: "t1", Artifacts: arts}
+
+	// What reaches the store's direct get, by kind.
+	var mu sync.Mutex
+	asked := map[string]int{}
+	spy, err := js.Conn().Subscribe("$JS.API.DIRECT.GET.OBJ_"+bucket+".>", func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case strings.Contains(m.Subject, ".M."):
+			asked["info"]++
+		case strings.Contains(m.Subject, ".C."):
+			asked["chunk"]++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Unsubscribe()
+	batches, err := js.Conn().Subscribe("$JS.API.DIRECT.GET.OBJ_"+bucket, func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case bytes.Contains(m.Data, []byte(`"multi_last"`)):
+			asked["infos"]++
+			if bytes.Contains(m.Data, []byte(base64.URLEncoding.EncodeToString([]byte("t2/s2/x")))) {
+				t.Error("another tenant's object was asked for")
+			}
+		case bytes.Contains(m.Data, []byte(`"next_by_subj"`)):
+			asked["chunks"]++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batches.Unsubscribe()
+
+	o, err := source.NewOpener(js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	read := func(a event.Artifact) ([]byte, error) {
+		op, err := o.Open(ctx, sc, a)
+		if err != nil {
+			return nil, err
+		}
+		defer op.Close()
+		return io.ReadAll(op)
+	}
+	var wg sync.WaitGroup
+	for _, a := range arts[:6] {
+		wg.Add(1)
+		go func() { // at once, as a scan's uploads open them
+			defer wg.Done()
+			name := strings.TrimPrefix(a.Source, "nats-os://"+bucket+"/")
+			if got, err := read(a); err != nil || !bytes.Equal(got, files[name]) {
+				t.Errorf("%s: read %d bytes, %v", name, len(got), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := js.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	want := map[string]int{"infos": 1, "chunk": 5, "chunks": 1}
+	if fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Errorf("direct gets %v, want %v (one for every info, none per object)", asked, want)
+	}
+	mu.Unlock()
+
+	// Replaced since: its new chunks are read; deleted since: missing.
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaced := []byte("the same name, new bytes, more of them")
+	if _, err := store.PutBytes(ctx, "t1/s1/compliance/f0.csv", replaced); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(arts[0]); err != nil || !bytes.Equal(got, replaced) {
+		t.Errorf("replaced: read %q, %v; want the new bytes", got, err)
+	}
+	if err := store.Delete(ctx, "t1/s1/compliance/f1.csv"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = read(arts[1])
+	wantCode(t, "deleted since", err, errcode.SourceNotFound, false)
+	if _, err := store.PutBytes(ctx, "t1/s1/big.json", replaced); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(arts[5]); err != nil || !bytes.Equal(got, replaced) {
+		t.Errorf("several chunks, replaced: read %d bytes, %v; want the new bytes", len(got), err)
+	}
+	_, err = read(arts[6])
+	wantCode(t, "another tenant's", err, errcode.SourceRefused, false)
 }

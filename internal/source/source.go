@@ -27,6 +27,26 @@ type Opened struct {
 	Size int64
 }
 
+// Whole returns the artifact's bytes when the source holds all of them in
+// memory already (an object-store object of up to 16 MiB, fetched with
+// direct gets), in the chunks they came in, checked as reading them would
+// check them: size and sha256, a mismatch being the same permanent
+// ChecksumMismatch error. Nothing is copied. ok is false when the source
+// streams (or was read from, or its reader was wrapped): read it instead.
+// After ok, the reader is at its end.
+func (o *Opened) Whole() (chunks [][]byte, ok bool, err error) {
+	w, isWhole := o.ReadCloser.(wholeReader)
+	if !isWhole {
+		return nil, false, nil
+	}
+	return w.whole()
+}
+
+// wholeReader is a reader that may hold its whole content in memory.
+type wholeReader interface {
+	whole() (chunks [][]byte, ok bool, err error)
+}
+
 // Opener opens the artifacts of scans.
 type Opener struct {
 	js    jetstream.JetStream
@@ -41,6 +61,11 @@ type Opener struct {
 	// stream info request, which would otherwise come once per artifact.
 	mu     sync.Mutex
 	stores map[string]objectStore
+
+	// metas are the object infos of scans' artifacts, fetched together
+	// (prefetch.go).
+	metaMu sync.Mutex
+	metas  map[metaKey]*scanMetas
 }
 
 // objectStore is a cached object store and its stream (nil if looking the
@@ -105,7 +130,7 @@ func (o *Opener) Open(ctx context.Context, scan *event.ScanCompleted, a event.Ar
 	case a.Format == event.FormatArchive:
 		return nil, errcode.Permanentf(errcode.InternalError, "source %s: an archive is expanded into its members, not opened", src)
 	case src.Scheme == event.SchemeObjectStore:
-		op, err = o.openObject(ctx, tg, a.SHA256 == "")
+		op, err = o.openObject(ctx, scan, tg, a.SHA256 == "")
 	case src.Scheme == event.SchemeS3:
 		var rc io.ReadCloser
 		var size int64
@@ -156,7 +181,7 @@ func (o *Opener) resolve(raw string, scan *event.ScanCompleted) (Target, error) 
 // openObject opens an object-store object. The store's own digest is
 // checked only when checkDigest is set: the verifier checks the event's
 // sha256, when it has one, over the same bytes.
-func (o *Opener) openObject(ctx context.Context, tg Target, checkDigest bool) (*Opened, error) {
+func (o *Opener) openObject(ctx context.Context, scan *event.ScanCompleted, tg Target, checkDigest bool) (*Opened, error) {
 	src, prefix := tg.Source, tg.Prefix
 	if o.js == nil {
 		return nil, errcode.Permanentf(errcode.SourceRefused, "source %s: no object store connection", src)
@@ -164,7 +189,7 @@ func (o *Opener) openObject(ctx context.Context, tg Target, checkDigest bool) (*
 	// A replica of the store's stream that lags (after a NATS fail-over)
 	// may answer "not found" for an object that exists: the store's leader
 	// is asked before an object is called missing (openChunks).
-	rc, size, err := o.get(ctx, src.Bucket, src.Object, prefix, checkDigest)
+	rc, size, err := o.get(ctx, scan, src.Bucket, src.Object, prefix, checkDigest)
 	if err != nil {
 		var refused *errcode.Error
 		switch {
@@ -195,6 +220,18 @@ func (r *objectReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (r *objectReader) whole() ([][]byte, bool, error) {
+	w, isWhole := r.rc.(wholeReader)
+	if !isWhole {
+		return nil, false, nil
+	}
+	b, ok, err := w.whole()
+	if err != nil {
+		err = errcode.Retryable(errcode.SourceNotFound, fmt.Errorf("reading %s: %w", r.src, err))
+	}
+	return b, ok, err
+}
+
 func (r *objectReader) Close() error { return r.rc.Close() }
 
 // maxStores bounds the cache of object-store handles.
@@ -204,12 +241,21 @@ const maxStores = 1024
 // a stream info request, which would otherwise come once per artifact); a
 // cached handle that fails is looked up afresh once, in case the store was
 // deleted or re-created since.
-func (o *Opener) get(ctx context.Context, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
+func (o *Opener) get(ctx context.Context, scan *event.ScanCompleted, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
+	open := func(st objectStore) (io.ReadCloser, int64, error) {
+		if hint := o.hint(ctx, st, scan, bucket, name); hint != nil {
+			rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, hint)
+			if !errors.Is(err, errStaleHint) {
+				return rc, size, err
+			}
+		}
+		return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, nil)
+	}
 	o.mu.Lock()
 	st, cached := o.stores[bucket]
 	o.mu.Unlock()
 	if cached {
-		rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest)
+		rc, size, err := open(st)
 		var refused *errcode.Error
 		if err == nil || errors.Is(err, jetstream.ErrObjectNotFound) || errors.As(err, &refused) {
 			return rc, size, err
@@ -234,5 +280,5 @@ func (o *Opener) get(ctx context.Context, bucket, name, prefix string, checkDige
 	}
 	o.stores[bucket] = st
 	o.mu.Unlock()
-	return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest)
+	return open(st)
 }

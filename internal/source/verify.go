@@ -45,18 +45,57 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return 0, v.failed
 	}
 	if err == io.EOF {
-		if v.size != nil && v.n != *v.size {
-			v.failed = errcode.Permanentf(errcode.ChecksumMismatch, "source %s: %d bytes read, %d expected", v.src, v.n, *v.size)
+		if v.failed = v.atEnd(); v.failed != nil {
 			return n, v.failed
-		}
-		if v.sum != nil {
-			if got := hex.EncodeToString(v.sum.Sum(nil)); got != v.want {
-				v.failed = errcode.Permanentf(errcode.ChecksumMismatch, "source %s: sha256 is %s, the event says %s", v.src, got, v.want)
-				return n, v.failed
-			}
 		}
 	}
 	return n, err
+}
+
+// atEnd checks size and sha256 once every byte went through.
+func (v *verifier) atEnd() error {
+	if v.size != nil && v.n != *v.size {
+		return errcode.Permanentf(errcode.ChecksumMismatch, "source %s: %d bytes read, %d expected", v.src, v.n, *v.size)
+	}
+	if v.sum != nil {
+		if got := hex.EncodeToString(v.sum.Sum(nil)); got != v.want {
+			return errcode.Permanentf(errcode.ChecksumMismatch, "source %s: sha256 is %s, the event says %s", v.src, got, v.want)
+		}
+	}
+	return nil
+}
+
+// whole runs the checks of Read over the whole content, when the reader
+// below holds it in memory and nothing was read yet (Opened.Whole).
+func (v *verifier) whole() ([][]byte, bool, error) {
+	w, isWhole := v.rc.(wholeReader)
+	if !isWhole || v.n != 0 || v.failed != nil {
+		return nil, false, nil
+	}
+	chunks, ok, err := w.whole()
+	if !ok {
+		return nil, false, nil
+	}
+	if err != nil {
+		v.failed = err
+		return nil, true, err
+	}
+	for _, c := range chunks {
+		v.n += int64(len(c))
+		if v.sum != nil {
+			v.sum.Write(c)
+		}
+	}
+	if v.size != nil && v.n > *v.size {
+		v.failed = errcode.Permanentf(errcode.ChecksumMismatch, "source %s: longer than the expected %d bytes", v.src, *v.size)
+	} else {
+		v.failed = v.atEnd()
+	}
+	if v.failed != nil {
+		return nil, true, v.failed
+	}
+	v.failed = io.EOF // read to its end: later Reads say so
+	return chunks, true, nil
 }
 
 func (v *verifier) Close() error { return v.rc.Close() }

@@ -93,6 +93,7 @@ type options struct {
 	noisyAScans  int
 	noisyBScans  int
 	noisyEnv     map[string]string
+	s3KeepAlive  bool
 	handoffScans int
 }
 
@@ -121,6 +122,7 @@ func parseOptions(args []string) (options, error) {
 	fs.DurationVar(&o.delay, "delay", 20*time.Millisecond, "workload 1: also run the exporter and baseline B with this much added to every S3 request (0: skip)")
 	fs.IntVar(&o.delayScans, "delay-scans", 50, "workload 1 with delay: scans the exporter exports")
 	fs.IntVar(&o.delayBScans, "delay-b-scans", 5, "workload 1 with delay: scans baseline B uploads")
+	fs.BoolVar(&o.s3KeepAlive, "s3-keep-alive", false, "run versitygw with --keep-alive, as S3 endpoints serve (by default it closes every connection after one request, as in every earlier run of this harness)")
 	fs.BoolVar(&o.profile, "profile", true, "profile the exporter's CPU in an extra workload-1 round")
 	fs.StringVar(&o.workDir, "workdir", "", "directory for servers' data and logs (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
@@ -212,6 +214,12 @@ func bench(o options) error {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
 	}
+	if o.workloads["small"] {
+		// Before anything runs: workload 1 compares the exporter with rclone.
+		if _, err := rcloneBinary(); err != nil {
+			return fmt.Errorf("workload 1: %w", err)
+		}
+	}
 	work := o.workDir
 	if work == "" {
 		var err error
@@ -244,7 +252,7 @@ func bench(o options) error {
 	needStack := o.workloads["small"] || o.workloads["large"] || o.workloads["cache"] || o.workloads["latency"] ||
 		o.workloads["network"] || o.workloads["noisy"] || o.workloads["handoff"]
 	if needStack {
-		s, err := newStack(work, logf)
+		s, err := newStack(work, o.s3KeepAlive, logf)
 		if err != nil {
 			return err
 		}

@@ -144,7 +144,7 @@ Duration: 1.79s, Total samples = 1.18s (66.05%)
 -----------+-------------------------------------------------------
       60ms   crypto/internal/fips140/sha256.blockSHANI
              crypto/sha256.(*Digest).Write
-             github.com/prowler-cloud/s3-exporter/source.(*verifier).Read
+             github.com/prowler-cloud/s3-exporter/internal/source.(*verifier).Read
              io.ReadAll
 -----------+-------------------------------------------------------
       30ms   crypto/internal/fips140/sha256.blockSHANI

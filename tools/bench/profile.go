@@ -76,7 +76,7 @@ var uploadCategories = []category{
 		return has(s, "runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge")
 	}},
 	{"SHA-256 of artifacts (the exporter's sha256 verification while streaming)", func(l, s string) bool {
-		return has(l, "sha256") && has(s, "s3-exporter/source.")
+		return has(l, "sha256") && has(s, "s3-exporter/internal/source.")
 	}},
 	{"SHA-256 of request payloads (SigV4 signing of PUTs over http, in the SDK)", func(l, s string) bool {
 		return has(l, "sha256") && has(s, "aws-sdk-go-v2")
@@ -94,6 +94,35 @@ var uploadCategories = []category{
 		return has(s, "aws-sdk-go-v2", "aws/smithy-go", "net/http.", "transfermanager")
 	}},
 	{"JSON encoding and decoding", func(_, s string) bool { return has(s, "encoding/json") }},
+	{"Go scheduler, timers and netpoller", func(_, s string) bool {
+		return has(s, "runtime.schedule", "runtime.findRunnable", "runtime.mcall", "runtime.park_m", "runtime.netpoll",
+			"runtime.sysmon", "runtime.goexit0")
+	}},
+	{"other", func(string, string) bool { return true }},
+}
+
+// natsCategories sort the samples of nats-server while it serves the
+// exporter of workload 1.
+var natsCategories = []category{
+	{"garbage collector (background marking and sweeping)", func(_, s string) bool {
+		return has(s, "runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge")
+	}},
+	{"file store: loading message blocks from disk", func(_, s string) bool {
+		return has(s, "(*msgBlock).loadBlock", "(*msgBlock).loadMsgsWithLock", "(*msgBlock).indexCacheBuf")
+	}},
+	{"consumers: create, deliver, acknowledge, delete", func(_, s string) bool {
+		return has(s, "jsConsumerCreateRequest", "jsConsumerDeleteRequest", "addConsumer", "server.(*consumer)", "processNextMsgRequest")
+	}},
+	{"direct gets (object infos, chunks): lookup and reply", func(_, s string) bool {
+		return has(s, "processDirectGet", "getDirectRequest", "getDirectMulti")
+	}},
+	{"JetStream API and stored publishes (stream info, ledger, status, acks)", func(_, s string) bool {
+		return has(s, "processJSAPIRoutedRequests", "processInboundJetStreamMsg", "processJetStreamMsg", "internalSendLoop", "(*stream).internalLoop")
+	}},
+	{"writing to clients (socket writes)", func(_, s string) bool { return has(s, "flushOutbound", "(*client).writeLoop") }},
+	{"reading and routing client messages", func(_, s string) bool {
+		return has(s, "(*client).readLoop", "processInboundClientMsg", "(*client).parse")
+	}},
 	{"Go scheduler, timers and netpoller", func(_, s string) bool {
 		return has(s, "runtime.schedule", "runtime.findRunnable", "runtime.mcall", "runtime.park_m", "runtime.netpoll",
 			"runtime.sysmon", "runtime.goexit0")

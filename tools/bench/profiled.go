@@ -107,3 +107,58 @@ func runProfiledExporter(args []string) error {
 	log.Info("starting", zap.String("version", "bench-profiled"))
 	return daemon.Run(ctx, cfg, log)
 }
+
+// profileOnSignals writes a CPU profile of this process to path between
+// SIGUSR1 and SIGUSR2 (each SIGUSR1 starts a new one, over the last); the
+// returned function stops the profile, if one runs, and the watching.
+func profileOnSignals(path string, report func(error)) (stop func()) {
+	var (
+		mu  sync.Mutex
+		cur *os.File
+	)
+	end := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if cur != nil {
+			pprof.StopCPUProfile()
+			_ = cur.Close()
+			cur = nil
+		}
+	}
+	begin := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if cur != nil {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return err
+		}
+		cur = f
+		return nil
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range sigs {
+			if s == syscall.SIGUSR2 {
+				end()
+			} else if err := begin(); err != nil {
+				report(err)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(sigs)
+		<-done
+		end()
+	}
+}
