@@ -10,7 +10,7 @@ VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS  := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=make -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 FUZZTIME ?= 10000x
 
-.PHONY: demo test test-short race fuzz bench bench-bin bench-quick build lint clean chart-files release-check release-snapshot
+.PHONY: demo test test-short race fuzz bench bench-bin bench-quick build docs lint clean chart-files release-check release-snapshot
 
 ## demo: run NATS + versitygw + the exporter in-process, export a demo scan, stay up until Ctrl-C
 demo:
@@ -69,6 +69,10 @@ bench-quick: bench-bin
 ## build: static binaries in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/s3-exporter ./cmd/exporterctl ./cmd/devstack
+
+## docs: regenerate docs/configuration.md from the settings' definitions (config's struct tags); config's tests fail when it is stale
+docs:
+	$(GO) generate ./config
 
 ## chart-files: copy the rules and the dashboard into the Helm chart (a chart cannot reach outside its folder; a test keeps the copies equal)
 chart-files:

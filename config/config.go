@@ -39,7 +39,7 @@ type Config struct {
 	// Subjects and streams.
 	SubjectPrefix  string        `envconfig:"S3EXPORTER_SUBJECT_PREFIX" default:"prowler" desc:"first token of every subject; upper-cased it prefixes the streams and the key-value bucket"`
 	ManageStreams  bool          `envconfig:"S3EXPORTER_MANAGE_STREAMS" default:"true" desc:"create missing streams and the key-value bucket at start (false: only check they exist)"`
-	StreamReplicas int           `envconfig:"S3EXPORTER_STREAM_REPLICAS" default:"1" desc:"replicas of the streams and bucket created (1 to 5)"`
+	StreamReplicas int           `envconfig:"S3EXPORTER_STREAM_REPLICAS" default:"1" desc:"replicas of the streams and bucket it creates (1 to 5; 3 on a NATS cluster)"`
 	ScanMaxAge     time.Duration `envconfig:"S3EXPORTER_SCAN_MAX_AGE" default:"168h" desc:"max age of messages in the scans stream"`
 
 	// AWS.
@@ -54,8 +54,8 @@ type Config struct {
 	// Integrations.
 	CredentialsKey            Secret   `envconfig:"S3EXPORTER_CREDENTIALS_KEY" desc:"Fernet key(s) (url-safe base64 of 32 bytes) that decrypt encrypted_credentials; several comma-separated for rotation: the first encrypts, all decrypt"`
 	AllowPlaintextCredentials bool     `envconfig:"S3EXPORTER_ALLOW_PLAINTEXT_CREDENTIALS" default:"false" desc:"accept plaintext credentials in integration events"`
-	AllowAmbientCredentials   bool     `envconfig:"S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS" default:"false" desc:"accept integrations with neither keys nor role_arn, written with the exporter's own AWS identity (single-tenant deployments only)"`
-	FileSourceRoots           []string `envconfig:"S3EXPORTER_FILE_SOURCE_ROOTS" desc:"absolute directories allowed for file:// sources, comma-separated (empty: file sources off)"`
+	AllowAmbientCredentials   bool     `envconfig:"S3EXPORTER_ALLOW_AMBIENT_CREDENTIALS" default:"false" desc:"accept integrations with neither keys nor role_arn, written with the exporter's own AWS identity (single-tenant deployments only; the dev stack sets it)"`
+	FileSourceRoots           []string `envconfig:"S3EXPORTER_FILE_SOURCE_ROOTS" desc:"absolute directories allowed for file:// sources, comma-separated, read at <root>/<tenant_id>/<scan_id>/ (empty: file sources off)"`
 	S3SourceBuckets           []string `envconfig:"S3EXPORTER_S3_SOURCE_BUCKETS" desc:"buckets of the platform's own (Prowler App's output bucket) that s3:// sources may name, comma-separated; read with the exporter's own AWS identity, only under <tenant_id>/<scan_id>/ (empty: s3 sources off)"`
 	ArchiveMaxBytes           int64    `envconfig:"S3EXPORTER_ARCHIVE_MAX_BYTES" default:"10737418240" desc:"most bytes the exported members of one archive artifact may expand to in all (by their headers, and counted as they stream); an archive over it is refused as a whole"`
 	RoleARNPattern            string   `envconfig:"S3EXPORTER_ROLE_ARN_PATTERN" desc:"glob every role_arn must match, e.g. arn:aws:iam::*:role/Prowler*"`
@@ -71,10 +71,10 @@ type Config struct {
 	MaxInFlightScans      int             `envconfig:"S3EXPORTER_MAX_INFLIGHT_SCANS" default:"32" desc:"most scans exporting at once in this replica"`
 	PartSize              int64           `envconfig:"S3EXPORTER_PART_SIZE" default:"8388608" desc:"multipart upload part size in bytes (5 MiB to 5 GiB)"`
 	MultipartThreshold    int64           `envconfig:"S3EXPORTER_MULTIPART_THRESHOLD" default:"16777216" desc:"artifacts of at least this many bytes use a multipart upload (5 MiB to 5 GiB)"`
-	UploadTimeout         time.Duration   `envconfig:"S3EXPORTER_UPLOAD_TIMEOUT" default:"30m" desc:"time limit of one artifact upload"`
+	UploadTimeout         time.Duration   `envconfig:"S3EXPORTER_UPLOAD_TIMEOUT" default:"30m" desc:"time limit of one artifact upload attempt"`
 	AckWait               time.Duration   `envconfig:"S3EXPORTER_ACK_WAIT" default:"60s" desc:"JetStream ack wait of the scans consumer (progress is signalled while uploads run)"`
-	MaxDeliver            int             `envconfig:"S3EXPORTER_MAX_DELIVER" default:"10" desc:"deliveries of a scan event before it is dead-lettered"`
-	Backoff               []time.Duration `envconfig:"S3EXPORTER_BACKOFF" default:"5s,30s,2m,10m,30m" desc:"delays before redelivering a failed scan event, comma-separated; the last one repeats"`
+	MaxDeliver            int             `envconfig:"S3EXPORTER_MAX_DELIVER" default:"10" desc:"attempts at a scan (deliveries that were not deferrals) before it is given up and dead-lettered (1 to 1000)"`
+	Backoff               []time.Duration `envconfig:"S3EXPORTER_BACKOFF" default:"5s,30s,2m,10m,30m" desc:"delays before redelivering a failed scan event (NakWithDelay), comma-separated; the last one repeats"`
 	InProcessRetries      int             `envconfig:"S3EXPORTER_INPROCESS_RETRIES" default:"3" desc:"quick retries of a failed upload within one delivery (0 to 20)"`
 	RetryBaseDelay        time.Duration   `envconfig:"S3EXPORTER_RETRY_BASE_DELAY" default:"200ms" desc:"base of the jittered exponential delay between quick retries"`
 	S3RetryMaxBackoff     time.Duration   `envconfig:"S3EXPORTER_S3_RETRY_MAX_BACKOFF" default:"20s" desc:"most delay between the AWS SDK's tries of one S3 request (jittered, doubling from 1 s after throttling, from 50 ms after other errors; 20s is the SDK's own)"`
@@ -82,17 +82,17 @@ type Config struct {
 	ConsumerName          string          `envconfig:"S3EXPORTER_CONSUMER_NAME" default:"s3-exporter" desc:"durable consumer name shared by all replicas"`
 	ConnectionTestTimeout time.Duration   `envconfig:"S3EXPORTER_CONNECTION_TEST_TIMEOUT" default:"20s" desc:"time limit of one connection test"`
 
-	// Upload scheduling (README Design, "Fair, latency-proof uploads").
-	UploadMemory            int64         `envconfig:"S3EXPORTER_UPLOAD_MEMORY" default:"0" desc:"byte budget of the uploads running at once (0: half of GOMEMLIMIT when set, else 268435456); see README Memory"`
+	// Upload scheduling (docs/design.md, "Fair, latency-proof uploads").
+	UploadMemory            int64         `envconfig:"S3EXPORTER_UPLOAD_MEMORY" default:"0" desc:"byte budget of the uploads running at once (0: half of GOMEMLIMIT when set, else 268435456); see docs/operations.md, Memory"`
 	ResponseTimeout         time.Duration `envconfig:"S3EXPORTER_RESPONSE_TIMEOUT" default:"60s" desc:"an S3 request with no response headers (or a body that stops moving) for this long fails as a retryable Timeout"`
-	CredentialRefreshWindow time.Duration `envconfig:"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW" default:"1m" desc:"assumed-role credentials are refreshed this long before they expire (less than the role session's 15m minimum)"`
-	BreakerFailures         int           `envconfig:"S3EXPORTER_BREAKER_FAILURES" default:"5" desc:"failures in a row (timeouts, throttling, 5xx) of one destination that open its circuit breaker (1 to 1000)"`
+	CredentialRefreshWindow time.Duration `envconfig:"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW" default:"1m" desc:"assumed-role credentials are refreshed this long before they expire (more than 0, less than 15m, the shortest role session)"`
+	BreakerFailures         int           `envconfig:"S3EXPORTER_BREAKER_FAILURES" default:"5" desc:"failures in a row (timeouts, throttling, 5xx, refused connections) of one destination that open its circuit breaker (1 to 1000)"`
 	BreakerCooldown         time.Duration `envconfig:"S3EXPORTER_BREAKER_COOLDOWN" default:"30s" desc:"how long an open breaker fails uploads fast before a probe; doubles on each failed probe, up to 5m"`
 	// Scan fairness and stream limits (the scan consumer's).
 	MaxHeldScans      int   `envconfig:"S3EXPORTER_MAX_HELD_SCANS" default:"128" desc:"most scan events this replica holds unacknowledged, exporting or waiting for a slot (at least S3EXPORTER_MAX_INFLIGHT_SCANS)"`
 	MaxTenantScans    int   `envconfig:"S3EXPORTER_MAX_TENANT_SCANS" default:"8" desc:"most scans of one tenant exporting at once in this replica; a tenant holds at most 4 times that, its next scans are deferred without using attempts"`
-	StatusStreamBytes int64 `envconfig:"S3EXPORTER_STATUS_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the status stream when the exporter creates it (oldest statuses are dropped first)"`
-	DLQStreamBytes    int64 `envconfig:"S3EXPORTER_DLQ_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the dead-letter stream when the exporter creates it (oldest dead letters are dropped first)"`
+	StatusStreamBytes int64 `envconfig:"S3EXPORTER_STATUS_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the status stream when the exporter creates it, oldest statuses dropped first (-1: no limit; an existing stream is not changed)"`
+	DLQStreamBytes    int64 `envconfig:"S3EXPORTER_DLQ_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the dead-letter stream when the exporter creates it, oldest dead letters dropped first (-1: no limit; an existing stream is not changed)"`
 }
 
 // Default returns the configuration with every default and no environment.

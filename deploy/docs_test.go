@@ -124,6 +124,20 @@ func TestDocsLinkOnlyInsideTheRepository(t *testing.T) {
 	}
 }
 
+// TestReadmeIsForUsers keeps the README a user's page: short, with the two
+// commands a newcomer runs first, and links to where the rest went.
+func TestReadmeIsForUsers(t *testing.T) {
+	doc := string(readFile(t, filepath.Join(repoRoot, "README.md")))
+	if n := strings.Count(doc, "\n"); n > 300 {
+		t.Errorf("README.md has %d lines, want at most 300: design goes to docs/design.md, development to CONTRIBUTING.md", n)
+	}
+	for _, want := range []string{"make demo", "make test", "docs/configuration.md", "docs/design.md", "CONTRIBUTING.md", "docs/contract.md"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("README.md does not mention %s", want)
+		}
+	}
+}
+
 // TestContractDocIsComplete pins docs/contract.md to the whole of v1.1: every
 // subject, stream, error code and setting the contract names.
 func TestContractDocIsComplete(t *testing.T) {

@@ -36,7 +36,8 @@ func UploadMemory(setting, memLimit int64) int64 {
 //   - unknown: as multipart, plus the threshold the transfer manager reads
 //     first to decide.
 //
-// README "Memory" states the bound this gives; TestMemoryBound pins it.
+// docs/operations.md "Memory" states the bound this gives; TestMemoryBound
+// pins it.
 func (o Options) uploadBytes(size int64) int64 {
 	parts := int64(o.PartConcurrency+1) * o.PartSize
 	switch {

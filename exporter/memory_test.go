@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// TestMemoryBound pins the numbers of README "Memory": the formula there and
-// the code here must agree.
+// TestMemoryBound pins the numbers of docs/operations.md "Memory": the
+// formula there and the code here must agree.
 func TestMemoryBound(t *testing.T) {
 	const MiB = 1 << 20
 	def := Options{}.withDefaults()

@@ -17,7 +17,7 @@ import (
 //	  -X github.com/prometheus/common/version.BuildDate=20261201-10:00:00"
 //
 // (the Makefile, the Dockerfile and .goreleaser.yaml do), and CurrentBuild
-// reads them. Without linker flags, as after `go install …@v1.1.0`, the
+// reads them. Without linker flags, as after a plain `go install`, the
 // module version and the VCS revision Go stamps into every binary are used,
 // so such a binary still says what it is.
 

@@ -422,7 +422,7 @@ func (r *report) largeSection(p printer) {
 	p("the exporter %.1f s and the same-settings baseline %.1f s (both hash every part for SigV4, since payloads are signed over http, and for the SDK's CRC32 checksum; the exporter also checks the event's SHA-256 of the whole artifact); ",
 		perGiB(l.Exporter, func(x runStat) time.Duration { return x.CPU }), perGiB(l.Baseline, func(x runStat) time.Duration { return x.CPU }))
 	p("the machine was %.0f%% busy during the exporter's rounds.\n\n", 100/float64(runtime.NumCPU())*medianOf(l.Exporter, func(x runStat) float64 { return cores(x.Machine, x.Wall) }))
-	p("Against the defaults baseline the exporter also gives up parallel requests: 3 parts at once rather than 5, to bound what one upload holds (48 MiB), which the upload memory budget counts (the README's Memory paragraph). ")
+	p("Against the defaults baseline the exporter also gives up parallel requests: 3 parts at once rather than 5, to bound what one upload holds (48 MiB), which the upload memory budget counts (docs/operations.md, Memory). ")
 	p("Memory is what one multipart upload holds, whatever the file's size: the transfer manager's part buffers ((3 parts at once + 1) × 8 MiB = 32 MiB), ")
 	p("the first part it reads before its first request (8 MiB), the object-store reader's window (at most 16 MiB, `internal/source/chunks.go`), the Go runtime, and the GC's headroom: ")
 	p("with the default GOGC the heap may grow to twice the live data before a collection. The baselines hold more: the object store's own `Get`, ")
