@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-//go:generate go run ./internal/gendoc ../docs/configuration.md
+//go:generate sh -c "go run ../cmd/s3-exporter --write-documentation > ../docs/configuration.md"
 
 // ReferenceFile is the configuration reference in the repository, written by
 // WriteReference; `go generate ./config` (make docs) rewrites it.

@@ -27,8 +27,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch a {
 		case "-h", "--help", "-help", "help":
 			fmt.Fprintln(stdout, "s3-exporter: exports Prowler scan results from NATS JetStream to Amazon S3.")
-			fmt.Fprintln(stdout, "\nUsage: s3-exporter [--help] [--version]\n\nConfiguration (environment):")
+			fmt.Fprintln(stdout, "\nUsage: s3-exporter [--help] [--version] [--write-documentation]\n\nConfiguration (environment):")
 			if err := config.Usage(stdout); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			return 0
+		case "--write-documentation":
+			// The configuration reference (docs/configuration.md), from the
+			// same definitions as --help, as Prometheus writes its flags'
+			// documentation: `go generate ./config` (make docs) runs this.
+			if err := config.WriteReference(stdout); err != nil {
 				fmt.Fprintln(stderr, err)
 				return 1
 			}
