@@ -18,6 +18,30 @@ func InstallCached(name, pkgAtVersion string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return cached(cache, name, func(dir string) (string, error) {
+		cmd := exec.Command(goTool(), "install", pkgAtVersion)
+		// Outside any module, so that this repository's go.mod has no say.
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=", "GOWORK=off")
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		cmd.Stderr = &out
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("go install %s: %w\n%s", pkgAtVersion, err, out.String())
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) != 1 {
+			return "", fmt.Errorf("go install %s: want one binary in %s, found %d (%v)", pkgAtVersion, dir, len(entries), err)
+		}
+		return filepath.Join(dir, entries[0].Name()), nil
+	})
+}
+
+// cached returns <cache>/<name>, making it with build unless it is there
+// already. build writes the program into the empty folder it is given and
+// returns its path. Builders serialise on <name>.lock, and the program is
+// renamed into place only when complete, so nobody runs a half-written file.
+func cached(cache, name string, build func(dir string) (string, error)) (string, error) {
 	bin := filepath.Join(cache, name)
 	if isExecutable(bin) {
 		return bin, nil
@@ -27,30 +51,20 @@ func InstallCached(name, pkgAtVersion string) (string, error) {
 		return "", err
 	}
 	defer unlock()
-	if isExecutable(bin) { // installed by another process while we waited
+	if isExecutable(bin) { // made by another process while we waited
 		return bin, nil
 	}
-	gobin, err := os.MkdirTemp(cache, name+"-build-*")
+	dir, err := os.MkdirTemp(cache, name+"-build-*")
 	if err != nil {
-		return "", fmt.Errorf("%s install: %w", name, err)
+		return "", fmt.Errorf("%s build: %w", name, err)
 	}
-	defer os.RemoveAll(gobin)
-	cmd := exec.Command(goTool(), "install", pkgAtVersion)
-	// Outside any module, so that this repository's go.mod has no say.
-	cmd.Dir = gobin
-	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=", "GOWORK=off")
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go install %s: %w\n%s", pkgAtVersion, err, out.String())
+	defer os.RemoveAll(dir)
+	made, err := build(dir)
+	if err != nil {
+		return "", err
 	}
-	entries, err := os.ReadDir(gobin)
-	if err != nil || len(entries) != 1 {
-		return "", fmt.Errorf("go install %s: want one binary in %s, found %d (%v)", pkgAtVersion, gobin, len(entries), err)
-	}
-	if err := os.Rename(filepath.Join(gobin, entries[0].Name()), bin); err != nil {
-		return "", fmt.Errorf("%s install: %w", name, err)
+	if err := os.Rename(made, bin); err != nil {
+		return "", fmt.Errorf("%s build: %w", name, err)
 	}
 	return bin, nil
 }

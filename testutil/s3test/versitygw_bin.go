@@ -78,38 +78,18 @@ func buildVersityGW(root, cache string) (string, error) {
 // the module at root unless it exists. Builders serialise on <name>.lock,
 // and the binary is renamed into place only when complete.
 func buildCached(root, cache, name, pkg string) (string, error) {
-	bin := filepath.Join(cache, name)
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	unlock, err := lockFile(filepath.Join(cache, name+".lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if isExecutable(bin) { // built by another process while we waited
-		return bin, nil
-	}
-	tmp, err := os.CreateTemp(cache, name+"-build-*")
-	if err != nil {
-		return "", fmt.Errorf("%s build: %w", name, err)
-	}
-	tmpName := tmp.Name()
-	_ = tmp.Close()
-	defer os.Remove(tmpName) // no-op after the rename
-
-	cmd := exec.Command(goTool(), "build", "-o", tmpName, pkg)
-	cmd.Dir = root
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build %s in %s: %w\n%s", pkg, root, err, out.String())
-	}
-	if err := os.Rename(tmpName, bin); err != nil {
-		return "", fmt.Errorf("%s build: %w", name, err)
-	}
-	return bin, nil
+	return cached(cache, name, func(dir string) (string, error) {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command(goTool(), "build", "-o", out, pkg)
+		cmd.Dir = root
+		var log bytes.Buffer
+		cmd.Stdout = &log
+		cmd.Stderr = &log
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("go build %s in %s: %w\n%s", pkg, root, err, log.String())
+		}
+		return out, nil
+	})
 }
 
 func testCacheDir() (string, error) {
