@@ -149,6 +149,11 @@ func TestHelp(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "compliance/**/*.csv") {
 		t.Errorf("scan publish --help: %v", r)
 	}
+	// scan run's help needs no scanner after --.
+	r = ctl(context.Background(), nil, "", "scan", "run", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "-- SCANNER [ARGS...]") {
+		t.Errorf("scan run --help: %v", r)
+	}
 }
 
 // TestSecretsNeverPrinted feeds secrets to commands that fail in several

@@ -47,17 +47,13 @@ const prowlerDefaultOutput = "output"
 
 func runScanRun(ctx context.Context, a *app, args []string) error {
 	// Everything after the first "--" is the scanner's, flags included.
-	sep := -1
+	own, scanner := args, []string(nil)
 	for i, arg := range args {
 		if arg == "--" {
-			sep = i
+			own, scanner = args[:i], args[i+1:]
 			break
 		}
 	}
-	if sep < 0 || sep == len(args)-1 {
-		return usageErrorf("scan run needs the scanner's command after --, e.g. scan run --tenant t --provider-id p -- prowler aws -o /out")
-	}
-	own, scanner := args[:sep], args[sep+1:]
 	fs := newFlagSet("scan run")
 	a.g.register(fs)
 	var o scanOptions
@@ -70,6 +66,10 @@ func runScanRun(ctx context.Context, a *app, args []string) error {
 	}
 	if err := noArgs(pos); err != nil {
 		return err
+	}
+	// Parsed first, so that --help and flag mistakes are answered as such.
+	if len(scanner) == 0 {
+		return usageErrorf("scan run needs the scanner's command after --, e.g. scan run --tenant t --provider-id p -- prowler aws -o /out")
 	}
 	o.wait = true
 	// Flag mistakes are reported before the scanner runs for an hour.
