@@ -44,63 +44,13 @@ func runProfiledExporter(args []string) error {
 	defer func() { _ = log.Sync() }()
 
 	// SIGUSR1 starts the profile and SIGUSR2 ends it, so that it covers the
-	// timed window only. A profile still running at exit is ended then.
-	var (
-		mu  sync.Mutex
-		cur *os.File
-	)
-	stopProfile := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if cur != nil {
-			pprof.StopCPUProfile()
-			_ = cur.Close()
-			cur = nil
-			// The allocation profile (the whole process's, sampled) goes
-			// beside the CPU profile, for go tool pprof -sample_index=alloc_space.
-			if f, err := os.Create(*out + ".allocs"); err == nil {
-				_ = pprof.Lookup("allocs").WriteTo(f, 0)
-				_ = f.Close()
-			}
-		}
+	// timed window only. A profile still running at exit is ended then, with
+	// the allocation profile beside it.
+	stop, err := profileOnSignals(*out, *fromStart, true, func(err error) { log.Error("cpu profile", zap.Error(err)) })
+	if err != nil {
+		return err
 	}
-	defer stopProfile()
-	startProfile := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if cur != nil {
-			return nil
-		}
-		f, err := os.Create(*out)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			_ = f.Close()
-			return err
-		}
-		cur = f
-		return nil
-	}
-	if *fromStart {
-		if err := startProfile(); err != nil {
-			return err
-		}
-	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			if s == syscall.SIGUSR2 {
-				stopProfile()
-				continue
-			}
-			if err := startProfile(); err != nil {
-				log.Error("cpu profile", zap.Error(err))
-			}
-		}
-	}()
+	defer stop()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -109,9 +59,12 @@ func runProfiledExporter(args []string) error {
 }
 
 // profileOnSignals writes a CPU profile of this process to path between
-// SIGUSR1 and SIGUSR2 (each SIGUSR1 starts a new one, over the last); the
-// returned function stops the profile, if one runs, and the watching.
-func profileOnSignals(path string, report func(error)) (stop func()) {
+// SIGUSR1 and SIGUSR2 (a SIGUSR1 while one runs changes nothing), or from
+// now when fromStart; with allocs, each profile's end also writes the
+// process's (sampled) allocation profile to path+".allocs", for go tool
+// pprof -sample_index=alloc_space. The returned function stops the profile,
+// if one runs, and the watching.
+func profileOnSignals(path string, fromStart, allocs bool, report func(error)) (stop func(), err error) {
 	var (
 		mu  sync.Mutex
 		cur *os.File
@@ -123,6 +76,12 @@ func profileOnSignals(path string, report func(error)) (stop func()) {
 			pprof.StopCPUProfile()
 			_ = cur.Close()
 			cur = nil
+			if allocs {
+				if f, err := os.Create(path + ".allocs"); err == nil {
+					_ = pprof.Lookup("allocs").WriteTo(f, 0)
+					_ = f.Close()
+				}
+			}
 		}
 	}
 	begin := func() error {
@@ -142,6 +101,11 @@ func profileOnSignals(path string, report func(error)) (stop func()) {
 		cur = f
 		return nil
 	}
+	if fromStart {
+		if err := begin(); err != nil {
+			return nil, err
+		}
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	done := make(chan struct{})
@@ -160,5 +124,5 @@ func profileOnSignals(path string, report func(error)) (stop func()) {
 		close(sigs)
 		<-done
 		end()
-	}
+	}, nil
 }

@@ -130,9 +130,12 @@ func runNATSD(args []string) error {
 	}
 	// SIGUSR1 and SIGUSR2 start and stop a CPU profile of the server,
 	// written beside its store (the profiled round of workload 1).
-	stopProf := profileOnSignals(filepath.Join(filepath.Dir(args[0]), "nats-server.cpu.pprof"), func(err error) {
+	stopProf, err := profileOnSignals(filepath.Join(filepath.Dir(args[0]), "nats-server.cpu.pprof"), false, false, func(err error) {
 		fmt.Fprintf(os.Stderr, "bench natsd: cpu profile: %v\n", err)
 	})
+	if err != nil {
+		return err
+	}
 	defer stopProf()
 	fmt.Println(srv.ClientURL())
 	<-ctx.Done()
