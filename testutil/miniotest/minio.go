@@ -167,18 +167,10 @@ func (s *Server) start(bin string) error {
 		"MINIO_KMS_SECRET_KEY=" + KeyName + ":" + base64.StdEncoding.EncodeToString(key),
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CALLHOME_ENABLE=off",
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	s3test.ConfigureChild(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
+	exited, err := s3test.StartChild(cmd, logf)
+	if err != nil {
 		return fmt.Errorf("start minio: %w", err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(exited)
-	}()
 	s.cmd, s.exited = cmd, exited
 	if err := s.waitReady(); err != nil {
 		s.stop()

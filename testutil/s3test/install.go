@@ -69,6 +69,22 @@ func cached(cache, name string, build func(dir string) (string, error)) (string,
 	return bin, nil
 }
 
-// ConfigureChild makes the kernel kill cmd's process when the test binary
-// dies, where the platform allows it (Linux), as RunS3 does for versitygw.
-func ConfigureChild(cmd *exec.Cmd) { configureChild(cmd) }
+// StartChild starts a test server's process with its output going to logf,
+// made to die with the test binary where the platform allows it (Linux).
+// The returned channel is closed once the process has exited and logf is
+// closed; a failed start closes logf at once.
+func StartChild(cmd *exec.Cmd, logf *os.File) (exited chan struct{}, err error) {
+	cmd.Stdout, cmd.Stderr = logf, logf
+	configureChild(cmd)
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return nil, err
+	}
+	exited = make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = logf.Close()
+		close(exited)
+	}()
+	return exited, nil
+}

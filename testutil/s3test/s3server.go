@@ -200,19 +200,10 @@ func (s *S3Server) Start() error {
 	// versitygw reads many settings from the environment (ROOT_*, VGW_*,
 	// LOGFILE, ...); give it a clean one so the caller's cannot leak in.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	configureChild(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
+	exited, err := StartChild(cmd, logf)
+	if err != nil {
 		return fmt.Errorf("start versitygw: %w", err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(exited)
-	}()
 	s.cmd, s.exited = cmd, exited
 
 	if err := s.waitReady(exited); err != nil {
