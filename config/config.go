@@ -67,7 +67,7 @@ type Config struct {
 	LogLevel string `envconfig:"S3EXPORTER_LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error (logs are JSON)"`
 
 	// Work and retries.
-	Concurrency           int             `envconfig:"S3EXPORTER_CONCURRENCY" default:"128" desc:"most artifact uploads running at once in this replica, across tenants; each tenant gets a fair share and each destination an adaptive limit within it"`
+	Concurrency           int             `envconfig:"S3EXPORTER_CONCURRENCY" default:"256" desc:"most artifact uploads running at once in this replica, across tenants; each tenant gets a fair share and each destination an adaptive limit within it"`
 	MaxInFlightScans      int             `envconfig:"S3EXPORTER_MAX_INFLIGHT_SCANS" default:"32" desc:"most scans exporting at once in this replica"`
 	PartSize              int64           `envconfig:"S3EXPORTER_PART_SIZE" default:"8388608" desc:"multipart upload part size in bytes (5 MiB to 5 GiB)"`
 	MultipartThreshold    int64           `envconfig:"S3EXPORTER_MULTIPART_THRESHOLD" default:"16777216" desc:"artifacts of at least this many bytes use a multipart upload (5 MiB to 5 GiB)"`

@@ -95,7 +95,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := map[string]any{
 		"NATSURL": "nats://127.0.0.1:4222", "SubjectPrefix": "prowler", "ManageStreams": true,
 		"StreamReplicas": 1, "ScanMaxAge": 168 * time.Hour, "DefaultRegion": "us-east-1",
-		"MetricsAddr": ":9090", "LogLevel": "info", "Concurrency": 128, "MaxInFlightScans": 32,
+		"MetricsAddr": ":9090", "LogLevel": "info", "Concurrency": 256, "MaxInFlightScans": 32,
 		"PartSize": int64(8388608), "MultipartThreshold": int64(16777216), "UploadTimeout": 30 * time.Minute,
 		"AckWait": time.Minute, "MaxDeliver": 10, "InProcessRetries": 3, "RetryBaseDelay": 200 * time.Millisecond,
 		"ShutdownGrace": 25 * time.Second, "ConsumerName": "s3-exporter", "ConnectionTestTimeout": 20 * time.Second,

@@ -63,6 +63,12 @@ type ClientOptions struct {
 	// ResponseTimeout bounds the wait for a request's response headers and
 	// a stalled body (default DefaultResponseTimeout; see stall.go).
 	ResponseTimeout time.Duration
+	// IdleConnsPerHost is how many idle connections to one S3 host are kept
+	// for the next requests (default 64). The daemon passes
+	// S3EXPORTER_CONCURRENCY, so that a destination running that many
+	// uploads does not close and dial connections (and redo TLS handshakes)
+	// between them.
+	IdleConnsPerHost int
 }
 
 // Defaults of the client options that are settings of the daemon too
@@ -156,8 +162,12 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 	if opts.ResponseTimeout <= 0 {
 		opts.ResponseTimeout = DefaultResponseTimeout
 	}
+	if opts.IdleConnsPerHost <= 0 {
+		opts.IdleConnsPerHost = 64
+	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		tr.MaxIdleConnsPerHost = 64
+		tr.MaxIdleConnsPerHost = opts.IdleConnsPerHost
+		tr.MaxIdleConns = max(tr.MaxIdleConns, opts.IdleConnsPerHost)
 		withResponseTimeout(tr, opts.ResponseTimeout)
 	})
 	cfg, err := awsconfig.LoadDefaultConfig(ctx,

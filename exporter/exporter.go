@@ -34,13 +34,13 @@ type Opener interface {
 // Options tunes uploads.
 type Options struct {
 	// Concurrency caps the artifact uploads running at once, across scans
-	// and tenants (default DefaultConcurrency, 128). Within it each destination has its own
+	// and tenants (default DefaultConcurrency, 256). Within it each destination has its own
 	// adaptive limit and each tenant its fair share (package sched).
 	Concurrency int
 	// UploadMemory is the byte budget of the uploads running at once
 	// (default DefaultUploadMemory; see UploadMemory and MemoryBound).
 	UploadMemory int64
-	// InitialLimit is a new destination's concurrency limit (default 8).
+	// InitialLimit is a new destination's concurrency limit (default 16).
 	InitialLimit int
 	// BreakerFailures is how many failures in a row of a destination open
 	// its circuit breaker (default 5); BreakerCooldown how long it stays
@@ -77,7 +77,7 @@ type Options struct {
 // (S3EXPORTER_CONCURRENCY…): internal/daemon's TestPackageDefaultsAreTheSettingsDefaults
 // holds them equal to config.Default's.
 const (
-	DefaultConcurrency        = 128
+	DefaultConcurrency        = 256
 	DefaultPartSize           = 8 << 20
 	DefaultMultipartThreshold = 16 << 20
 	DefaultUploadTimeout      = 30 * time.Minute
@@ -92,7 +92,7 @@ func (o Options) withDefaults() Options {
 		o.Concurrency = DefaultConcurrency
 	}
 	if o.InitialLimit <= 0 {
-		o.InitialLimit = 8
+		o.InitialLimit = 16
 	}
 	if o.UploadMemory <= 0 {
 		o.UploadMemory = DefaultUploadMemory

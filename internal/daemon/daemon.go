@@ -286,6 +286,7 @@ func (d *Daemon) components(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 		ResponseTimeout:        cfg.ResponseTimeout,
 		CredentialExpiryWindow: cfg.CredentialRefreshWindow,
 		RetryMaxBackoff:        cfg.S3RetryMaxBackoff,
+		IdleConnsPerHost:       cfg.Concurrency,
 	})
 	if err != nil {
 		return nil, err

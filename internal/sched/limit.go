@@ -10,8 +10,9 @@ import "time"
 // Two refinements over plain AIMD, both for the same reason (a scan is a
 // burst of a few dozen uploads, over before a limit growing by one per round
 // trip would have grown): the limit starts at Initial, not 1, and until the
-// first decrease it grows by one per success (TCP's slow start: it doubles
-// per round trip), by 1/limit per success (one per round trip) after.
+// first decrease it grows by slowStartGrowth per success (a faster slow start
+// than TCP's: it triples per round trip), by 1/limit per success (one per
+// round trip) after.
 //
 // A Limiter is not safe for concurrent use: the Scheduler calls it under its
 // lock. Its decisions depend only on the values passed in, so tests drive it
@@ -46,6 +47,12 @@ const (
 	// mean is still unknown or tiny: the failures of uploads that were
 	// already running when the first one failed are one event, not many.
 	minDecreaseGap = 100 * time.Millisecond
+	// slowStartGrowth is what a saturated success adds to the limit until
+	// the first decrease: the limit triples per round trip. At 100 ms a
+	// destination goes from 16 to 224 in three round trips, where doubling
+	// took four from 8 to 128 (docs/BENCHMARKS.md, workload 5); overshooting
+	// costs one halving at the first sign of trouble.
+	slowStartGrowth = 2
 )
 
 // NewLimiter returns a limiter starting at initial, kept within [1, most].
@@ -82,7 +89,7 @@ func (l *Limiter) Success(now time.Time, rtt time.Duration, timed, saturated boo
 		return
 	}
 	if l.slowStart {
-		l.limit++
+		l.limit += slowStartGrowth
 	} else {
 		l.limit += 1 / l.limit
 	}

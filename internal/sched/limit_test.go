@@ -20,8 +20,8 @@ func TestLimiter(t *testing.T) {
 		obs     []obs
 		want    int
 	}{
-		{"slow start adds one per saturated success", 4,
-			[]obs{{at: 1, saturated: true}, {at: 2, saturated: true}, {at: 3, saturated: true}}, 7},
+		{"slow start adds two per saturated success", 4,
+			[]obs{{at: 1, saturated: true}, {at: 2, saturated: true}, {at: 3, saturated: true}}, 10},
 		{"a success with room to spare says nothing", 4,
 			[]obs{{at: 1}, {at: 2}, {at: 3}}, 4},
 		{"never above max", 60,
@@ -35,13 +35,13 @@ func TestLimiter(t *testing.T) {
 		{"after a decrease, one per limit successes (congestion avoidance)", 16,
 			append([]obs{{at: 0, overload: true}}, repeat(obs{at: time.Second, saturated: true}, 9)...), 9},
 		{"flat latency grows", 4,
-			[]obs{{at: 1, rtt: 100 * ms, saturated: true}, {at: 2, rtt: 110 * ms, saturated: true}, {at: 3, rtt: 95 * ms, saturated: true}}, 7},
+			[]obs{{at: 1, rtt: 100 * ms, saturated: true}, {at: 2, rtt: 110 * ms, saturated: true}, {at: 3, rtt: 95 * ms, saturated: true}}, 10},
 		{"latency doubling by more than the floor cuts by a quarter", 8,
 			[]obs{{at: 1, rtt: 100 * ms}, {at: 2, rtt: 100 * ms}, {at: 3, rtt: 400 * ms}}, 6},
 		{"a loopback jitter of a few ms is not a rise", 8,
 			[]obs{{at: 1, rtt: 1 * ms}, {at: 2, rtt: 1 * ms}, {at: 3, rtt: 10 * ms}}, 8},
 		{"a constantly slow destination is flat, not rising", 4,
-			repeat(obs{at: 1, rtt: 1500 * ms, saturated: true}, 10), 14},
+			repeat(obs{at: 1, rtt: 1500 * ms, saturated: true}, 10), 24},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := NewLimiter(tc.initial, 64)
