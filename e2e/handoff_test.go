@@ -225,7 +225,12 @@ func TestRefusedArchivesExportNothing(t *testing.T) {
 	e := newEnv(t, func(c *config.Config) { c.S3SourceBuckets = []string{outputs} })
 	h := prowlerAppZip(t)
 	b := e.bucket("refused-archive")
-	e.put(e.integration("tenant-a", "refused", b, "prov-1"))
+	// The connection test its creation starts has written and deleted its
+	// beacon before the bucket is listed: refused archives touch no bucket
+	// and can be over before it ends.
+	if st := e.putAndWaitConn(e.integration("tenant-a", "refused", b, "prov-1")); !st.Connected {
+		t.Fatalf("connection test: %+v", st.Error)
+	}
 	for i, src := range []string{
 		"s3://" + outputs + "/tenant-b/scan-1/prowler-output.zip",      // another tenant's prefix
 		"s3://not-listed-bucket/tenant-a/scan-2/prowler-output.zip",    // a bucket not listed

@@ -35,6 +35,21 @@ func putSmall(ctx context.Context, cl *s3.Client, bucket string, po putOptions, 
 		Key:           aws.String(key),
 		ContentLength: aws.Int64(size),
 	}
+	if a.SHA256 != "" {
+		// The body has been read to its end: the source has verified
+		// its sha256 (fastput.go).
+		din := *in
+		po.applyPut(&din)
+		if po.Checksum {
+			din.ContentMD5 = aws.String(contentMD5(payload...))
+		}
+		if etag, handled, err := directPut(ctx, cl, &din, payload, a.SHA256); handled {
+			if err != nil {
+				return nil, classify("PutObject "+key, err)
+			}
+			return &event.ObjectRecord{Format: a.Format, Framework: a.Framework, Key: key, Size: size, ETag: trimQuotes(etag)}, nil
+		}
+	}
 	var opts []func(*s3.Options)
 	if a.SHA256 != "" {
 		// The body has just been read to its end, so the source has

@@ -1,0 +1,253 @@
+package exporter
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyauth "github.com/aws/smithy-go/auth"
+	"github.com/aws/smithy-go/encoding/httpbinding"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/prowler-cloud/s3-exporter/internal/iox"
+)
+
+// The direct PUT: the first attempt at a small artifact's PutObject is one
+// SigV4-signed HTTP request built here, sent through the client's own HTTP
+// client (its connection pool and response timeout), signed with the SDK's
+// signer and the client's credentials, to the URL the SDK's own endpoint
+// resolver gives for the bucket and key. It skips the SDK's middleware
+// stack: some forty middlewares and 500 allocations per call, which cost
+// more CPU than the request itself (docs/BENCHMARKS.md, workload 1).
+//
+// It only ever sends what the SDK would send for the fields the exporter
+// sets (putOptions), with x-amz-checksum-sha256 where the SDK sends its
+// CRC32: the artifact's SHA-256 is known, so S3 verifies the bytes end to
+// end for free, and a bucket with Object Lock, which requires a checksum,
+// takes the first request. A failure the SDK's retryer would have retried
+// counts in s3exporter_s3_request_retries_total, as the SDK's own retries
+// do. Anything it does not
+// handle goes to the SDK, unchanged:
+//   - before sending: no SHA-256 in the event, a body over
+//     directPutMaxBytes (the SDK sends those with Expect: 100-continue), an
+//     endpoint that is not plain SigV4 for "s3", credentials that cannot be
+//     had;
+//   - after sending: any answer that is not a success (an access denial, a
+//     wrong region, throttling, an expired token): the SDK sends the request
+//     again and makes of the answer the typed error, the retries and the
+//     region and token handling every other request gets; a connection that
+//     failed before any answer (refused, reset), which the SDK retries.
+//
+// Only a request that got no answer within the response timeout, or whose
+// context ended, is not sent again: its error is returned as the SDK would
+// return it, so that a bucket that never answers costs one timeout, not two.
+
+// directPutMaxBytes is the largest body sent with a direct PUT: the SDK
+// sends bodies over 2 MiB with Expect: 100-continue, so that a refusal does
+// not cost the upload of the whole body.
+const directPutMaxBytes = 2 << 20
+
+// directSigner signs the direct PUTs as the S3 client's signer does (no
+// second escaping of the path).
+var directSigner = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+
+// directPut sends in (a PutObjectInput that putOptions.applyPut filled) with
+// the bytes of chunks, whose SHA-256 is sha256Hex. handled false means the
+// caller must send it with the SDK; handled true returns the ETag, or the
+// error to report.
+func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks [][]byte, sha256Hex string) (etag string, handled bool, err error) {
+	size := aws.ToInt64(in.ContentLength)
+	sum, derr := hex.DecodeString(sha256Hex)
+	if derr != nil || len(sum) != 32 || size > directPutMaxBytes || !directAllowed(in) {
+		return "", false, nil
+	}
+	opts := cl.Options()
+	target, region, ok := directEndpoint(ctx, opts, in)
+	if !ok || opts.Credentials == nil || opts.HTTPClient == nil {
+		return "", false, nil
+	}
+	creds, cerr := opts.Credentials.Retrieve(ctx)
+	if cerr != nil {
+		return "", false, nil
+	}
+	req, rerr := http.NewRequestWithContext(ctx, http.MethodPut, target.String(), iox.NewChunksReader(chunks))
+	if rerr != nil {
+		return "", false, nil
+	}
+	req.URL = target // keeps the escaped path (RawPath) as built
+	req.ContentLength = size
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(iox.NewChunksReader(chunks)), nil }
+	hexSum := strings.ToLower(sha256Hex)
+	checksum := ""
+	if opts.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired {
+		checksum = base64.StdEncoding.EncodeToString(sum)
+	}
+	directHeaders(req.Header, in, hexSum, checksum)
+	if err := directSigner.SignHTTP(ctx, creds, req, hexSum, "s3", region, time.Now().UTC()); err != nil {
+		return "", false, nil
+	}
+	resp, err := opts.HTTPClient.Do(req)
+	if err != nil {
+		failed := &smithy.OperationError{ServiceID: s3.ServiceID, OperationName: "PutObject", Err: &smithyhttp.RequestSendError{Err: err}}
+		if isNoResponse(err) || ctx.Err() != nil {
+			return "", true, failed
+		}
+		directRetried(opts, failed)
+		return "", false, nil
+	}
+	// The body of a success is empty; that of an error a short XML
+	// document: drained so that the connection is kept.
+	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		directRetried(opts, directAnswer(resp, errBody))
+		return "", false, nil
+	}
+	return resp.Header.Get("ETag"), true, nil
+}
+
+// directRetried counts the SDK's request that follows a failed direct PUT
+// in s3exporter_s3_request_retries_total, as the SDK's retryer counts its
+// own, when the failure is one that the retryer would retry (a refusal is
+// sent again too, but is no retry: the SDK would not have sent it twice).
+func directRetried(o s3.Options, err error) {
+	if r, ok := o.Retryer.(*countingRetryer); ok {
+		if c := classify("", err); c.Retryable {
+			r.onRetry(c.Code)
+		}
+	}
+}
+
+// directAnswer is the error an S3 answer other than a success stands for,
+// as the SDK would have made it (its code and message from the XML body).
+func directAnswer(resp *http.Response, body []byte) error {
+	var doc struct {
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	_ = xml.Unmarshal(body, &doc)
+	return &smithy.OperationError{ServiceID: s3.ServiceID, OperationName: "PutObject",
+		Err: &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: resp},
+			Err:      &smithy.GenericAPIError{Code: doc.Code, Message: doc.Message},
+		}}}
+}
+
+// directFields are the PutObjectInput fields a direct PUT sends (Body is
+// the chunks); directAllowed reports whether in sets no other, so that an
+// option added to putOptions one day goes to the SDK until directHeaders
+// learns it.
+var directFields = map[string]bool{
+	"Bucket": true, "Key": true, "ContentLength": true, "Body": true, "ContentType": true, "ContentMD5": true,
+	"Metadata": true, "ServerSideEncryption": true, "SSEKMSKeyId": true, "StorageClass": true, "ACL": true,
+}
+
+func directAllowed(in *s3.PutObjectInput) bool {
+	if in.Bucket == nil || in.Key == nil || in.ContentLength == nil {
+		return false
+	}
+	v := reflect.ValueOf(in).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		if f := t.Field(i); f.IsExported() && !directFields[f.Name] && !v.Field(i).IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// directEndpoint returns the URL of in's object, as the SDK's endpoint
+// resolver gives it for these options, and the region to sign for; ok is
+// false when that endpoint wants anything but SigV4 for "s3".
+func directEndpoint(ctx context.Context, o s3.Options, in *s3.PutObjectInput) (*url.URL, string, bool) {
+	if o.EndpointResolverV2 == nil || o.Region == "" {
+		return nil, "", false
+	}
+	params := s3.EndpointParameters{
+		Bucket: in.Bucket, Key: in.Key, Region: aws.String(o.Region),
+		UseFIPS:                        aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		UseDualStack:                   aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+		Endpoint:                       o.BaseEndpoint,
+		ForcePathStyle:                 aws.Bool(o.UsePathStyle),
+		Accelerate:                     aws.Bool(o.UseAccelerate),
+		DisableMultiRegionAccessPoints: aws.Bool(o.DisableMultiRegionAccessPoints),
+		UseArnRegion:                   aws.Bool(o.UseARNRegion),
+		DisableS3ExpressSessionAuth:    o.DisableS3ExpressSessionAuth,
+	}
+	ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, params)
+	if err != nil || len(ep.Headers) > 0 {
+		return nil, "", false
+	}
+	region := o.Region
+	if auths, ok := smithyauth.GetAuthOptions(&ep.Properties); ok {
+		// The endpoint rules name the scheme "sigv4" (others: "sigv4a",
+		// "sigv4-s3express").
+		if len(auths) != 1 || auths[0].SchemeID != "sigv4" && auths[0].SchemeID != smithyauth.SchemeIDSigV4 {
+			return nil, "", false
+		}
+		if name, ok := smithyhttp.GetSigV4SigningName(&auths[0].SignerProperties); ok && name != "s3" {
+			return nil, "", false
+		}
+		if r, ok := smithyhttp.GetSigV4SigningRegion(&auths[0].SignerProperties); ok && r != "" {
+			region = r
+		}
+	}
+	u := ep.URI
+	raw := u.RawPath
+	if raw == "" {
+		raw = u.EscapedPath()
+	}
+	key := "/" + aws.ToString(in.Key)
+	u.Path = smithyhttp.JoinPath(u.Path, key)
+	u.RawPath = smithyhttp.JoinPath(raw, httpbinding.EscapePath(key, false))
+	u.RawQuery = "x-id=PutObject"
+	return &u, region, true
+}
+
+// directHeaders sets the headers of in's fields, as the SDK's serializer
+// names them, and the payload's SHA-256: signed, and as the checksum S3
+// verifies unless b64Sum is "" (AWS_REQUEST_CHECKSUM_CALCULATION
+// when_required, for stores that refuse checksum headers: the SDK then
+// sends none either).
+func directHeaders(h http.Header, in *s3.PutObjectInput, hexSum, b64Sum string) {
+	h.Set("X-Amz-Content-Sha256", hexSum)
+	if b64Sum != "" {
+		h.Set("X-Amz-Checksum-Sha256", b64Sum)
+	}
+	h.Set("Content-Length", strconv.FormatInt(aws.ToInt64(in.ContentLength), 10))
+	if in.ContentType != nil {
+		h.Set("Content-Type", *in.ContentType)
+	}
+	if in.ContentMD5 != nil {
+		h.Set("Content-Md5", *in.ContentMD5)
+	}
+	if in.ServerSideEncryption != "" {
+		h.Set("X-Amz-Server-Side-Encryption", string(in.ServerSideEncryption))
+	}
+	if in.SSEKMSKeyId != nil {
+		h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", *in.SSEKMSKeyId)
+	}
+	if in.StorageClass != "" {
+		h.Set("X-Amz-Storage-Class", string(in.StorageClass))
+	}
+	if in.ACL != "" {
+		h.Set("X-Amz-Acl", string(in.ACL))
+	}
+	for k, v := range in.Metadata {
+		h.Set("X-Amz-Meta-"+k, v)
+	}
+	h.Set("User-Agent", "s3-exporter (aws-sdk-go-v2 signer)")
+}
