@@ -212,7 +212,7 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 		S3RequestRetries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "s3_request_retries_total",
-			Help:      "S3 and STS requests the AWS SDK sent again after a retryable failure, by error code.",
+			Help:      "S3 and STS requests the AWS SDK sent again after a retryable failure (its retryer's tries, and its request after a failed direct PUT of a small artifact), by error code.",
 		}, []string{"code"}),
 		DeadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
