@@ -84,6 +84,7 @@ type Config struct {
 
 	// Upload scheduling (docs/design.md, "Fair, latency-proof uploads").
 	UploadMemory            int64         `envconfig:"S3EXPORTER_UPLOAD_MEMORY" default:"0" desc:"byte budget of the uploads running at once (0: half of GOMEMLIMIT when set, else 268435456); see docs/operations.md, Memory"`
+	GCHeapFloor             int64         `envconfig:"S3EXPORTER_GC_HEAP_FLOOR" default:"67108864" desc:"while the live heap is under half of this many bytes, the Go collector waits for the heap to reach it (a quarter of GOMEMLIMIT at most) rather than for it to double, and collects less often; 0: off (GOGC set: off)"`
 	ResponseTimeout         time.Duration `envconfig:"S3EXPORTER_RESPONSE_TIMEOUT" default:"60s" desc:"an S3 request with no response headers (or a body that stops moving) for this long fails as a retryable Timeout"`
 	CredentialRefreshWindow time.Duration `envconfig:"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW" default:"1m" desc:"assumed-role credentials are refreshed this long before they expire (more than 0, less than 15m, the shortest role session)"`
 	BreakerFailures         int           `envconfig:"S3EXPORTER_BREAKER_FAILURES" default:"5" desc:"failures in a row (timeouts, throttling, 5xx, refused connections) of one destination that open its circuit breaker (1 to 1000)"`

@@ -101,7 +101,7 @@ func TestLoadDefaults(t *testing.T) {
 		"ShutdownGrace": 25 * time.Second, "ConsumerName": "s3-exporter", "ConnectionTestTimeout": 20 * time.Second,
 		"GlobalControl": true, "S3ForcePathStyle": false, "AllowPlaintextCredentials": false, "CredentialsKey": Secret(""),
 		"S3Endpoint": "", "STSEndpoint": "", "RoleARNPattern": "", "NATSCreds": "",
-		"UploadMemory": int64(0), "ResponseTimeout": time.Minute, "BreakerFailures": 5, "BreakerCooldown": 30 * time.Second,
+		"UploadMemory": int64(0), "GCHeapFloor": int64(64 << 20), "ResponseTimeout": time.Minute, "BreakerFailures": 5, "BreakerCooldown": 30 * time.Second,
 		"MaxHeldScans": 128, "MaxTenantScans": 8, "StatusStreamBytes": int64(1 << 30), "DLQStreamBytes": int64(1 << 30),
 	}
 	v := reflect.ValueOf(got).Elem()
@@ -255,6 +255,7 @@ func TestValidationErrorsNameTheirVariable(t *testing.T) {
 		{map[string]string{"S3EXPORTER_GLOBAL_CONTROL": "tenants-only"}, "S3EXPORTER_GLOBAL_CONTROL", "true or false"},
 		{map[string]string{"S3EXPORTER_UPLOAD_MEMORY": "1000"}, "S3EXPORTER_UPLOAD_MEMORY", "at least 16777216"},
 		{map[string]string{"S3EXPORTER_UPLOAD_MEMORY": "256MiB"}, "S3EXPORTER_UPLOAD_MEMORY", "an integer"},
+		{map[string]string{"S3EXPORTER_GC_HEAP_FLOOR": "-1"}, "S3EXPORTER_GC_HEAP_FLOOR", "0 (off) or a number of bytes"},
 		{map[string]string{"S3EXPORTER_RESPONSE_TIMEOUT": "0s"}, "S3EXPORTER_RESPONSE_TIMEOUT", "positive"},
 		{map[string]string{"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW": "0s"}, "S3EXPORTER_CREDENTIAL_REFRESH_WINDOW", "less than 15m"},
 		{map[string]string{"S3EXPORTER_CREDENTIAL_REFRESH_WINDOW": "15m"}, "S3EXPORTER_CREDENTIAL_REFRESH_WINDOW", "less than 15m"},

@@ -151,6 +151,9 @@ func (c *Config) Validate() error {
 	if c.UploadMemory != 0 && c.UploadMemory < 16<<20 {
 		v.add("S3EXPORTER_UPLOAD_MEMORY", fmt.Sprintf("must be 0 (derived) or at least 16777216 bytes, got %d", c.UploadMemory))
 	}
+	if c.GCHeapFloor < 0 {
+		v.add("S3EXPORTER_GC_HEAP_FLOOR", fmt.Sprintf("must be 0 (off) or a number of bytes, got %d", c.GCHeapFloor))
+	}
 	v.positive("S3EXPORTER_RESPONSE_TIMEOUT", c.ResponseTimeout)
 	if c.CredentialRefreshWindow <= 0 || c.CredentialRefreshWindow >= 15*time.Minute {
 		v.add("S3EXPORTER_CREDENTIAL_REFRESH_WINDOW", fmt.Sprintf("must be more than 0 and less than 15m (the shortest role session), got %v", c.CredentialRefreshWindow))

@@ -62,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	log.Info("starting", zap.String("version", metrics.CurrentBuild().Version), zap.Object("config", cfg))
+	defer daemon.TuneGC(cfg, log)()
 	if err := daemon.Run(ctx, cfg, log); err != nil {
 		log.Error("exporter stopped with an error", zap.Error(err))
 		return 1

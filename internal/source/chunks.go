@@ -80,7 +80,8 @@ const maxLinkHops = 4
 // its scan (prefetch.go), used instead of asking for it. The object may have
 // been replaced since: when the chunks it names are not there whole,
 // openChunks returns errStaleHint, and the caller asks again without one.
-func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name, prefix string, checkDigest bool, hint *jetstream.ObjectInfo) (io.ReadCloser, int64, error) {
+// data, when not nil, is the one chunk the hint names, prefetched with it.
+func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, stream jetstream.Stream, bucket, name, prefix string, checkDigest bool, hint *jetstream.ObjectInfo, data []byte) (io.ReadCloser, int64, error) {
 	info, hinted := hint, hint != nil
 	if !hinted {
 		var err error
@@ -111,6 +112,13 @@ func openChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 		r.digest = sha256.New()
 	}
 	chunks := "$O." + bucket + ".C." + info.NUID
+	if hinted && info.Chunks == 1 && data != nil && int64(len(data)) == size {
+		r.buf, r.got, r.all = data, size, [][]byte{data}
+		if r.digest != nil {
+			r.digest.Write(data)
+		}
+		return r, size, nil
+	}
 	if stream != nil && info.Chunks == 1 {
 		m, err := stream.GetLastMsgForSubject(ctx, chunks)
 		switch {

@@ -45,7 +45,7 @@ func TestChunkReaderWindow(t *testing.T) {
 	if _, err := store.PutBytes(ctx, "big", data); err != nil {
 		t.Fatal(err)
 	}
-	rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", "big", "", true, nil)
+	rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", "big", "", true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func testChunkReaderDigest(t *testing.T, size int) {
 		t.Fatal(err)
 	}
 	for _, check := range []bool{true, false} {
-		rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", check, nil)
+		rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", check, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func testChunkReaderDigest(t *testing.T, size int) {
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", true, nil)
+	rc, _, err := openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func testChunkReaderDigest(t *testing.T, size int) {
 		t.Fatalf("read %d bytes, err %v; want ErrDigestMismatch", len(got), err)
 	}
 	// The same when an object of one chunk is handed over whole.
-	if rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", true, nil); err != nil {
+	if rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", true, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, ok, err := rc.(*chunkReader).whole()
@@ -147,7 +147,7 @@ func testChunkReaderDigest(t *testing.T, size int) {
 		t.Fatalf("whole: %d chunks, %v, %v; want ErrDigestMismatch", len(b), ok, err)
 	}
 	// The caller that verifies the event's sha256 instead skips the store's.
-	rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", false, nil)
+	rc, _, err = openChunks(ctx, js, store, stream, "CHUNKS", "obj", "", false, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestChunkReaderOneChunkDirect(t *testing.T) {
 	created := consumersCreated(t, js)
 	read := func(name string, want []byte) {
 		t.Helper()
-		rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", name, "", true, nil)
+		rc, size, err := openChunks(ctx, js, store, stream, "CHUNKS", name, "", true, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +312,7 @@ func TestChunkReaderBatchFallback(t *testing.T) {
 	}
 	created := consumersCreated(t, js)
 	// The batch goes to OBJ_OTHER's direct get, which never holds the chunks.
-	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", "", true, nil)
+	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", "", true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestChunkReaderOneChunkFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := consumersCreated(t, js)
-	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", "", true, nil)
+	rc, _, err := openChunks(ctx, js, store, other, "CHUNKS", "obj", "", true, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func TestChunkReaderAsksTheLeaderBeforeCallingAnObjectMissing(t *testing.T) {
 		if _, err := store.PutBytes(ctx, name, data); err != nil {
 			t.Fatal(err)
 		}
-		rc, n, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true, nil)
+		rc, n, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true, nil, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -393,7 +393,7 @@ func TestChunkReaderAsksTheLeaderBeforeCallingAnObjectMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"small", "never-stored"} {
-		if _, _, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true, nil); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, _, err := openChunks(ctx, js, laggingStore{store}, stream, "CHUNKS", name, "", true, nil, nil); !errors.Is(err, jetstream.ErrObjectNotFound) {
 			t.Errorf("%s: err %v, want ErrObjectNotFound", name, err)
 		}
 	}

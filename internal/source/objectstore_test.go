@@ -375,6 +375,8 @@ func TestObjectStorePrefetchedInfos(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
+		case bytes.Contains(m.Data, []byte(`"multi_last"`)) && bytes.Contains(m.Data, []byte(".C.")):
+			asked["small chunks"]++
 		case bytes.Contains(m.Data, []byte(`"multi_last"`)):
 			asked["infos"]++
 			if bytes.Contains(m.Data, []byte(base64.URLEncoding.EncodeToString([]byte("t2/s2/x")))) {
@@ -419,11 +421,14 @@ func TestObjectStorePrefetchedInfos(t *testing.T) {
 		t.Fatal(err)
 	}
 	mu.Lock()
-	want := map[string]int{"infos": 1, "chunk": 5, "chunks": 1}
+	want := map[string]int{"chunks": 1, "infos": 1, "small chunks": 1}
 	if fmt.Sprint(asked) != fmt.Sprint(want) {
-		t.Errorf("direct gets %v, want %v (one for every info, none per object)", asked, want)
+		t.Errorf("direct gets %v, want %v (one for every info, one for the small objects' bytes, one for the large one's chunks; none per object)", asked, want)
 	}
 	mu.Unlock()
+	if n := o.Prefetched(); n != 0 {
+		t.Errorf("%d prefetched bytes held after every object was opened", n)
+	}
 
 	// Replaced since: its new chunks are read; deleted since: missing.
 	store, err := js.ObjectStore(ctx, bucket)
@@ -450,4 +455,46 @@ func TestObjectStorePrefetchedInfos(t *testing.T) {
 	}
 	_, err = read(arts[6])
 	wantCode(t, "another tenant's", err, errcode.SourceRefused, false)
+}
+
+// The small objects' bytes fetched with their scan's infos are bounded per
+// scan (1 MiB): the rest are read one by one; the bytes are held until
+// their object is opened, then handed out once.
+func TestObjectStorePrefetchedBytesAreBounded(t *testing.T) {
+	files := map[string][]byte{}
+	var arts []event.Artifact
+	for i := range 30 {
+		name := fmt.Sprintf("t1/s1/compliance/f%02d.csv", i)
+		files[name] = bytes.Repeat([]byte{byte('a' + i%26)}, 60_000)
+		arts = append(arts, event.Artifact{Format: "compliance", Source: "nats-os://" + bucket + "/" + name})
+	}
+	js := objectStore(t, files)
+	sc := &event.ScanCompleted{ScanID: "s1", TenantID: "t1", Artifacts: arts}
+	o, err := source.NewOpener(js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, a := range arts {
+		op, err := o.Open(ctx, sc, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(op)
+		op.Close()
+		name := strings.TrimPrefix(a.Source, "nats-os://"+bucket+"/")
+		if err != nil || !bytes.Equal(got, files[name]) {
+			t.Fatalf("%s: read %d bytes, %v", name, len(got), err)
+		}
+		if n := o.Prefetched(); n > 1<<20 {
+			t.Fatalf("after %d opens %d bytes prefetched, over the scan's 1 MiB", i+1, n)
+		}
+		if i == 0 && o.Prefetched() < 15*60_000 {
+			t.Errorf("after the first open only %d bytes prefetched, want some 16 objects' (1 MiB)", o.Prefetched())
+		}
+	}
+	if n := o.Prefetched(); n != 0 {
+		t.Errorf("%d prefetched bytes held after every object was opened", n)
+	}
 }

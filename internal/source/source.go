@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -66,6 +67,9 @@ type Opener struct {
 	// (prefetch.go).
 	metaMu sync.Mutex
 	metas  map[metaKey]*scanMetas
+	// prefetched is the bytes of small objects fetched with their scan's
+	// infos and not yet opened (prefetch.go).
+	prefetched atomic.Int64
 }
 
 // objectStore is a cached object store and its stream (nil if looking the
@@ -243,13 +247,13 @@ const maxStores = 1024
 // deleted or re-created since.
 func (o *Opener) get(ctx context.Context, scan *event.ScanCompleted, bucket, name, prefix string, checkDigest bool) (io.ReadCloser, int64, error) {
 	open := func(st objectStore) (io.ReadCloser, int64, error) {
-		if hint := o.hint(ctx, st, scan, bucket, name); hint != nil {
-			rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, hint)
+		if hint, data := o.hint(ctx, st, scan, bucket, name); hint != nil {
+			rc, size, err := openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, hint, data)
 			if !errors.Is(err, errStaleHint) {
 				return rc, size, err
 			}
 		}
-		return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, nil)
+		return openChunks(ctx, o.js, st.ObjectStore, st.stream, bucket, name, prefix, checkDigest, nil, nil)
 	}
 	o.mu.Lock()
 	st, cached := o.stores[bucket]

@@ -55,6 +55,7 @@ func runProfiledExporter(args []string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	log.Info("starting", zap.String("version", "bench-profiled"))
+	defer daemon.TuneGC(cfg, log)()
 	return daemon.Run(ctx, cfg, log)
 }
 
