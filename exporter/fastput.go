@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -70,6 +72,9 @@ var directSigner = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEsca
 // caller must send it with the SDK; handled true returns the ETag, or the
 // error to report.
 func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks [][]byte, sha256Hex string) (etag string, handled bool, err error) {
+	if time.Now().UnixNano() < skewedUntil.Load() {
+		return "", false, nil
+	}
 	size := aws.ToInt64(in.ContentLength)
 	sum, derr := hex.DecodeString(sha256Hex)
 	if derr != nil || len(sum) != 32 || size > directPutMaxBytes || in.Bucket == nil || in.Key == nil {
@@ -114,10 +119,33 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		directRetried(opts, directAnswer(resp, errBody))
+		answer := directAnswer(resp, errBody)
+		if isSkew(answer) {
+			skewedUntil.Store(time.Now().Add(skewPause).UnixNano())
+		}
+		directRetried(opts, answer)
 		return "", false, nil
 	}
 	return resp.Header.Get("ETag"), true, nil
+}
+
+// skewedUntil (Unix nanoseconds) is when direct PUTs may be sent again after
+// an answer saying this host's clock is off: the SDK corrects its signing
+// time by the offset it learns from such answers, the direct PUT signs with
+// the host's clock and would be refused, then sent again by the SDK, for
+// every artifact. The clock is the host's, so the pause is the process's.
+var skewedUntil atomic.Int64
+
+// skewPause is how long direct PUTs stay off after a clock skew answer.
+const skewPause = 10 * time.Minute
+
+// isSkew reports an answer refusing the request's signing time.
+func isSkew(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	return api.ErrorCode() == "RequestTimeTooSkewed"
 }
 
 // directRetried counts the SDK's request that follows a failed direct PUT

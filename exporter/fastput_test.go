@@ -295,3 +295,35 @@ func directAllowed(in *s3.PutObjectInput) bool {
 	}
 	return true
 }
+
+// TestDirectPutPausesOnAClockSkew: once S3 says this host's clock is off,
+// the SDK (which corrects its signing time) sends the next small artifacts
+// on its own, instead of each being refused first.
+func TestDirectPutPausesOnAClockSkew(t *testing.T) {
+	defer skewedUntil.Store(0)
+	cl, seen := answeringS3(t, func(w http.ResponseWriter, n int64) {
+		if n == 1 {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>`)
+			return
+		}
+		okAnswer(w, n)
+	})
+	body := []byte("x")
+	sum := sha256.Sum256(body)
+	a := event.Artifact{Format: event.FormatCSV, SHA256: hex.EncodeToString(sum[:])}
+	for range 3 {
+		if _, err := putSmall(context.Background(), cl, "bkt", fullOptions(), a, "out/csv/x.csv", 1, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	direct := 0
+	for _, r := range seen() {
+		if r.header.Get("Amz-Sdk-Invocation-Id") == "" {
+			direct++
+		}
+	}
+	if n := len(seen()); n != 4 || direct != 1 {
+		t.Errorf("%d requests, %d of them direct; want the refused direct PUT, then the SDK's three", n, direct)
+	}
+}
