@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,15 +81,15 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 	if derr != nil || len(sum) != 32 || size > directPutMaxBytes || in.Bucket == nil || in.Key == nil {
 		return "", false, nil
 	}
-	opts := cl.Options()
-	target, region, ok := directEndpoint(ctx, opts, in)
-	if !ok || opts.Credentials == nil || opts.HTTPClient == nil {
+	t := targetOf(ctx, cl, aws.ToString(in.Bucket))
+	if !t.ok {
 		return "", false, nil
 	}
-	creds, cerr := opts.Credentials.Retrieve(ctx)
+	creds, cerr := t.creds.Retrieve(ctx)
 	if cerr != nil {
 		return "", false, nil
 	}
+	target := t.url(aws.ToString(in.Key))
 	req, rerr := http.NewRequestWithContext(ctx, http.MethodPut, target.String(), iox.NewChunksReader(chunks))
 	if rerr != nil {
 		return "", false, nil
@@ -98,20 +99,20 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(iox.NewChunksReader(chunks)), nil }
 	hexSum := strings.ToLower(sha256Hex)
 	checksum := ""
-	if opts.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired {
+	if t.checksum {
 		checksum = base64.StdEncoding.EncodeToString(sum)
 	}
 	directHeaders(req.Header, in, hexSum, checksum)
-	if err := directSigner.SignHTTP(ctx, creds, req, hexSum, "s3", region, time.Now().UTC()); err != nil {
+	if err := directSigner.SignHTTP(ctx, creds, req, hexSum, "s3", t.region, time.Now().UTC()); err != nil {
 		return "", false, nil
 	}
-	resp, err := opts.HTTPClient.Do(req)
+	resp, err := t.http.Do(req)
 	if err != nil {
 		failed := &smithy.OperationError{ServiceID: s3.ServiceID, OperationName: "PutObject", Err: &smithyhttp.RequestSendError{Err: err}}
 		if isNoResponse(err) || ctx.Err() != nil {
 			return "", true, failed
 		}
-		directRetried(opts, failed)
+		directRetried(t.retryer, failed)
 		return "", false, nil
 	}
 	// The body of a success is empty; that of an error a short XML
@@ -123,7 +124,7 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 		if isSkew(answer) {
 			skewedUntil.Store(time.Now().Add(skewPause).UnixNano())
 		}
-		directRetried(opts, answer)
+		directRetried(t.retryer, answer)
 		return "", false, nil
 	}
 	return resp.Header.Get("ETag"), true, nil
@@ -152,8 +153,8 @@ func isSkew(err error) bool {
 // in s3exporter_s3_request_retries_total, as the SDK's retryer counts its
 // own, when the failure is one that the retryer would retry (a refusal is
 // sent again too, but is no retry: the SDK would not have sent it twice).
-func directRetried(o s3.Options, err error) {
-	if r, ok := o.Retryer.(*countingRetryer); ok {
+func directRetried(retryer aws.Retryer, err error) {
+	if r, ok := retryer.(*countingRetryer); ok {
 		if c := classify("", err); c.Retryable {
 			r.onRetry(c.Code)
 		}
@@ -175,15 +176,68 @@ func directAnswer(resp *http.Response, body []byte) error {
 		}}}
 }
 
-// directEndpoint returns the URL of in's object, as the SDK's endpoint
-// resolver gives it for these options, and the region to sign for; ok is
-// false when that endpoint wants anything but SigV4 for "s3".
-func directEndpoint(ctx context.Context, o s3.Options, in *s3.PutObjectInput) (*url.URL, string, bool) {
-	if o.EndpointResolverV2 == nil || o.Region == "" {
-		return nil, "", false
+// directTarget is what a direct PUT needs of a client and a bucket: the
+// client's HTTP client, credentials and settings, the bucket's URL as the
+// SDK's endpoint resolver gives it (the rules do not look at the key) and
+// the region to sign for. ok is false when the endpoint wants anything but
+// SigV4 for "s3" (a multi-region access point, S3 Express, Outposts,
+// Object Lambda): those PUTs go to the SDK.
+type directTarget struct {
+	ok       bool
+	http     aws.HTTPClient
+	creds    aws.CredentialsProvider
+	retryer  aws.Retryer
+	checksum bool
+	base     url.URL
+	rawBase  string
+	region   string
+}
+
+// directKey names a cached directTarget.
+type directKey struct {
+	cl     *s3.Client
+	bucket string
+}
+
+// directTargets caches the targets: resolving the endpoint (the rules
+// engine) and copying the client's options took more CPU than signing.
+// Clients are immutable, so an entry never goes stale; the cache is emptied
+// when full, so it holds no client for long once the exporter dropped it.
+var directTargets = struct {
+	sync.Mutex
+	m map[directKey]*directTarget
+}{m: map[directKey]*directTarget{}}
+
+const maxDirectTargets = 4096
+
+func targetOf(ctx context.Context, cl *s3.Client, bucket string) *directTarget {
+	k := directKey{cl, bucket}
+	directTargets.Lock()
+	t, ok := directTargets.m[k]
+	directTargets.Unlock()
+	if ok {
+		return t
+	}
+	t = resolveTarget(ctx, cl.Options(), bucket)
+	directTargets.Lock()
+	if len(directTargets.m) >= maxDirectTargets {
+		directTargets.m = map[directKey]*directTarget{}
+	}
+	directTargets.m[k] = t
+	directTargets.Unlock()
+	return t
+}
+
+// resolveTarget resolves bucket's endpoint as the SDK's PutObject does for
+// these options.
+func resolveTarget(ctx context.Context, o s3.Options, bucket string) *directTarget {
+	t := &directTarget{http: o.HTTPClient, creds: o.Credentials, retryer: o.Retryer,
+		checksum: o.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired}
+	if o.EndpointResolverV2 == nil || o.Region == "" || o.HTTPClient == nil || o.Credentials == nil {
+		return t
 	}
 	params := s3.EndpointParameters{
-		Bucket: in.Bucket, Key: in.Key, Region: aws.String(o.Region),
+		Bucket: aws.String(bucket), Region: aws.String(o.Region),
 		UseFIPS:                        aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
 		UseDualStack:                   aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
 		Endpoint:                       o.BaseEndpoint,
@@ -195,32 +249,39 @@ func directEndpoint(ctx context.Context, o s3.Options, in *s3.PutObjectInput) (*
 	}
 	ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, params)
 	if err != nil || len(ep.Headers) > 0 {
-		return nil, "", false
+		return t
 	}
-	region := o.Region
+	t.region = o.Region
 	if auths, ok := smithyauth.GetAuthOptions(&ep.Properties); ok {
 		// The endpoint rules name the scheme "sigv4" (others: "sigv4a",
 		// "sigv4-s3express").
 		if len(auths) != 1 || auths[0].SchemeID != "sigv4" && auths[0].SchemeID != smithyauth.SchemeIDSigV4 {
-			return nil, "", false
+			return t
 		}
 		if name, ok := smithyhttp.GetSigV4SigningName(&auths[0].SignerProperties); ok && name != "s3" {
-			return nil, "", false
+			return t
 		}
 		if r, ok := smithyhttp.GetSigV4SigningRegion(&auths[0].SignerProperties); ok && r != "" {
-			region = r
+			t.region = r
 		}
 	}
-	u := ep.URI
-	raw := u.RawPath
-	if raw == "" {
-		raw = u.EscapedPath()
+	t.base = ep.URI
+	t.rawBase = ep.URI.RawPath
+	if t.rawBase == "" {
+		t.rawBase = ep.URI.EscapedPath()
 	}
-	key := "/" + aws.ToString(in.Key)
+	t.ok = true
+	return t
+}
+
+// url returns the URL of key in the target's bucket.
+func (t *directTarget) url(key string) *url.URL {
+	u := t.base
+	key = "/" + key
 	u.Path = smithyhttp.JoinPath(u.Path, key)
-	u.RawPath = smithyhttp.JoinPath(raw, httpbinding.EscapePath(key, false))
+	u.RawPath = smithyhttp.JoinPath(t.rawBase, httpbinding.EscapePath(key, false))
 	u.RawQuery = "x-id=PutObject"
-	return &u, region, true
+	return &u
 }
 
 // directHeaders sets the headers of in's fields, as the SDK's serializer

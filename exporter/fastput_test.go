@@ -327,3 +327,34 @@ func TestDirectPutPausesOnAClockSkew(t *testing.T) {
 		t.Errorf("%d requests, %d of them direct; want the refused direct PUT, then the SDK's three", n, direct)
 	}
 }
+
+// TestDirectTargetsAreByClientAndBucket: the cached endpoint of one client
+// and bucket never sends another client's PUT (another endpoint, other
+// credentials) or another bucket's.
+func TestDirectTargetsAreByClientAndBucket(t *testing.T) {
+	cl1, seen1 := answeringS3(t, okAnswer)
+	cl2, seen2 := answeringS3(t, okAnswer)
+	body := []byte("x")
+	sum := sha256.Sum256(body)
+	a := event.Artifact{Format: event.FormatCSV, SHA256: hex.EncodeToString(sum[:])}
+	for _, p := range []struct {
+		cl     *s3.Client
+		bucket string
+	}{{cl1, "b1"}, {cl2, "b1"}, {cl1, "b2"}, {cl2, "b2"}, {cl1, "b1"}} {
+		if _, err := putSmall(context.Background(), p.cl, p.bucket, fullOptions(), a, "k.csv", 1, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := func(reqs []seenRequest) (out []string) {
+		for _, r := range reqs {
+			out = append(out, r.path)
+		}
+		return out
+	}
+	if got := strings.Join(paths(seen1()), " "); got != "/b1/k.csv /b2/k.csv /b1/k.csv" {
+		t.Errorf("client 1's server saw %s", got)
+	}
+	if got := strings.Join(paths(seen2()), " "); got != "/b1/k.csv /b2/k.csv" {
+		t.Errorf("client 2's server saw %s", got)
+	}
+}
