@@ -41,8 +41,7 @@ import (
 // end for free, and a bucket with Object Lock, which requires a checksum,
 // takes the first request. A failure the SDK's retryer would have retried
 // counts in s3exporter_s3_request_retries_total, as the SDK's own retries
-// do. Anything it does not
-// handle goes to the SDK, unchanged:
+// do. Anything it does not handle goes to the SDK, unchanged:
 //   - before sending: no SHA-256 in the event, a body over
 //     directPutMaxBytes (the SDK sends those with Expect: 100-continue), an
 //     endpoint that is not plain SigV4 for "s3", credentials that cannot be
@@ -67,11 +66,10 @@ const directPutMaxBytes = 2 << 20
 var directSigner = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 
 // directPut sends in (a PutObjectInput that putOptions.applyPut filled:
-// TestDirectPutOnlyGetsWhatItSends holds that it sets no field
-// directHeaders does not send) with
-// the bytes of chunks, whose SHA-256 is sha256Hex. handled false means the
-// caller must send it with the SDK; handled true returns the ETag, or the
-// error to report.
+// TestDirectPutOnlyGetsWhatItSends holds that it sets no field directHeaders
+// does not send) with the bytes of chunks, whose SHA-256 is sha256Hex.
+// handled false means the caller must send it with the SDK; handled true
+// returns the ETag, or the error to report.
 func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks [][]byte, sha256Hex string) (etag string, handled bool, err error) {
 	if time.Now().UnixNano() < skewedUntil.Load() {
 		return "", false, nil
@@ -115,19 +113,20 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 		directRetried(t.retryer, failed)
 		return "", false, nil
 	}
-	// The body of a success is empty; that of an error a short XML
-	// document: drained so that the connection is kept.
-	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		answer := directAnswer(resp, errBody)
-		if isSkew(answer) {
-			skewedUntil.Store(time.Now().Add(skewPause).UnixNano())
-		}
-		directRetried(t.retryer, answer)
-		return "", false, nil
+	// The body of a success is empty, that of an error a short XML
+	// document; read (at most 64 KiB) so that the connection can be kept.
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return resp.Header.Get("ETag"), true, nil
 	}
-	return resp.Header.Get("ETag"), true, nil
+	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	answer := directAnswer(resp, errBody)
+	if isSkew(answer) {
+		skewedUntil.Store(time.Now().Add(skewPause).UnixNano())
+	}
+	directRetried(t.retryer, answer)
+	return "", false, nil
 }
 
 // skewedUntil (Unix nanoseconds) is when direct PUTs may be sent again after
