@@ -51,8 +51,13 @@ func TestTenantScopedControlActsOnItsTenantOnly(t *testing.T) {
 	e.putAndWaitConn(e.integration("tenant-b", "same-id", bb, "prov-1"))
 	e.putAndWaitConn(e.integration("tenant-b", "only-b", bb, "prov-1"))
 	files, _ := prowlerFiles(71, "111122223333")
+	before := len(e.connStatuses("tenant-b", "only-b"))
 	e.publishScan("tenant-b", "prov-1", "111122223333", "scan-of-b", files[:2])
 	e.waitExport("scan-of-b", "only-b")
+	// The export says the integration is reachable with a connection
+	// status published after its export status: waited for, so that it is
+	// not counted below as one caused by tenant-a's requests.
+	e.waitConn("tenant-b", "only-b", before)
 
 	// The tenant's own: get, list, test, all through its subject.
 	var got event.GetReply
