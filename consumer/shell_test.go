@@ -413,6 +413,53 @@ func TestShellTenantAtItsLimitIsDeferred(t *testing.T) {
 	}
 }
 
+// A first delivery is decoded at once, so a malformed event is
+// dead-lettered at once (contract §3) even when its tenant is at its
+// share. A redelivery refused for its tenant's share is deferred before
+// its event is decoded (it decoded on its first delivery; a backlog comes
+// back several times before it gets a slot), and decoded once it has one.
+func TestShellRefusedRedeliveriesAreNotDecoded(t *testing.T) {
+	s := newShell(t, ScanOptions{MaxInFlight: 4, MaxTenantInFlight: 1}, nil, igA)
+	release, ok, err := s.c.gate.enter(context.Background(), "t1")
+	if err != nil || !ok {
+		t.Fatalf("could not fill the gate: %v %v", ok, err)
+	}
+	var waiting []chan func()
+	for range TenantHoldFactor - 1 {
+		ch, cancel := waiter(s.c.gate, "t1")
+		defer cancel()
+		waiting = append(waiting, ch)
+		waitCount(s.c.gate, 1, len(waiting))
+	}
+	first := scanMsg(t, 1)
+	first.data = []byte(`{"scan_id":`)
+	s.handle(first)
+	wantAnswer(t, first, "term:"+metrics.ReasonMalformedEvent, 0)
+	if dl := s.pub.on("prowler.dlq.scans.t1"); len(dl) != 1 {
+		t.Fatalf("a malformed first delivery: dead letters %+v, want it at once", dl)
+	}
+
+	// A redelivery that is not decoded: bytes that would not decode show it.
+	again := scanMsg(t, 2)
+	again.data = first.data
+	s.handle(again)
+	wantAnswer(t, again, "nak", time.Second)
+	if dl := s.pub.on("prowler.dlq.scans.t1"); len(dl) != 1 {
+		t.Fatalf("a refused redelivery was decoded: dead letters %+v", dl)
+	}
+	release()
+	for _, ch := range waiting {
+		(<-ch)()
+	}
+	admitted := scanMsg(t, 3)
+	admitted.data = first.data
+	s.handle(admitted)
+	wantAnswer(t, admitted, "term:"+metrics.ReasonMalformedEvent, 0)
+	if s.c.gate.running != 0 {
+		t.Errorf("%d slots still held after the event was dead-lettered", s.c.gate.running)
+	}
+}
+
 func TestShellDeferralNotRecordedStillReturnsTheScan(t *testing.T) {
 	s := newShell(t, ScanOptions{}, errors.New("stream info timed out"), igA)
 	s.led.setErr = errors.New("kv down")
