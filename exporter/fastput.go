@@ -88,13 +88,14 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 		return "", false, nil
 	}
 	target := t.url(aws.ToString(in.Key))
-	req, rerr := http.NewRequestWithContext(ctx, http.MethodPut, target.String(), iox.NewChunksReader(chunks))
-	if rerr != nil {
-		return "", false, nil
-	}
-	req.URL = target // keeps the escaped path (RawPath) as built
-	req.ContentLength = size
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(iox.NewChunksReader(chunks)), nil }
+	req := (&http.Request{
+		Method: http.MethodPut, URL: target, Host: target.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        make(http.Header, 12),
+		Body:          io.NopCloser(iox.NewChunksReader(chunks)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(iox.NewChunksReader(chunks)), nil },
+		ContentLength: size,
+	}).WithContext(ctx)
 	hexSum := strings.ToLower(sha256Hex)
 	checksum := ""
 	if t.checksum {
@@ -289,31 +290,46 @@ func (t *directTarget) url(key string) *url.URL {
 // when_required, for stores that refuse checksum headers: the SDK then
 // sends none either).
 func directHeaders(h http.Header, in *s3.PutObjectInput, hexSum, b64Sum string) {
-	h.Set("X-Amz-Content-Sha256", hexSum)
+	// The names are written in canonical form: Header.Set would
+	// canonicalize each one again, on every request.
+	h["X-Amz-Content-Sha256"] = []string{hexSum}
 	if b64Sum != "" {
-		h.Set("X-Amz-Checksum-Sha256", b64Sum)
+		h["X-Amz-Checksum-Sha256"] = []string{b64Sum}
 	}
-	h.Set("Content-Length", strconv.FormatInt(aws.ToInt64(in.ContentLength), 10))
+	h["Content-Length"] = []string{strconv.FormatInt(aws.ToInt64(in.ContentLength), 10)}
 	if in.ContentType != nil {
-		h.Set("Content-Type", *in.ContentType)
+		h["Content-Type"] = []string{*in.ContentType}
 	}
 	if in.ContentMD5 != nil {
-		h.Set("Content-Md5", *in.ContentMD5)
+		h["Content-Md5"] = []string{*in.ContentMD5}
 	}
 	if in.ServerSideEncryption != "" {
-		h.Set("X-Amz-Server-Side-Encryption", string(in.ServerSideEncryption))
+		h["X-Amz-Server-Side-Encryption"] = []string{string(in.ServerSideEncryption)}
 	}
 	if in.SSEKMSKeyId != nil {
-		h.Set("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", *in.SSEKMSKeyId)
+		h["X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"] = []string{*in.SSEKMSKeyId}
 	}
 	if in.StorageClass != "" {
-		h.Set("X-Amz-Storage-Class", string(in.StorageClass))
+		h["X-Amz-Storage-Class"] = []string{string(in.StorageClass)}
 	}
 	if in.ACL != "" {
-		h.Set("X-Amz-Acl", string(in.ACL))
+		h["X-Amz-Acl"] = []string{string(in.ACL)}
 	}
 	for k, v := range in.Metadata {
-		h.Set("X-Amz-Meta-"+k, v)
+		name, ok := metaHeaders[k]
+		if !ok {
+			name = http.CanonicalHeaderKey("X-Amz-Meta-" + k)
+		}
+		h[name] = []string{v}
 	}
-	h.Set("User-Agent", "s3-exporter (aws-sdk-go-v2 signer)")
+	h["User-Agent"] = []string{"s3-exporter (aws-sdk-go-v2 signer)"}
 }
+
+// metaHeaders are the header names of the exporter's own metadata keys.
+var metaHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{MetaScanID, MetaProviderUID, MetaFormat, MetaFramework, MetaSHA256} {
+		m[k] = http.CanonicalHeaderKey("X-Amz-Meta-" + k)
+	}
+	return m
+}()
