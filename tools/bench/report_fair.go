@@ -112,7 +112,7 @@ func (r *report) noisySection(p printer) {
 	}
 	p("%s\n", t)
 	p("Why B does not wait: a freed upload slot goes to the tenant with the fewest uploads running, A's destination has its own limit ")
-	p("(8 to start, growing while its 1.5 s stays flat; halved on each timeout), and no tenant holds more than 112 of the 128 slots, so B's uploads find free slots. ")
+	p("(16 to start, growing while its 1.5 s stays flat; halved on each timeout), and no tenant holds more than 224 of the 256 slots, so B's uploads find free slots. With 20 small scans, B's p95 is its slowest scan or so, tens of milliseconds: one stall of the shared machine moves the ratio (runs of the same exporter on this machine have given 0.8× to 2.9× for the slow bucket; run alone twice more right after the 2.9×, workload 6 gave 1× both times). ")
 	p("Against the black hole each request fails after `S3EXPORTER_RESPONSE_TIMEOUT` (60 s), and after 5 failures in a row the destination's breaker opens ")
 	p("and A's uploads fail fast (retryable) instead of taking slots at all.\n\n")
 }
