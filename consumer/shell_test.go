@@ -376,22 +376,29 @@ func TestShellGivesUpFromItsOwnCount(t *testing.T) {
 	}
 }
 
-func TestShellTenantAtItsLimitIsDeferred(t *testing.T) {
-	s := newShell(t, ScanOptions{MaxInFlight: 4, MaxTenantInFlight: 1}, nil, igA)
-	// Another scan of t1 exports, and TenantHoldFactor-1 wait: t1 holds
-	// its limit.
-	release, ok, err := s.c.gate.enter(context.Background(), "t1")
+// holdTenantLimit makes tenant hold its limit in g (a gate with a tenant
+// limit of 1): one scan exports and TenantHoldFactor-1 wait. It returns the
+// running scan's release and the waiters' admissions; waiters still waiting
+// when the test ends are canceled.
+func holdTenantLimit(t *testing.T, g *gate, tenant string) (release func(), waiting []chan func()) {
+	t.Helper()
+	release, ok, err := g.enter(context.Background(), tenant)
 	if err != nil || !ok {
 		t.Fatalf("could not fill the gate: %v %v", ok, err)
 	}
-	releases := []func(){release}
-	waiting := make([]chan func(), 0, TenantHoldFactor-1)
 	for range TenantHoldFactor - 1 {
-		ch, cancel := waiter(s.c.gate, "t1")
-		defer cancel()
+		ch, cancel := waiter(g, tenant)
+		t.Cleanup(cancel)
 		waiting = append(waiting, ch)
-		waitCount(s.c.gate, 1, len(waiting))
+		waitCount(g, 1, len(waiting))
 	}
+	return release, waiting
+}
+
+func TestShellTenantAtItsLimitIsDeferred(t *testing.T) {
+	s := newShell(t, ScanOptions{MaxInFlight: 4, MaxTenantInFlight: 1}, nil, igA)
+	release, waiting := holdTenantLimit(t, s.c.gate, "t1")
+	releases := []func(){release}
 	msg := scanMsg(t, 3)
 	s.led.deferrals[42] = 2
 	s.handle(msg)
@@ -420,17 +427,7 @@ func TestShellTenantAtItsLimitIsDeferred(t *testing.T) {
 // back several times before it gets a slot), and decoded once it has one.
 func TestShellRefusedRedeliveriesAreNotDecoded(t *testing.T) {
 	s := newShell(t, ScanOptions{MaxInFlight: 4, MaxTenantInFlight: 1}, nil, igA)
-	release, ok, err := s.c.gate.enter(context.Background(), "t1")
-	if err != nil || !ok {
-		t.Fatalf("could not fill the gate: %v %v", ok, err)
-	}
-	var waiting []chan func()
-	for range TenantHoldFactor - 1 {
-		ch, cancel := waiter(s.c.gate, "t1")
-		defer cancel()
-		waiting = append(waiting, ch)
-		waitCount(s.c.gate, 1, len(waiting))
-	}
+	release, waiting := holdTenantLimit(t, s.c.gate, "t1")
 	first := scanMsg(t, 1)
 	first.data = []byte(`{"scan_id":`)
 	s.handle(first)
