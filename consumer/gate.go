@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -13,8 +14,22 @@ import (
 // cannot fill the replica's held messages either. A freed slot goes to the
 // waiting tenants in turn (round robin), each tenant's scans first come,
 // first served.
+//
+// Room no one else uses is lent: while the gate holds fewer than lendUpTo
+// scans in all, a tenant at its hold may hold more (they wait like the
+// others). A scan that another tenant's scan, within its own hold, finds the
+// gate past lendUpTo takes one lent place back: the newest waiting scan of
+// the tenant furthest past its hold is evicted (enter returns errEvicted,
+// and the consumer defers it). So a tenant alone is not deferred while the
+// replica has room, and under contention every tenant still gets its hold.
+// (A single tenant's backlog of 200 scans was deferred 478 times, each a
+// redelivery, a ledger read and write and a nak: a tenth of the CPU of an
+// export, docs/BENCHMARKS.md.)
 type gate struct {
 	total, perTenant, hold int
+	// lendUpTo: held scans (running and waiting, every tenant) up to which
+	// a tenant at its hold may hold more; 0 lends nothing.
+	lendUpTo int
 
 	mu      sync.Mutex
 	running int
@@ -33,10 +48,20 @@ type gate struct {
 
 type tenantSlots struct {
 	running int
-	waiters []chan struct{}
+	waiters []*waiting
 	// finished is when a scan of the tenant last left its slot.
 	finished time.Time
 }
+
+// waiting is a scan waiting for an export slot: admit is closed when it gets
+// one, or when it is evicted (evicted is set first, under the gate's lock).
+type waiting struct {
+	admit   chan struct{}
+	evicted bool
+}
+
+// errEvicted: the waiting scan gave its lent place back to another tenant's.
+var errEvicted = errors.New("evicted: its tenant held more than its share, lent while the replica had room, and another tenant needed it")
 
 func newGate(total, perTenant, hold int) *gate {
 	total = max(total, 1)
@@ -45,8 +70,9 @@ func newGate(total, perTenant, hold int) *gate {
 }
 
 // enter waits for an export slot for tenant. It returns ok false at once
-// when the tenant already holds its limit, and ctx's error when ctx ends
-// first. Call release once when the export is done.
+// when the tenant already holds its limit and the gate has no room to lend,
+// errEvicted when a lent place is taken back while the scan waits, and
+// ctx's error when ctx ends first. Call release once when the export is done.
 func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok bool, err error) {
 	g.mu.Lock()
 	t := g.tenants[tenant]
@@ -55,9 +81,13 @@ func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok boo
 		delete(g.gone, tenant)
 		g.tenants[tenant] = t
 	}
-	if t.running+len(t.waiters) >= g.hold {
+	within := t.running+len(t.waiters) < g.hold
+	if !within && g.running+g.waiting >= g.lendUpTo {
 		g.mu.Unlock()
 		return nil, false, nil
+	}
+	if within && g.lendUpTo > 0 && g.running+g.waiting >= g.lendUpTo {
+		g.evictOne() // this scan takes a lent place back, if one is lent
 	}
 	release = func() { g.leave(tenant) }
 	if len(t.waiters) == 0 && t.running < g.perTenant && g.running < g.total {
@@ -67,30 +97,35 @@ func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok boo
 		g.mu.Unlock()
 		return release, true, nil
 	}
-	ch := make(chan struct{})
+	w := &waiting{admit: make(chan struct{})}
 	if len(t.waiters) == 0 {
 		g.ring = append(g.ring, tenant)
 	}
-	t.waiters = append(t.waiters, ch)
+	t.waiters = append(t.waiters, w)
 	g.waiting++
 	g.changed()
 	g.mu.Unlock()
 
 	select {
-	case <-ch:
+	case <-w.admit:
+		if w.evicted {
+			return nil, false, errEvicted
+		}
 		return release, true, nil
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
 	select {
-	case <-ch: // admitted meanwhile: give the slot back
+	case <-w.admit: // admitted or evicted meanwhile
 		g.mu.Unlock()
-		release()
+		if !w.evicted {
+			release() // give the slot back
+		}
 		return nil, false, ctx.Err()
 	default:
 	}
-	for i, w := range t.waiters {
-		if w == ch {
+	for i, x := range t.waiters {
+		if x == w {
 			t.waiters = append(t.waiters[:i], t.waiters[i+1:]...)
 			break
 		}
@@ -140,12 +175,12 @@ func (g *gate) dispatch() {
 				g.next++
 				continue
 			}
-			ch := t.waiters[0]
+			w := t.waiters[0]
 			t.waiters = t.waiters[1:]
 			t.running++
 			g.running++
 			g.waiting--
-			close(ch)
+			close(w.admit)
 			served = true
 			if len(t.waiters) == 0 {
 				g.ring = append(g.ring[:g.next], g.ring[g.next+1:]...)
@@ -160,6 +195,32 @@ func (g *gate) dispatch() {
 			return // every waiting tenant is at its own limit
 		}
 	}
+}
+
+// evictOne evicts the newest waiting scan of the tenant furthest past its
+// hold, if any tenant is past it (under the lock).
+func (g *gate) evictOne() {
+	var name string
+	var most *tenantSlots
+	for n, t := range g.tenants {
+		past := t.running + len(t.waiters) - g.hold
+		if past > 0 && len(t.waiters) > 0 && (most == nil || past > most.running+len(most.waiters)-g.hold) {
+			name, most = n, t
+		}
+	}
+	if most == nil {
+		return
+	}
+	w := most.waiters[len(most.waiters)-1]
+	most.waiters = most.waiters[:len(most.waiters)-1]
+	g.waiting--
+	w.evicted = true
+	close(w.admit)
+	if len(most.waiters) == 0 {
+		g.dropFromRing(name)
+	}
+	g.forget(name, most)
+	g.changed()
 }
 
 func (g *gate) dropFromRing(tenant string) {

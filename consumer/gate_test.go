@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"testing"
@@ -218,4 +219,104 @@ func (g *gate) counts() (running, waiting int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.running, g.waiting
+}
+
+// entered is enter's answer, for scans that wait in the background.
+type entered struct {
+	release func()
+	ok      bool
+	err     error
+}
+
+func enterAsync(g *gate, tenant string) (answer chan entered, cancel func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	answer = make(chan entered, 1)
+	go func() {
+		release, ok, err := g.enter(ctx, tenant)
+		answer <- entered{release, ok, err}
+	}()
+	return answer, cancel
+}
+
+// TestGateLendsRoomAndTakesItBack: a tenant alone holds past its hold while
+// the gate holds fewer than lendUpTo scans; another tenant's scan, within
+// its own hold, takes a lent place back by evicting the newest waiting scan
+// of the tenant past its hold (errEvicted), oldest waiters keeping theirs.
+func TestGateLendsRoomAndTakesItBack(t *testing.T) {
+	g := newGate(2, 1, 2)
+	g.lendUpTo = 5
+	ra, ok := enterNow(t, g, "a")
+	if !ok {
+		t.Fatal("a's first scan was not admitted")
+	}
+	var aw []chan entered
+	for i := range 4 { // 1 running + 4 waiting = 5: 3 past a's hold of 2
+		ch, cancel := enterAsync(g, "a")
+		defer cancel()
+		aw = append(aw, ch)
+		waitCount(g, 1, i+1)
+	}
+	if _, ok := enterNow(t, g, "a"); ok {
+		t.Fatal("a held more than lendUpTo scans")
+	}
+
+	rb, ok := enterNow(t, g, "b") // runs at once, and takes a's newest place
+	if !ok {
+		t.Fatal("b's first scan was not admitted")
+	}
+	if got := <-aw[3]; got.ok || got.release != nil || !errors.Is(got.err, errEvicted) {
+		t.Fatalf("a's newest waiter: %+v, want evicted", got)
+	}
+	waitCount(g, 2, 3)
+	bw, cancelB := enterAsync(g, "b") // waits (b runs 1 of 1), evicts a's next newest
+	defer cancelB()
+	if got := <-aw[2]; !errors.Is(got.err, errEvicted) {
+		t.Fatalf("a's next newest waiter: %+v, want evicted", got)
+	}
+	waitCount(g, 2, 3)
+	// b is at its hold and the gate at lendUpTo: b's next is refused, and
+	// a keeps the one place still lent (a does not lose its hold to b).
+	if _, ok := enterNow(t, g, "b"); ok {
+		t.Fatal("b held past its hold while the gate had no room to lend")
+	}
+	if r, w := g.counts(); r != 2 || w != 3 {
+		t.Fatalf("running %d waiting %d, want 2 and 3", r, w)
+	}
+	// a's two oldest waiters and b's waiter are served as slots free.
+	ra()
+	rb()
+	var releases []func()
+	for _, ch := range []chan entered{aw[0], bw} {
+		got := <-ch
+		if !got.ok || got.err != nil {
+			t.Fatalf("a waiter that was not evicted: %+v", got)
+		}
+		releases = append(releases, got.release)
+	}
+	for _, r := range releases {
+		r()
+	}
+	got := <-aw[1]
+	if !got.ok {
+		t.Fatalf("a's second waiter: %+v", got)
+	}
+	got.release()
+	if r, w := g.counts(); r != 0 || w != 0 || len(g.tenants) != 0 || len(g.ring) != 0 {
+		t.Fatalf("after every release: running %d waiting %d tenants %v ring %v", r, w, g.tenants, g.ring)
+	}
+}
+
+// TestGateLendsNothingByDefault: with lendUpTo 0 (a gate built without it,
+// or MaxHeld equal to MaxInFlight) a tenant at its hold is refused.
+func TestGateLendsNothingByDefault(t *testing.T) {
+	g := newGate(2, 1, 2)
+	r, _ := enterNow(t, g, "a")
+	ch, cancel := enterAsync(g, "a")
+	defer cancel()
+	waitCount(g, 1, 1)
+	if _, ok := enterNow(t, g, "a"); ok {
+		t.Fatal("a held past its hold with nothing to lend")
+	}
+	r()
+	(<-ch).release()
 }

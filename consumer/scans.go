@@ -34,7 +34,8 @@ type ScanOptions struct {
 	// that. At least MaxInFlight.
 	MaxHeld int
 	// MaxTenantInFlight bounds the scans of one tenant one replica exports
-	// at once; a tenant holds at most TenantHoldFactor times that, the
+	// at once; a tenant holds at most TenantHoldFactor times that while
+	// other tenants need the room (alone, up to MaxHeld - MaxInFlight), the
 	// next ones are deferred.
 	MaxTenantInFlight int
 	AckWait           time.Duration
@@ -78,9 +79,11 @@ func DefaultBackoff(attempt int) time.Duration {
 const progressWindow = 10 * time.Second
 
 // TenantHoldFactor: a tenant holds at most this many times its export
-// slots in one replica. Its scans beyond wait on the stream (deferred),
-// where other replicas or, later, this one take them; the other tenants'
-// scans keep the rest of the held slots.
+// slots in one replica, or more while the replica holds at most MaxHeld -
+// MaxInFlight scans in all (lent room, taken back as other tenants' scans
+// come: gate). Its scans beyond wait on the stream (deferred), where other
+// replicas or, later, this one take them; the other tenants' scans keep
+// the rest of the held slots.
 const TenantHoldFactor = 4
 
 // DeferCooldown is the default of ScanOptions.DeferCooldown: how long a
@@ -150,6 +153,9 @@ func NewScanConsumer(js jetstream.JetStream, topo streams.Topology, opts ScanOpt
 	}
 	work, cancel := context.WithCancel(base)
 	g := newGate(opts.MaxInFlight, opts.MaxTenantInFlight, TenantHoldFactor*opts.MaxTenantInFlight)
+	// Held room beyond what fills every export slot is lent to a tenant
+	// past its hold, and taken back when other tenants' scans come.
+	g.lendUpTo = opts.MaxHeld - opts.MaxInFlight
 	if m != nil {
 		g.onChange = func(_, waiting int) { m.ScansWaiting.Set(float64(waiting)) }
 	}
@@ -367,10 +373,14 @@ func (c *ScanConsumer) handle(stopping context.Context, msg jetstream.Msg) {
 	f.Attempt = attemptOf(int(md.NumDelivered), f.Deferrals)
 	log = log.With(zap.Int("attempt", f.Attempt))
 
+	evicted := false // its lent place was taken back: its slot is needed now
 	if f.LedgerErr == nil && (f.MaxDeliver <= 0 || f.Attempt <= f.MaxDeliver) {
 		// A scan that will be given up needs no slot: it exports nothing.
 		release, ok, err := c.gate.enter(stopping, tenant)
 		switch {
+		case errors.Is(err, errEvicted):
+			f.Refused, evicted = true, true
+			f.Progressing = c.gate.progressing(tenant, progressWindow)
 		case err != nil:
 			c.carry(msg, log, nil, step{Fate: fateDefer, DeferReason: DeferShutdown, Why: "replica stopping"}, f)
 			return
@@ -417,13 +427,14 @@ func (c *ScanConsumer) handle(stopping context.Context, msg jetstream.Msg) {
 		s = decide(f)
 	}
 	c.carry(msg, log, scan, s, f)
-	if s.Fate == fateDefer && s.DeferReason == DeferTenantLimit {
+	if s.Fate == fateDefer && s.DeferReason == DeferTenantLimit && !evicted {
 		// Keep the held slot a moment: otherwise a tenant's backlog would
 		// cycle through fetch and deferral as fast as NATS answers, writing
 		// the ledger and piling up pending messages (up to MaxAckPending,
 		// which would stop delivery for everyone). This bounds deferrals to
 		// about MaxHeld per cooldown; other tenants' scans still find a
-		// free slot within one.
+		// free slot within one. An evicted scan frees its slot at once: it
+		// was evicted because another tenant's scans need the room.
 		sleep(stopping, c.opts.DeferCooldown)
 	}
 }

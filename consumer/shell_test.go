@@ -420,6 +420,71 @@ func TestShellTenantAtItsLimitIsDeferred(t *testing.T) {
 	}
 }
 
+// TestShellEvictedScanIsDeferredWithoutCooldown: a scan waiting in a place
+// lent to its tenant (past its hold, while the replica had room) is
+// deferred when another tenant's scan takes the place back, like a refused
+// one (no attempt used), and its slot is freed at once: the cooldown that
+// keeps a refused backlog from spinning would keep the slot from the tenant
+// that needs it.
+func TestShellEvictedScanIsDeferredWithoutCooldown(t *testing.T) {
+	s := newShell(t, ScanOptions{MaxInFlight: 1, MaxTenantInFlight: 1, MaxHeld: 8, DeferCooldown: time.Hour}, nil, igA)
+	if s.c.gate.lendUpTo != 7 {
+		t.Fatalf("lendUpTo %d, want MaxHeld - MaxInFlight = 7", s.c.gate.lendUpTo)
+	}
+	release, waiting := holdTenantLimit(t, s.c.gate, "t1") // its hold: 1 + 3
+	lent := make([]chan entered, 2)                        // a fifth and sixth, lent
+	var cancels []func()
+	for i := range lent {
+		var cancel func()
+		lent[i], cancel = enterAsync(s.c.gate, "t1")
+		cancels = append(cancels, cancel)
+		waitCount(s.c.gate, 1, TenantHoldFactor+i)
+	}
+	msg := scanMsg(t, 1)
+	done := make(chan struct{})
+	go func() { s.handle(msg); close(done) }() // a seventh, lent: the gate holds lendUpTo
+	waitCount(s.c.gate, 1, TenantHoldFactor+2)
+	if a, _ := msg.outcome(); a != "" {
+		t.Fatalf("a scan in lent room was answered %q while the replica had room", a)
+	}
+	t2, cancelT2 := enterAsync(s.c.gate, "t2") // waits, taking the newest lent place
+	cancels = append(cancels, cancelT2)
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the evicted scan kept its slot (a cooldown)")
+	}
+	wantAnswer(t, msg, "nak", time.Second)
+	if n := s.led.deferrals[42]; n != 1 {
+		t.Errorf("deferrals %d, want 1 (an eviction is not an attempt)", n)
+	}
+	if v := promtest.ToFloat64(s.m.ScansDeferred.WithLabelValues(DeferTenantLimit)); v != 1 {
+		t.Errorf("deferred metric %v", v)
+	}
+	if s.exp.calls != 0 {
+		t.Error("an evicted scan was exported")
+	}
+	for _, c := range cancels {
+		c()
+	}
+	for _, c := range append(lent, t2) {
+		if got := <-c; got.ok {
+			got.release()
+		}
+	}
+	release()
+	for _, w := range waiting {
+		if r, ok := <-w; ok {
+			r()
+		}
+	}
+}
+
 // A first delivery is decoded at once, so a malformed event is
 // dead-lettered at once (contract §3) even when its tenant is at its
 // share. A redelivery refused for its tenant's share is deferred before

@@ -15,7 +15,9 @@ import (
 // exports 4 scans at once, at most 2 of one tenant. Tenant B's scans,
 // published after A's, all succeed while A's first scans are still stuck.
 // (Without the per-tenant cap A's backlog held all 4 slots and B waited for
-// A's uploads.)
+// A's uploads.) A's 14 scans are more than its hold (8) and than the room
+// the replica lends while alone (16 held less 4 exporting): A holds 12, and
+// B's scans take lent places back.
 func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stalls a bucket")
@@ -37,7 +39,7 @@ func TestAStalledTenantDoesNotTakeEveryScanSlot(t *testing.T) {
 	t.Cleanup(func() { proxy.SetBucketDelay(slow, 0) })
 
 	var aIDs []string
-	for i := range 10 {
+	for i := range 14 {
 		id := fmt.Sprintf("scan-a-%02d", i)
 		files, _ := prowlerFiles(int64(500+i), "111122223333")
 		e.publishScan("tenant-a", "prov-1", "111122223333", id, files)
