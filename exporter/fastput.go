@@ -105,7 +105,7 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 	if err := directSigner.SignHTTP(ctx, creds, req, hexSum, "s3", t.region, time.Now().UTC()); err != nil {
 		return "", false, nil
 	}
-	resp, err := t.http.Do(req)
+	resp, errBody, err := t.send(ctx, req, chunks)
 	if err != nil {
 		failed := &smithy.OperationError{ServiceID: s3.ServiceID, OperationName: "PutObject", Err: &smithyhttp.RequestSendError{Err: err}}
 		if isNoResponse(err) || ctx.Err() != nil {
@@ -114,20 +114,34 @@ func directPut(ctx context.Context, cl *s3.Client, in *s3.PutObjectInput, chunks
 		directRetried(t.retryer, failed)
 		return "", false, nil
 	}
-	// The body of a success is empty, that of an error a short XML
-	// document; read (at most 64 KiB) so that the connection can be kept.
-	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return resp.Header.Get("ETag"), true, nil
 	}
-	errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	answer := directAnswer(resp, errBody)
 	if isSkew(answer) {
 		skewedUntil.Store(time.Now().Add(skewPause).UnixNano())
 	}
 	directRetried(t.retryer, answer)
 	return "", false, nil
+}
+
+// send sends req, whose body is chunks, on the wire when it may go there,
+// else through the client's HTTP client, and returns the answer with its
+// body read (at most 64 KiB, so that the connection can be kept).
+func (t *directTarget) send(ctx context.Context, req *http.Request, chunks [][]byte) (*http.Response, []byte, error) {
+	if t.wire != nil && t.wire.usable(req) {
+		return t.wire.do(ctx, req, chunks)
+	}
+	resp, err := t.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, wireMaxAnswer))
+	if err != nil && resp.StatusCode/100 == 2 {
+		return nil, nil, err
+	}
+	return resp, body, nil
 }
 
 // skewedUntil (Unix nanoseconds) is when direct PUTs may be sent again after
@@ -185,6 +199,7 @@ func directAnswer(resp *http.Response, body []byte) error {
 type directTarget struct {
 	ok       bool
 	http     aws.HTTPClient
+	wire     *wire // nil: every request through http
 	creds    aws.CredentialsProvider
 	retryer  aws.Retryer
 	checksum bool
@@ -265,6 +280,7 @@ func resolveTarget(ctx context.Context, o s3.Options, bucket string) *directTarg
 			t.region = r
 		}
 	}
+	t.wire = wireOf(o.HTTPClient)
 	t.base = ep.URI
 	t.rawBase = ep.URI.RawPath
 	if t.rawBase == "" {
