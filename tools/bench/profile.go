@@ -91,7 +91,7 @@ var uploadCategories = []category{
 		return has(s, "nats-io/nats.go", "nats-io/nats%2ego")
 	}},
 	{"S3 requests: SDK middleware, XML, HTTP client and socket writes", func(_, s string) bool {
-		return has(s, "aws-sdk-go-v2", "aws/smithy-go", "net/http.", "transfermanager")
+		return has(s, "aws-sdk-go-v2", "aws/smithy-go", "net/http.", "transfermanager", "exporter.(*wire)", "exporter.directPut")
 	}},
 	{"JSON encoding and decoding", func(_, s string) bool { return has(s, "encoding/json") }},
 	{"Go scheduler, timers and netpoller", func(_, s string) bool {
