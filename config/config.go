@@ -91,7 +91,7 @@ type Config struct {
 	BreakerCooldown         time.Duration `envconfig:"S3EXPORTER_BREAKER_COOLDOWN" default:"30s" desc:"how long an open breaker fails uploads fast before a probe; doubles on each failed probe, up to 5m"`
 	// Scan fairness and stream limits (the scan consumer's).
 	MaxHeldScans      int   `envconfig:"S3EXPORTER_MAX_HELD_SCANS" default:"128" desc:"most scan events this replica holds unacknowledged, exporting or waiting for a slot (at least S3EXPORTER_MAX_INFLIGHT_SCANS)"`
-	MaxTenantScans    int   `envconfig:"S3EXPORTER_MAX_TENANT_SCANS" default:"8" desc:"most scans of one tenant exporting at once in this replica; a tenant holds at most 4 times that while other tenants need the room (alone, up to S3EXPORTER_MAX_HELD_SCANS less S3EXPORTER_MAX_INFLIGHT_SCANS), its next scans are deferred without using attempts"`
+	MaxTenantScans    int   `envconfig:"S3EXPORTER_MAX_TENANT_SCANS" default:"8" desc:"most scans of one tenant exporting at once in this replica; a tenant holds at most 4 times that while other tenants need the room (alone and progressing, up to S3EXPORTER_MAX_HELD_SCANS less S3EXPORTER_MAX_INFLIGHT_SCANS), its next scans are deferred without using attempts"`
 	StatusStreamBytes int64 `envconfig:"S3EXPORTER_STATUS_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the status stream when the exporter creates it, oldest statuses dropped first (-1: no limit; an existing stream is not changed)"`
 	DLQStreamBytes    int64 `envconfig:"S3EXPORTER_DLQ_STREAM_MAX_BYTES" default:"1073741824" desc:"MaxBytes of the dead-letter stream when the exporter creates it, oldest dead letters dropped first (-1: no limit; an existing stream is not changed)"`
 }

@@ -16,8 +16,11 @@ import (
 // first served.
 //
 // Room no one else uses is lent: while the gate holds fewer than lendUpTo
-// scans in all, a tenant at its hold may hold more (they wait like the
-// others). A scan that another tenant's scan, within its own hold, finds the
+// scans in all, a tenant at its hold whose scans are moving (one finished
+// within progressWindow) may hold more (they wait like the others). A
+// tenant whose scans are stuck (a dead bucket) is lent nothing: its lent
+// scans would only wait, while the held slots it leaves free keep the
+// replica fetching through its backlog to the other tenants' scans behind. A scan that another tenant's scan, within its own hold, finds the
 // gate past lendUpTo takes one lent place back: the newest waiting scan of
 // the tenant furthest past its hold is evicted (enter returns errEvicted,
 // and the consumer defers it). So a tenant alone is not deferred while the
@@ -70,7 +73,8 @@ func newGate(total, perTenant, hold int) *gate {
 }
 
 // enter waits for an export slot for tenant. It returns ok false at once
-// when the tenant already holds its limit and the gate has no room to lend,
+// when the tenant already holds its limit and the gate has no room to lend
+// it (or it is not progressing),
 // errEvicted when a lent place is taken back while the scan waits, and
 // ctx's error when ctx ends first. Call release once when the export is done.
 func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok bool, err error) {
@@ -82,7 +86,7 @@ func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok boo
 		g.tenants[tenant] = t
 	}
 	within := t.running+len(t.waiters) < g.hold
-	if !within && g.running+g.waiting >= g.lendUpTo {
+	if !within && (g.running+g.waiting >= g.lendUpTo || t.finished.IsZero() || time.Since(t.finished) >= progressWindow) {
 		g.mu.Unlock()
 		return nil, false, nil
 	}

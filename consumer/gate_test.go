@@ -238,13 +238,17 @@ func enterAsync(g *gate, tenant string) (answer chan entered, cancel func()) {
 	return answer, cancel
 }
 
-// TestGateLendsRoomAndTakesItBack: a tenant alone holds past its hold while
-// the gate holds fewer than lendUpTo scans; another tenant's scan, within
-// its own hold, takes a lent place back by evicting the newest waiting scan
-// of the tenant past its hold (errEvicted), oldest waiters keeping theirs.
+// TestGateLendsRoomAndTakesItBack: a tenant alone, whose scans are moving,
+// holds past its hold while the gate holds fewer than lendUpTo scans;
+// another tenant's scan, within its own hold, takes a lent place back by
+// evicting the newest waiting scan of the tenant past its hold
+// (errEvicted), oldest waiters keeping theirs.
 func TestGateLendsRoomAndTakesItBack(t *testing.T) {
 	g := newGate(2, 1, 2)
 	g.lendUpTo = 5
+	if r, ok := enterNow(t, g, "a"); ok {
+		r() // a scan of a finished: a is progressing
+	}
 	ra, ok := enterNow(t, g, "a")
 	if !ok {
 		t.Fatal("a's first scan was not admitted")
@@ -310,12 +314,38 @@ func TestGateLendsRoomAndTakesItBack(t *testing.T) {
 // or MaxHeld equal to MaxInFlight) a tenant at its hold is refused.
 func TestGateLendsNothingByDefault(t *testing.T) {
 	g := newGate(2, 1, 2)
+	if r, ok := enterNow(t, g, "a"); ok {
+		r() // a is progressing: it is refused for want of room only
+	}
 	r, _ := enterNow(t, g, "a")
 	ch, cancel := enterAsync(g, "a")
 	defer cancel()
 	waitCount(g, 1, 1)
 	if _, ok := enterNow(t, g, "a"); ok {
 		t.Fatal("a held past its hold with nothing to lend")
+	}
+	r()
+	(<-ch).release()
+}
+
+// TestGateLendsNothingToAStuckTenant: a tenant none of whose scans finished
+// within progressWindow (a dead bucket, or none yet) gets its hold only,
+// whatever room the gate has.
+func TestGateLendsNothingToAStuckTenant(t *testing.T) {
+	g := newGate(2, 1, 2)
+	g.lendUpTo = 10
+	r, _ := enterNow(t, g, "a")
+	ch, cancel := enterAsync(g, "a")
+	defer cancel()
+	waitCount(g, 1, 1)
+	if _, ok := enterNow(t, g, "a"); ok {
+		t.Fatal("a tenant with no scan finished was lent room")
+	}
+	g.mu.Lock()
+	g.tenants["a"].finished = time.Now().Add(-progressWindow)
+	g.mu.Unlock()
+	if _, ok := enterNow(t, g, "a"); ok {
+		t.Fatal("a tenant whose last scan finished a progress window ago was lent room")
 	}
 	r()
 	(<-ch).release()

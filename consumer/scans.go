@@ -35,8 +35,8 @@ type ScanOptions struct {
 	MaxHeld int
 	// MaxTenantInFlight bounds the scans of one tenant one replica exports
 	// at once; a tenant holds at most TenantHoldFactor times that while
-	// other tenants need the room (alone, up to MaxHeld - MaxInFlight), the
-	// next ones are deferred.
+	// other tenants need the room (alone and progressing, up to MaxHeld -
+	// MaxInFlight), the next ones are deferred.
 	MaxTenantInFlight int
 	AckWait           time.Duration
 	// MaxDeliver is the number of export attempts of a scan (deliveries

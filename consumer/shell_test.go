@@ -431,6 +431,9 @@ func TestShellEvictedScanIsDeferredWithoutCooldown(t *testing.T) {
 	if s.c.gate.lendUpTo != 7 {
 		t.Fatalf("lendUpTo %d, want MaxHeld - MaxInFlight = 7", s.c.gate.lendUpTo)
 	}
+	if r, ok, _ := s.c.gate.enter(context.Background(), "t1"); ok {
+		r() // a scan of t1 finished: its scans are moving
+	}
 	release, waiting := holdTenantLimit(t, s.c.gate, "t1") // its hold: 1 + 3
 	lent := make([]chan entered, 2)                        // a fifth and sixth, lent
 	var cancels []func()
