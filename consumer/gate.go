@@ -16,11 +16,12 @@ import (
 // first served.
 //
 // Room no one else uses is lent: while the gate holds fewer than lendUpTo
-// scans in all, a tenant at its hold whose scans are moving (one finished
-// within progressWindow) may hold more (they wait like the others). A
-// tenant whose scans are stuck (a dead bucket) is lent nothing: its lent
-// scans would only wait, while the held slots it leaves free keep the
-// replica fetching through its backlog to the other tenants' scans behind. A scan that another tenant's scan, within its own hold, finds the
+// scans in all, a tenant at its hold whose scans are moving (tenantSlots.
+// moving) may hold more (they wait like the others). A tenant whose scans
+// are stuck (a dead bucket) is lent nothing, and gives back what it was
+// lent: its lent scans would only wait, while the held slots it leaves free
+// keep the replica fetching through its backlog to the other tenants'
+// scans behind it. A scan that another tenant's scan, within its own hold, finds the
 // gate past lendUpTo takes one lent place back: the newest waiting scan of
 // the tenant furthest past its hold is evicted (enter returns errEvicted,
 // and the consumer defers it). So a tenant alone is not deferred while the
@@ -54,6 +55,16 @@ type tenantSlots struct {
 	waiters []*waiting
 	// finished is when a scan of the tenant last left its slot.
 	finished time.Time
+	// since is when the tenant last came to hold scans after holding none.
+	since time.Time
+}
+
+// moving reports whether t's scans may be lent room: one finished within
+// progressWindow, or its first ones came less than progressWindow ago
+// (none could have finished yet). A tenant whose bucket hangs stops moving
+// a progress window after its scans came, and gives its lent room back.
+func (t *tenantSlots) moving(now time.Time) bool {
+	return now.Sub(t.finished) < progressWindow || now.Sub(t.since) < progressWindow
 }
 
 // waiting is a scan waiting for an export slot: admit is closed when it gets
@@ -81,12 +92,21 @@ func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok boo
 	g.mu.Lock()
 	t := g.tenants[tenant]
 	if t == nil {
-		t = &tenantSlots{finished: g.gone[tenant]}
+		t = &tenantSlots{finished: g.gone[tenant], since: time.Now()}
 		delete(g.gone, tenant)
 		g.tenants[tenant] = t
 	}
 	within := t.running+len(t.waiters) < g.hold
-	if !within && (g.running+g.waiting >= g.lendUpTo || t.finished.IsZero() || time.Since(t.finished) >= progressWindow) {
+	if !within && !t.moving(time.Now()) {
+		// Stuck: no new lent place, and those it has go back, one per scan
+		// of it that comes (the slots they free keep the replica fetching).
+		if t.running+len(t.waiters) > g.hold {
+			g.evict(tenant, t)
+		}
+		g.mu.Unlock()
+		return nil, false, nil
+	}
+	if !within && g.running+g.waiting >= g.lendUpTo {
 		g.mu.Unlock()
 		return nil, false, nil
 	}
@@ -212,18 +232,25 @@ func (g *gate) evictOne() {
 			name, most = n, t
 		}
 	}
-	if most == nil {
+	if most != nil {
+		g.evict(name, most)
+	}
+}
+
+// evict evicts the newest waiting scan of tenant t (under the lock).
+func (g *gate) evict(name string, t *tenantSlots) {
+	if len(t.waiters) == 0 {
 		return
 	}
-	w := most.waiters[len(most.waiters)-1]
-	most.waiters = most.waiters[:len(most.waiters)-1]
+	w := t.waiters[len(t.waiters)-1]
+	t.waiters = t.waiters[:len(t.waiters)-1]
 	g.waiting--
 	w.evicted = true
 	close(w.admit)
-	if len(most.waiters) == 0 {
+	if len(t.waiters) == 0 {
 		g.dropFromRing(name)
 	}
-	g.forget(name, most)
+	g.forget(name, t)
 	g.changed()
 }
 

@@ -328,25 +328,43 @@ func TestGateLendsNothingByDefault(t *testing.T) {
 	(<-ch).release()
 }
 
-// TestGateLendsNothingToAStuckTenant: a tenant none of whose scans finished
-// within progressWindow (a dead bucket, or none yet) gets its hold only,
-// whatever room the gate has.
+// TestGateLendsNothingToAStuckTenant: a tenant none of whose scans
+// finished within progressWindow, though its first came longer ago (a dead
+// bucket), is lent nothing whatever room the gate has, and gives back what
+// it was lent: each of its scans that comes evicts its newest lent one.
 func TestGateLendsNothingToAStuckTenant(t *testing.T) {
 	g := newGate(2, 1, 2)
 	g.lendUpTo = 10
 	r, _ := enterNow(t, g, "a")
-	ch, cancel := enterAsync(g, "a")
-	defer cancel()
-	waitCount(g, 1, 1)
-	if _, ok := enterNow(t, g, "a"); ok {
-		t.Fatal("a tenant with no scan finished was lent room")
+	var aw []chan entered
+	for i := range 3 { // its first scans came just now: it is lent two places
+		ch, cancel := enterAsync(g, "a")
+		defer cancel()
+		aw = append(aw, ch)
+		waitCount(g, 1, i+1)
 	}
 	g.mu.Lock()
-	g.tenants["a"].finished = time.Now().Add(-progressWindow)
+	g.tenants["a"].since = time.Now().Add(-progressWindow)
 	g.mu.Unlock()
-	if _, ok := enterNow(t, g, "a"); ok {
-		t.Fatal("a tenant whose last scan finished a progress window ago was lent room")
+	for i := 2; i >= 1; i-- { // two places were lent: each scan of it that comes gives one back
+		if _, ok := enterNow(t, g, "a"); ok {
+			t.Fatal("a stuck tenant was lent room")
+		}
+		if got := <-aw[i]; !errors.Is(got.err, errEvicted) {
+			t.Fatalf("a stuck tenant's lent scan %d: %+v, want evicted", i, got)
+		}
+		waitCount(g, 1, i)
 	}
+	if _, ok := enterNow(t, g, "a"); ok {
+		t.Fatal("a stuck tenant at its hold was admitted")
+	}
+	waitCount(g, 1, 1) // at its hold: nothing more to give back
 	r()
-	(<-ch).release()
+	for _, ch := range aw[:1] {
+		got := <-ch
+		if !got.ok {
+			t.Fatalf("a waiter within the hold: %+v", got)
+		}
+		got.release()
+	}
 }
