@@ -20,7 +20,7 @@ var networkDelays = []time.Duration{0, 30 * time.Millisecond, 100 * time.Millise
 
 // networkAScans is how many of workload 5's scans baseline A uploads: with
 // 16 workers at 100 ms it does some 150 objects/s whatever the count, and
-// the exporter's 100 scans would take it half a minute per round.
+// the exporter's 200 scans would take it a minute per round.
 const networkAScans = 30
 
 type networkResult struct {

@@ -115,7 +115,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.benchTime, "bench-time", "300ms", "go test -benchtime of the micro-benchmarks")
 	wl := fs.String("workloads", "small,large,cache,latency,micro,network,noisy,handoff", "workloads to run, comma-separated (handoff: workload 7)")
 	fs.IntVar(&o.handoffScans, "handoff-scans", 200, "workload 7: scans (43 files each) handed off as zips")
-	fs.IntVar(&o.networkScans, "network-scans", 100, "workload 5: scans (43 files each) exported through each delay")
+	fs.IntVar(&o.networkScans, "network-scans", 200, "workload 5: scans (43 files each) exported through each delay")
 	fs.IntVar(&o.noisyAScans, "noisy-a-scans", 30, "workload 6: scans (43 files each) of the tenant with the bad bucket")
 	fs.IntVar(&o.noisyBScans, "noisy-b-scans", 20, "workload 6: scans (5 small files each) of the other tenant")
 	noisyEnv := fs.String("noisy-env", "S3EXPORTER_MAX_INFLIGHT_SCANS=64", "workload 6: exporter environment, K=V,K=V (the default lets a replica hold both tenants' scans until the consumer caps scans per tenant)")
