@@ -14,6 +14,7 @@ import (
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"golang.org/x/net/http/httpguts"
 )
 
 // wire sends the direct PUTs (fastput.go) over HTTP/1.1 connections of its
@@ -123,43 +124,19 @@ func (w *wire) usable(req *http.Request) bool {
 			return false
 		}
 	}
+	// The checks net/http makes before it sends a request (a line break in
+	// a metadata value, which comes from the event, would add a header).
 	for name, vs := range req.Header {
-		if !validHeaderName(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return false
 		}
 		for _, v := range vs {
-			if !validHeaderValue(v) {
+			if !httpguts.ValidHeaderFieldValue(v) {
 				return false
 			}
 		}
 	}
-	return validHeaderValue(req.Host)
-}
-
-// validHeaderName: an RFC 7230 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || c == ':' || c == '(' || c == ')' || c == ',' || c == '/' || c == ';' || c == '<' ||
-			c == '=' || c == '>' || c == '?' || c == '@' || c == '[' || c == '\\' || c == ']' || c == '{' || c == '}' || c == '"' {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue: no control character but a tab (so no CR or LF: a value
-// cannot add a header or end the head).
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return httpguts.ValidHostHeader(req.Host)
 }
 
 // do sends req, whose body is chunks (size req.ContentLength), and returns
