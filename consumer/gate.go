@@ -21,10 +21,10 @@ import (
 // are stuck (a dead bucket) is lent nothing, and gives back what it was
 // lent: its lent scans would only wait, while the held slots it leaves free
 // keep the replica fetching through its backlog to the other tenants'
-// scans behind it. A scan that another tenant's scan, within its own hold, finds the
-// gate past lendUpTo takes one lent place back: the newest waiting scan of
-// the tenant furthest past its hold is evicted (enter returns errEvicted,
-// and the consumer defers it). So a tenant alone is not deferred while the
+// scans behind it. A scan of another tenant, within its own hold, that
+// finds the gate at lendUpTo takes one lent place back: the newest waiting
+// scan of the tenant furthest past its hold is evicted (enter returns
+// errEvicted, and the consumer defers it). So a tenant alone is not deferred while the
 // replica has room, and under contention every tenant still gets its hold.
 // (A single tenant's backlog of 200 scans was deferred 478 times, each a
 // redelivery, a ledger read and write and a nak: a tenth of the CPU of an
@@ -85,9 +85,9 @@ func newGate(total, perTenant, hold int) *gate {
 
 // enter waits for an export slot for tenant. It returns ok false at once
 // when the tenant already holds its limit and the gate has no room to lend
-// it (or it is not progressing),
-// errEvicted when a lent place is taken back while the scan waits, and
-// ctx's error when ctx ends first. Call release once when the export is done.
+// it (or its scans are not moving), errEvicted when a lent place is taken
+// back while the scan waits, and ctx's error when ctx ends first. Call
+// release once when the export is done.
 func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok bool, err error) {
 	g.mu.Lock()
 	t := g.tenants[tenant]
@@ -96,21 +96,20 @@ func (g *gate) enter(ctx context.Context, tenant string) (release func(), ok boo
 		delete(g.gone, tenant)
 		g.tenants[tenant] = t
 	}
-	within := t.running+len(t.waiters) < g.hold
-	if !within && !t.moving(time.Now()) {
+	held := g.running + g.waiting
+	switch past := t.running + len(t.waiters) - g.hold; {
+	case past >= 0 && !t.moving(time.Now()):
 		// Stuck: no new lent place, and those it has go back, one per scan
 		// of it that comes (the slots they free keep the replica fetching).
-		if t.running+len(t.waiters) > g.hold {
+		if past > 0 {
 			g.evict(tenant, t)
 		}
 		g.mu.Unlock()
 		return nil, false, nil
-	}
-	if !within && g.running+g.waiting >= g.lendUpTo {
+	case past >= 0 && held >= g.lendUpTo:
 		g.mu.Unlock()
 		return nil, false, nil
-	}
-	if within && g.lendUpTo > 0 && g.running+g.waiting >= g.lendUpTo {
+	case past < 0 && g.lendUpTo > 0 && held >= g.lendUpTo:
 		g.evictOne() // this scan takes a lent place back, if one is lent
 	}
 	release = func() { g.leave(tenant) }

@@ -377,14 +377,12 @@ func (c *ScanConsumer) handle(stopping context.Context, msg jetstream.Msg) {
 	if f.LedgerErr == nil && (f.MaxDeliver <= 0 || f.Attempt <= f.MaxDeliver) {
 		// A scan that will be given up needs no slot: it exports nothing.
 		release, ok, err := c.gate.enter(stopping, tenant)
+		evicted = errors.Is(err, errEvicted)
 		switch {
-		case errors.Is(err, errEvicted):
-			f.Refused, evicted = true, true
-			f.Progressing = c.gate.progressing(tenant, progressWindow)
-		case err != nil:
+		case err != nil && !evicted:
 			c.carry(msg, log, nil, step{Fate: fateDefer, DeferReason: DeferShutdown, Why: "replica stopping"}, f)
 			return
-		case !ok:
+		case !ok: // refused, or evicted
 			f.Refused = true
 			f.Progressing = c.gate.progressing(tenant, progressWindow)
 		default:
